@@ -1,0 +1,59 @@
+import { readFileSync } from 'fs';
+import * as t from 'io-ts';
+import { parse } from 'yaml';
+import type { FunctionDescriptor } from '../lib/action';
+import { decodeOrThrow, describeValue } from '../lib/decode';
+import { isDns1123Label } from '../lib/names';
+import { readParams } from '../lib/params';
+
+const Quantities = t.partial({ cpu: t.string, memory: t.string });
+
+const DeploymentConfig = t.intersection([
+  t.type({
+    namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'),
+    runtime: t.keyof({ nodejs12: null, nodejs14: null }, 'nodejs12 or nodejs14'),
+    timeoutSeconds: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 5 && n <= 600, 'a whole number of seconds from 5 to 600'),
+    resources: t.type({ requests: Quantities, limits: Quantities }),
+  }),
+  t.partial({
+    functions: t.record(t.string, t.partial({ parameters: t.record(t.string, t.string, 'environment variable names to text values') })),
+  }),
+]);
+export type DeploymentConfig = t.TypeOf<typeof DeploymentConfig>;
+
+export const CONFIG_FILE = 'falco-response.yaml';
+
+export function loadConfig(file: string): DeploymentConfig {
+  return decodeOrThrow(DeploymentConfig, parse(readFileSync(file, 'utf8')) as unknown, file);
+}
+
+/**
+ * A function's environment: every declared parameter with its configured or default value, checked by decoding
+ * it exactly as the function will at start-up, so a bad value fails the build rather than the first alert.
+ */
+export function parameterEnv(descriptor: FunctionDescriptor, config: DeploymentConfig): Record<string, string> {
+  const configured = config.functions?.[descriptor.name]?.parameters ?? {};
+  const declared = new Set(Object.values(descriptor.parameters).map((p) => p.env));
+  const unknown = Object.keys(configured).filter((name) => !declared.has(name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `${CONFIG_FILE}: functions.${descriptor.name}.parameters: ${unknown.map((u) => describeValue(u)).join(', ')} ` +
+        `is not a parameter of ${descriptor.name} (it has ${[...declared].join(', ')})`,
+    );
+  }
+  const env: Record<string, string> = {};
+  for (const spec of Object.values(descriptor.parameters)) env[spec.env] = configured[spec.env] ?? spec.defaultValue;
+  try {
+    readParams(descriptor.parameters, env);
+  } catch (error) {
+    throw new Error(`${CONFIG_FILE}: functions.${descriptor.name}.parameters: ${(error as Error).message}`);
+  }
+  return env;
+}
+
+export function checkConfiguredFunctions(config: DeploymentConfig, names: readonly string[]): void {
+  const unknown = Object.keys(config.functions ?? {}).filter((n) => !names.includes(n));
+  if (unknown.length > 0) {
+    throw new Error(`${CONFIG_FILE}: functions: no function named ${unknown.join(', ')} in functions/ (there are ${names.join(', ')})`);
+  }
+}

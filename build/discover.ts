@@ -1,0 +1,42 @@
+import { existsSync, readdirSync } from 'fs';
+import * as path from 'path';
+import type { FunctionDescriptor } from '../lib/action';
+
+export interface DiscoveredFunction {
+  readonly name: string;
+  readonly dir: string;
+  readonly entry: string;
+  readonly descriptor: FunctionDescriptor;
+}
+
+/**
+ * Every folder of `functions/` with an `index.ts` (the entry) and an `action.ts` (the descriptor, default export).
+ * The folder name is the function's name; a descriptor that says otherwise is an error.
+ */
+export async function discoverFunctions(root: string): Promise<DiscoveredFunction[]> {
+  const functionsDir = path.join(root, 'functions');
+  const names = readdirSync(functionsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+  const found: DiscoveredFunction[] = [];
+  for (const name of names) {
+    const dir = path.join(functionsDir, name);
+    const entry = path.join(dir, 'index.ts');
+    const actionFile = path.join(dir, 'action.ts');
+    if (!existsSync(entry) || !existsSync(actionFile)) {
+      throw new Error(`functions/${name}/ must hold index.ts (the entry) and action.ts (the descriptor)`);
+    }
+    const loaded = (await import(actionFile)) as { default?: FunctionDescriptor & { default?: FunctionDescriptor } };
+    // tsx may wrap a CommonJS default export once more
+    const descriptor = loaded.default?.default ?? loaded.default;
+    if (descriptor === undefined || typeof descriptor.name !== 'string') {
+      throw new Error(`functions/${name}/action.ts must export its descriptor as the default export`);
+    }
+    if (descriptor.name !== name) {
+      throw new Error(`functions/${name}/action.ts declares the name '${descriptor.name}': it must equal its folder name '${name}'`);
+    }
+    found.push({ name, dir, entry, descriptor });
+  }
+  return found;
+}

@@ -1,0 +1,91 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { definePodAction } from '../../lib/action';
+import { alertSummary } from '../../lib/audit';
+import { isApiStatus } from '../../lib/kube/errors';
+import { recordPodEvent } from '../../lib/kube/events';
+import { deletePod, describePod } from '../../lib/kube/pods';
+import { integerText, listText, param } from '../../lib/params';
+
+/** `none` stands for a bare pod, one no controller owns (nothing will recreate it). */
+const BARE_POD = 'none';
+
+const ownerKinds = listText(`owner kinds such as DaemonSet, ReplicaSet, StatefulSet or '${BARE_POD}'`, (kind) =>
+  kind === BARE_POD || /^[A-Z][A-Za-z0-9]{0,62}$/.test(kind),
+);
+
+function controllerKind(pod: V1Pod): string {
+  return pod.metadata?.ownerReferences?.find((owner) => owner.controller === true)?.kind ?? BARE_POD;
+}
+
+export default definePodAction({
+  name: 'delete-pod',
+  description: 'Deletes the pod named by the alert; its controller, if any, replaces it with a clean one.',
+  guardDefaults: { rules: 'Terminal shell in container' },
+  parameters: {
+    gracePeriodSeconds: param(
+      'GRACE_PERIOD_SECONDS',
+      integerText(0, 3600),
+      '1',
+      'seconds the pod gets to stop before it is killed (1 is `kubectl delete --now`; 0 removes it from the API at once)',
+    ),
+    skipOwnerKinds: param(
+      'SKIP_OWNER_KINDS',
+      ownerKinds,
+      '',
+      `pods whose controller is of one of these kinds are left alone, comma-separated; '${BARE_POD}' means bare pods`,
+    ),
+  },
+  permissions: [
+    { apiGroup: '', resource: 'pods', verbs: ['get', 'delete'] },
+    { apiGroup: '', resource: 'events', verbs: ['create'] },
+  ],
+  async run({ alert, target, pod, params, kube, log, deadline, dryRun }) {
+    const owner = controllerKind(pod);
+    if (params.skipOwnerKinds.includes(owner)) {
+      return {
+        status: 'skipped',
+        code: 'not-applicable',
+        reason: `${describePod(target)} is ${owner === BARE_POD ? 'a bare pod' : `owned by a ${owner}`}, which SKIP_OWNER_KINDS leaves alone`,
+      };
+    }
+    const grace = params.gracePeriodSeconds;
+    if (dryRun) {
+      return { status: 'done', message: `would delete ${describePod(target)} (grace period ${grace} s)`, details: { owner } };
+    }
+    const uid = pod.metadata?.uid;
+    try {
+      await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
+    } catch (error) {
+      if (isApiStatus(error, 404)) {
+        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };
+      }
+      if (isApiStatus(error, 409)) {
+        return {
+          status: 'skipped',
+          code: 'pod-gone',
+          reason: `${describePod(target)} was replaced by a new pod of the same name since it was inspected (uid ${uid ?? 'unknown'}): the new pod is left alone`,
+        };
+      }
+      throw error;
+    }
+    const eventRecorded = await recordPodEvent(
+      kube,
+      { ...target, uid },
+      'FalcoResponseDeleted',
+      `delete-pod deleted the pod after ${alertSummary(alert)}`,
+      'falco-response/delete-pod',
+      deadline,
+    ).then(
+      () => true,
+      (error: Error) => {
+        log.warn('the pod was deleted but the audit event could not be recorded', { error: error.message });
+        return false;
+      },
+    );
+    return {
+      status: 'done',
+      message: `deleted ${describePod(target)} (grace period ${grace} s)`,
+      details: { owner, eventRecorded },
+    };
+  },
+});

@@ -1,0 +1,58 @@
+import * as t from 'io-ts';
+import { decodeOrThrow, describeValue, InvalidInputError } from './decode';
+import { FalcoAlert } from './alert';
+
+/** The Kubeless runtime's event, the envelope around the body (shared/PROTOCOLS.md section 1). */
+export const KubelessEvent = t.intersection([
+  t.type({ data: t.unknown }),
+  t.partial({
+    'event-id': t.union([t.string, t.undefined]),
+    'event-type': t.union([t.string, t.undefined]),
+    'event-time': t.union([t.string, t.undefined]),
+    'event-namespace': t.union([t.string, t.undefined]),
+    extensions: t.unknown,
+  }),
+]);
+export type KubelessEvent = t.TypeOf<typeof KubelessEvent>;
+
+/** The part of Express's response we use: setting the status before returning the body. */
+export interface StatusSettable {
+  status(code: number): unknown;
+}
+
+export function responseOf(event: unknown): StatusSettable | undefined {
+  const extensions = (event as { extensions?: { response?: unknown } } | null)?.extensions;
+  const response = extensions?.response as { status?: unknown } | undefined;
+  return typeof response?.status === 'function' ? (response as StatusSettable) : undefined;
+}
+
+/**
+ * The body as JSON: Kubeless parses application/json itself, hands any other body over as a string and an
+ * empty one as `{}`. A string is parsed here; an empty body is refused.
+ */
+export function bodyOf(data: unknown): unknown {
+  if (typeof data === 'string') {
+    if (data.trim() === '') throw new InvalidInputError(['the request body is empty: expected a Falco alert as JSON']);
+    try {
+      return JSON.parse(data) as unknown;
+    } catch (error) {
+      throw new InvalidInputError([`the request body is not JSON (${(error as Error).message}): got ${describeValue(data)}`]);
+    }
+  }
+  if (data !== null && typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length === 0) {
+    throw new InvalidInputError(['the request body is empty: expected a Falco alert as JSON']);
+  }
+  return data;
+}
+
+export interface DecodedEvent {
+  eventId: string | undefined;
+  alert: FalcoAlert;
+}
+
+/** Layer one, the envelope; layer two, the alert. Throws InvalidInputError naming the path and the value. */
+export function decodeEvent(event: unknown): DecodedEvent {
+  const envelope = decodeOrThrow(KubelessEvent, event, 'event');
+  const alert = decodeOrThrow(FalcoAlert, bodyOf(envelope.data), 'alert');
+  return { eventId: envelope['event-id'], alert };
+}

@@ -1,0 +1,181 @@
+import * as http from 'http';
+import * as https from 'https';
+import type { Connection } from './connection';
+import { DeadlineExceededError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface KubeRequest {
+  readonly method: Method;
+  /** Absolute API path; every name in it has been validated by the caller. */
+  readonly path: string;
+  readonly op: Operation;
+  readonly body?: unknown;
+  /** Defaults to application/json; patches must say which patch they are or the API server answers 415. */
+  readonly contentType?: string;
+}
+
+/** Bounded retries: 429, 5xx and broken connections are retried with backoff; other 4xx are final. */
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 3000 };
+
+/** The only thing an action gets to talk to Kubernetes with: one method, typed by the caller. */
+export interface Kube {
+  request<T>(request: KubeRequest, deadline: number): Promise<T>;
+}
+
+const RETRIED_STATUSES = new Set([429, 500, 502, 503, 504]);
+
+interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+class TransportError extends Error {
+  override name = 'TransportError';
+}
+class RequestTimedOut extends Error {
+  override name = 'RequestTimedOut';
+}
+
+/** A thin HTTP client for the API server over Node's own http/https, with keep-alive and a hard deadline. */
+export class KubeClient implements Kube {
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    private readonly now: () => number = Date.now,
+  ) {
+    const options = { keepAlive: true, maxSockets: 16 };
+    this.agent =
+      connection.server.protocol === 'http:'
+        ? new http.Agent(options)
+        : new https.Agent({
+            ...options,
+            ...(connection.ca === undefined ? {} : { ca: connection.ca }),
+            ...(connection.clientCert === undefined ? {} : { cert: connection.clientCert }),
+            ...(connection.clientKey === undefined ? {} : { key: connection.clientKey }),
+            rejectUnauthorized: !connection.insecureSkipTlsVerify,
+          });
+  }
+
+  async request<T>(request: KubeRequest, deadline: number): Promise<T> {
+    const budget = deadline - this.now();
+
+    for (let attempt = 1; ; attempt++) {
+      if (this.now() >= deadline) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
+      let response: RawResponse;
+      try {
+        response = await this.send(request, deadline);
+      } catch (error) {
+        if (error instanceof RequestTimedOut) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
+        const cause = (error as Error).message;
+        if (attempt >= this.retry.attempts) {
+          throw new KubeUnreachableError(request.op, this.connection.server.origin, cause, attempt);
+        }
+        await this.pause(this.backoff(attempt), deadline, () => {
+          return new KubeUnreachableError(request.op, this.connection.server.origin, `${cause}; no time left to retry`, attempt);
+        });
+        continue;
+      }
+      if (response.status >= 200 && response.status < 300) return parseBody(response.text) as T;
+      const failure = apiError(request.op, response);
+      if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw failure;
+      const retryAfter = retryAfterMs(response.headers['retry-after']);
+      await this.pause(retryAfter ?? this.backoff(attempt), deadline, () => failure);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const exponential = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    return exponential / 2 + Math.random() * (exponential / 2); // jitter: concurrent alerts do not retry in step
+  }
+
+  /** Waits before a retry, unless the wait would outlive the deadline: then the last failure is the answer. */
+  private async pause(ms: number, deadline: number, failure: () => Error): Promise<void> {
+    if (this.now() + ms >= deadline) throw failure();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  private async send(request: KubeRequest, deadline: number): Promise<RawResponse> {
+    const token = await this.connection.bearerToken();
+    const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body), 'utf8');
+    const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': 'falco-response' };
+    if (token !== undefined && token !== '') headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) {
+      headers['Content-Type'] = request.contentType ?? 'application/json';
+      headers['Content-Length'] = body.length;
+    }
+    const server = this.connection.server;
+    const basePath = server.pathname.replace(/\/+$/, '');
+    const transport = server.protocol === 'http:' ? http : https;
+    return new Promise<RawResponse>((resolve, reject) => {
+      const req = transport.request(
+        {
+          method: request.method,
+          protocol: server.protocol,
+          hostname: server.hostname.replace(/^\[|\]$/g, ''),
+          port: server.port === '' ? undefined : Number(server.port),
+          path: basePath + request.path,
+          headers,
+          agent: this.agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+          });
+          res.on('error', (error) => {
+            clearTimeout(timer);
+            reject(new TransportError(error.message));
+          });
+        },
+      );
+      const timer = setTimeout(() => {
+        req.destroy(new RequestTimedOut('deadline'));
+      }, Math.max(deadline - this.now(), 0));
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(error instanceof RequestTimedOut ? error : new TransportError(error.code ?? error.message));
+      });
+      req.end(body);
+    });
+  }
+}
+
+function parseBody(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function apiError(op: Operation, response: RawResponse): KubeApiError {
+  const body = parseBody(response.text) as { reason?: unknown; message?: unknown } | string | undefined;
+  const reason = typeof body === 'object' && typeof body.reason === 'string' ? body.reason : '';
+  const message =
+    typeof body === 'object' && typeof body.message === 'string'
+      ? body.message
+      : typeof body === 'string' && body !== ''
+        ? body.slice(0, 500)
+        : http.STATUS_CODES[response.status] ?? 'no message';
+  return new KubeApiError(op, response.status, reason, message);
+}
+
+/** Retry-After in seconds (the API server never sends the date form). */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
+  return Number(value) * 1000;
+}

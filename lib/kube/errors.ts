@@ -1,0 +1,69 @@
+/** What a Kubernetes call was for, so that every error can name the verb, the resource and the object. */
+export interface Operation {
+  /** RBAC verb: get, delete, patch, create, update. */
+  readonly verb: string;
+  /** RBAC resource, e.g. `pods`, `networkpolicies`, `events`. */
+  readonly resource: string;
+  /** API group, '' for the core group. */
+  readonly group: string;
+  /** The object in words: "the pod 'web-1' in the namespace 'prod'". */
+  readonly object: string;
+}
+
+const describe = (op: Operation) => `${op.verb} ${op.object}`;
+
+/** The API server answered with a status that is not success. */
+export class KubeApiError extends Error {
+  override name = 'KubeApiError';
+  constructor(
+    readonly op: Operation,
+    readonly status: number,
+    readonly reason: string,
+    readonly apiMessage: string,
+  ) {
+    super(`${describe(op)} failed: the API server answered ${status}${reason ? ` ${reason}` : ''}: ${apiMessage}${hint(op, status)}`);
+  }
+}
+
+function hint(op: Operation, status: number): string {
+  if (status === 403) {
+    const resource = op.group === '' ? op.resource : `${op.resource}.${op.group}`;
+    return (
+      ` (the function's ServiceAccount lacks the permission '${op.verb}' on '${resource}': declare it in the action's` +
+      ` permissions and apply the regenerated ClusterRole from manifests/)`
+    );
+  }
+  if (status === 401) return ' (the ServiceAccount token was refused: check that it is mounted and not expired)';
+  if (status === 415) return ' (the request used a Content-Type this resource does not accept)';
+  return '';
+}
+
+/** The API server could not be reached, even after retries. */
+export class KubeUnreachableError extends Error {
+  override name = 'KubeUnreachableError';
+  constructor(
+    readonly op: Operation,
+    readonly server: string,
+    readonly cause: string,
+    readonly attempts: number,
+  ) {
+    super(`${describe(op)} failed: could not reach the API server at ${server}: ${cause} (after ${attempts} attempt(s))`);
+  }
+}
+
+/** The function's own deadline ran out before the call could finish. */
+export class DeadlineExceededError extends Error {
+  override name = 'DeadlineExceededError';
+  constructor(readonly op: Operation | undefined, readonly budgetMs: number) {
+    super(
+      op === undefined
+        ? `the deadline of ${budgetMs} ms ran out before the action finished`
+        : `${describe(op)} did not finish: the deadline of ${budgetMs} ms ran out`,
+    );
+  }
+}
+
+/** `isApiStatus(error, 404)`: the API server answered exactly this status. */
+export function isApiStatus(error: unknown, status: number): error is KubeApiError {
+  return error instanceof KubeApiError && error.status === status;
+}

@@ -1,0 +1,71 @@
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { Kube } from './client';
+import type { PodRef } from '../target';
+import { describePod } from './pods';
+
+/** The fields of a core/v1 Event we send; timestamps are RFC 3339 text on the wire. */
+export interface EventBody {
+  apiVersion: 'v1';
+  kind: 'Event';
+  metadata: Pick<V1ObjectMeta, 'generateName' | 'namespace' | 'labels'>;
+  involvedObject: { apiVersion: 'v1'; kind: 'Pod'; name: string; namespace: string; uid?: string };
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  source: { component: string };
+  firstTimestamp: string;
+  lastTimestamp: string;
+  count: number;
+  reportingComponent: string;
+  reportingInstance: string;
+}
+
+/** Kubernetes keeps an Event's message to 1 KiB; longer text is cut and says so. */
+const MAX_EVENT_MESSAGE = 1024;
+
+/**
+ * Records what was done on the pod's own event stream, so `kubectl describe pod` shows it:
+ * `recordPodEvent(kube, pod, 'FalcoResponseDeleted', 'deleted after rule …', 'delete-pod', deadline)`.
+ */
+export function recordPodEvent(
+  kube: Kube,
+  pod: PodRef & { uid?: string | undefined },
+  reason: string,
+  message: string,
+  component: string,
+  deadline: number,
+  now: Date = new Date(),
+): Promise<unknown> {
+  const time = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  const body: EventBody = {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${pod.name.slice(0, 200)}.`, namespace: pod.namespace },
+    involvedObject: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: pod.name,
+      namespace: pod.namespace,
+      ...(pod.uid === undefined ? {} : { uid: pod.uid }),
+    },
+    reason,
+    message: message.length > MAX_EVENT_MESSAGE ? `${message.slice(0, MAX_EVENT_MESSAGE - 20)}… (truncated)` : message,
+    type: 'Warning',
+    source: { component },
+    firstTimestamp: time,
+    lastTimestamp: time,
+    count: 1,
+    reportingComponent: component,
+    reportingInstance: component,
+  };
+  return kube.request(
+    {
+      method: 'POST',
+      path: `/api/v1/namespaces/${pod.namespace}/events`,
+      op: { verb: 'create', resource: 'events', group: '', object: `an event about ${describePod(pod)}` },
+      body,
+    },
+    deadline,
+  );
+}
+

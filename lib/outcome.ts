@@ -1,0 +1,67 @@
+import { InvalidInputError } from './decode';
+import { ConfigurationError } from './params';
+import { DeadlineExceededError, KubeApiError, KubeUnreachableError } from './kube/errors';
+import type { PodRef } from './target';
+
+/**
+ * The three outcomes of handling an alert (and "done"). Bad input is never retried (400); a skip is a success that
+ * says why nothing was done (200); a failure is the cluster's or the configuration's (500).
+ */
+export type Outcome =
+  | { readonly status: 'invalid'; readonly error: string }
+  | { readonly status: 'skipped'; readonly code: SkipCode; readonly reason: string; readonly target?: PodRef }
+  | {
+      readonly status: 'done';
+      readonly action: string;
+      readonly target: PodRef;
+      readonly dryRun: boolean;
+      readonly message: string;
+      readonly details?: Readonly<Record<string, unknown>>;
+    }
+  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef };
+
+export type SkipCode =
+  | 'test-event'
+  | 'no-pod'
+  | 'protected-namespace'
+  | 'rule-not-selected'
+  | 'priority-below-minimum'
+  | 'opted-out'
+  | 'pod-gone'
+  | 'not-applicable';
+
+/** The one place where outcomes become HTTP statuses. */
+export function httpStatusOf(outcome: Outcome): number {
+  switch (outcome.status) {
+    case 'invalid':
+      return 400;
+    case 'skipped':
+    case 'done':
+      return 200;
+    case 'failed':
+      return 500;
+  }
+}
+
+/** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
+export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
+  if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
+  const withTarget = target === undefined ? {} : { target };
+  if (
+    error instanceof ConfigurationError ||
+    error instanceof KubeApiError ||
+    error instanceof KubeUnreachableError ||
+    error instanceof DeadlineExceededError
+  ) {
+    return { status: 'failed', error: error.message, ...withTarget };
+  }
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { status: 'failed', error: `internal error: ${message}`, ...withTarget };
+}
+
+/** The JSON body of the answer: the outcome, with the target as `{ namespace, pod }`. */
+export function answerBody(outcome: Outcome): Record<string, unknown> {
+  if (!('target' in outcome) || outcome.target === undefined) return { ...outcome };
+  const { target, ...rest } = outcome;
+  return { ...rest, target: { namespace: target.namespace, pod: target.name } };
+}

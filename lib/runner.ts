@@ -1,0 +1,169 @@
+import type { PodAction } from './action';
+import type { FalcoAlert } from './alert';
+import { decodeEvent, responseOf } from './event';
+import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
+import { KubeClient, type Kube, type KubeRequest } from './kube/client';
+import { loadConnection } from './kube/connection';
+import { DeadlineExceededError, isApiStatus } from './kube/errors';
+import { getPod } from './kube/pods';
+import { jsonLogger, type Logger } from './log';
+import { answerBody, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
+import { readParams, type ParamSpecs, type ParamValues } from './params';
+import { targetOf, type PodRef } from './target';
+
+/** The Kubeless handler signature (shared/PROTOCOLS.md section 1). */
+export type KubelessHandler = (event: unknown, context: unknown) => Promise<Record<string, unknown>>;
+
+export interface RunnerOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Injected in tests; otherwise built from the environment (kubeconfig or in-cluster). */
+  readonly kube?: Kube;
+  readonly ownNamespace?: string;
+  readonly log?: Logger;
+  readonly now?: () => number;
+}
+
+/** Kubeless's default FUNC_TIMEOUT, in seconds. */
+const DEFAULT_TIMEOUT_SECONDS = 180;
+
+/**
+ * The deadline of one call: the runtime never times out a pending promise (PROTOCOLS section 1), so we stop
+ * ourselves a little before FUNC_TIMEOUT, leaving time to answer.
+ */
+export function budgetMs(context: unknown): number {
+  const timeout = (context as { timeout?: unknown } | null)?.timeout;
+  const seconds = typeof timeout === 'number' && timeout > 0 ? timeout : Number(timeout) > 0 ? Number(timeout) : DEFAULT_TIMEOUT_SECONDS;
+  const total = seconds * 1000;
+  return total - Math.min(1000, total * 0.1);
+}
+
+interface Ready<P extends ParamSpecs> {
+  readonly params: ParamValues<P>;
+  readonly kube: Kube;
+  readonly ownNamespace: string | undefined;
+}
+
+/** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
+function readOnly(kube: Kube): Kube {
+  return {
+    request<T>(request: KubeRequest, deadline: number): Promise<T> {
+      if (request.method !== 'GET') {
+        return Promise.reject(new Error(`dry run: refused to ${request.op.verb} ${request.op.object}`));
+      }
+      return kube.request<T>(request, deadline);
+    },
+  };
+}
+
+/**
+ * Turns a pod action into the Kubeless handler: decode, guards, run, answer. Configuration is read once, when the
+ * module loads; a bad one is logged loudly there and makes every call answer 500 with the same message.
+ */
+export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, options: RunnerOptions = {}): KubelessHandler {
+  const env = options.env ?? process.env;
+  const log = options.log ?? jsonLogger({ function: action.name });
+  const now = options.now ?? Date.now;
+  let ready: Ready<PodAction<P>['parameters']> | Error;
+  try {
+    const params = readParams(action.parameters, env);
+    const connection = options.kube === undefined ? loadConnection(env) : undefined;
+    ready = {
+      params,
+      kube: options.kube ?? new KubeClient(connection!),
+      ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
+    };
+  } catch (error) {
+    ready = error as Error;
+    log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
+  }
+
+  return async (event, context) => {
+    const started = now();
+    const budget = budgetMs(context);
+    const deadline = started + budget;
+    const seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef } = {};
+    let outcome: Outcome;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      if (ready instanceof Error) throw ready;
+      const setup = ready;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0));
+      });
+      outcome = await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]);
+    } catch (error) {
+      outcome = outcomeOfError(error, seen.target);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+    responseOf(event)?.status(httpStatusOf(outcome));
+    log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
+      eventId: seen.eventId ?? null,
+      rule: seen.alert?.rule ?? null,
+      priority: seen.alert?.priority ?? null,
+      target: seen.target ?? null,
+      outcome: outcome.status,
+      ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
+      ...(outcome.status === 'invalid' || outcome.status === 'failed' ? { error: outcome.error } : {}),
+      ...(outcome.status === 'done' ? { message: outcome.message, dryRun: outcome.dryRun } : {}),
+      durationMs: now() - started,
+    });
+    return answerBody(outcome);
+  };
+}
+
+async function handle<P extends ParamSpecs>(
+  action: PodAction<P>,
+  setup: Ready<PodAction<P>['parameters']>,
+  event: unknown,
+  deadline: number,
+  seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef },
+  log: Logger,
+): Promise<Outcome> {
+  const { alert, eventId } = decodeEvent(event);
+  seen.alert = alert;
+  seen.eventId = eventId;
+  const settings = setup.params as unknown as GuardSettings;
+  const early = alertGuard(alert, settings);
+  if (early !== undefined) return early;
+  const target = targetOf(alert);
+  if (target.kind === 'none') return { status: 'skipped', code: 'no-pod', reason: target.reason };
+  const pod = target.pod;
+  seen.target = pod;
+  const protectedNamespace = namespaceGuard(pod, settings, setup.ownNamespace);
+  if (protectedNamespace !== undefined) return protectedNamespace;
+
+  let found;
+  try {
+    found = await getPod(setup.kube, pod, deadline);
+  } catch (error) {
+    if (isApiStatus(error, 404)) {
+      return { status: 'skipped', code: 'pod-gone', reason: `the pod '${pod.name}' in the namespace '${pod.namespace}' is already gone`, target: pod };
+    }
+    throw error;
+  }
+  const optedOut = podGuard(pod, found, settings);
+  if (optedOut !== undefined) return optedOut;
+
+  const dryRun = settings.dryRun;
+  const result = await action.run({
+    alert,
+    eventId,
+    target: pod,
+    pod: found,
+    params: setup.params,
+    kube: dryRun ? readOnly(setup.kube) : setup.kube,
+    log,
+    deadline,
+    dryRun,
+  });
+  if (result.status === 'skipped') return { ...result, target: pod };
+  return {
+    status: 'done',
+    action: action.name,
+    target: pod,
+    dryRun,
+    message: result.message,
+    ...(result.details === undefined ? {} : { details: result.details }),
+  };
+}
