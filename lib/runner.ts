@@ -105,7 +105,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       outcome: outcome.status,
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
       ...(outcome.status === 'invalid' || outcome.status === 'failed' ? { error: outcome.error } : {}),
-      ...(outcome.status === 'done' ? { message: outcome.message, dryRun: outcome.dryRun } : {}),
+      ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun } : {}),
       durationMs: now() - started,
     });
     return answerBody(outcome);

@@ -1,0 +1,54 @@
+import nock from 'nock';
+import { KubeClient } from '../../lib/kube/client';
+
+/** The fake API server every unit test talks to through nock; no real connection is ever made. */
+export const API_SERVER = 'https://kube.test:6443';
+export const TOKEN = 'test-token';
+
+/** A real KubeClient (retries, deadlines, headers) pointed at the fake server, with short retry delays. */
+export function testKube(options: { attempts?: number; baseDelayMs?: number } = {}): KubeClient {
+  return new KubeClient(
+    {
+      server: new URL(API_SERVER),
+      insecureSkipTlsVerify: false,
+      bearerToken: () => Promise.resolve(TOKEN),
+      source: 'a test token',
+    },
+    { attempts: options.attempts ?? 4, baseDelayMs: options.baseDelayMs ?? 5, maxDelayMs: 50 },
+  );
+}
+
+/** A nock scope that also insists on the bearer token and JSON accept header. */
+export function fakeApi(): nock.Scope {
+  return nock(API_SERVER, { reqheaders: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } });
+}
+
+/** A pod as the API server returns it. */
+export function podObject(
+  namespace: string,
+  name: string,
+  extra: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerKind?: string; uid?: string } = {},
+) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace,
+      uid: extra.uid ?? `uid-${name}`,
+      resourceVersion: '100',
+      labels: extra.labels ?? { app: 'web' },
+      annotations: extra.annotations ?? {},
+      ...(extra.ownerKind === undefined
+        ? {}
+        : { ownerReferences: [{ apiVersion: 'apps/v1', kind: extra.ownerKind, name: `${name}-owner`, uid: 'owner-uid', controller: true }] }),
+    },
+    spec: { containers: [{ name: 'app', image: 'nginx' }] },
+    status: { phase: 'Running' },
+  };
+}
+
+/** The API server's Status object for an error answer. */
+export function status(code: number, reason: string, message: string) {
+  return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code };
+}

@@ -1,0 +1,233 @@
+import { strict as assert } from 'assert';
+import nock from 'nock';
+import action from '../../functions/delete-pod/action';
+import { memoryLogger } from '../../lib/log';
+import { podActionHandler } from '../../lib/runner';
+import { fakeApi, podObject, status, testKube } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+
+const POD = '/api/v1/namespaces/default/pods/kubecon';
+const EVENTS = '/api/v1/namespaces/default/events';
+
+function handlerWith(env: Record<string, string> = {}, kube = testKube()) {
+  const log = memoryLogger();
+  return { handler: podActionHandler(action, { env, kube, log, ownNamespace: 'falco-response' }), log };
+}
+
+describe('delete-pod', () => {
+  it('deletes the pod a terminal-shell alert names, with a uid precondition, and records an Event', async () => {
+    // Given
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
+      .delete(POD, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: 'uid-kubecon' } })
+      .matchHeader('content-type', 'application/json')
+      .reply(200, podObject('default', 'kubecon'))
+      .post(EVENTS, (body: any) => {
+        assert.equal(body.reason, 'FalcoResponseDeleted');
+        assert.deepEqual(body.involvedObject, { apiVersion: 'v1', kind: 'Pod', name: 'kubecon', namespace: 'default', uid: 'uid-kubecon' });
+        assert.equal(
+          body.message,
+          'delete-pod deleted the pod after the Falco rule "Terminal shell in container" (priority Critical, alert uuid 3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11)',
+        );
+        return true;
+      })
+      .reply(201, {});
+    const { handler, log } = handlerWith();
+    const { event, response } = kubelessEvent(alert('terminal-shell'));
+
+    // When
+    const answer = await handler(event, kubelessContext());
+
+    // Then
+    api.done();
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(answer, {
+      status: 'done',
+      action: 'delete-pod',
+      target: { namespace: 'default', pod: 'kubecon' },
+      dryRun: false,
+      message: "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)",
+      details: { owner: 'ReplicaSet', eventRecorded: true },
+    });
+    assert.equal(log.lines.length, 1);
+    assert.deepEqual(
+      { ...log.lines[0], time: undefined, durationMs: undefined },
+      {
+        time: undefined,
+        level: 'info',
+        message: 'alert handled',
+        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
+        rule: 'Terminal shell in container',
+        priority: 'Critical',
+        target: { namespace: 'default', name: 'kubecon' },
+        outcome: 'done',
+        result: "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)",
+        dryRun: false,
+        durationMs: undefined,
+      },
+    );
+  });
+
+  it('answers "already gone" for a pod that no longer exists, so repeated alerts are harmless', async () => {
+    const api = fakeApi().get(POD).reply(404, status(404, 'NotFound', 'pods "kubecon" not found'));
+    const { handler } = handlerWith();
+    const { event, response } = kubelessEvent(alert('terminal-shell'));
+
+    const answer = await handler(event, kubelessContext());
+
+    api.done();
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(answer, {
+      status: 'skipped',
+      code: 'pod-gone',
+      reason: "the pod 'kubecon' in the namespace 'default' is already gone",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+  });
+
+  it('answers "already deleted" when the pod vanishes between the read and the delete', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'));
+    const { handler } = handlerWith();
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'skipped');
+    assert.equal(answer.reason, "the pod 'kubecon' in the namespace 'default' is already deleted");
+  });
+
+  it('leaves a new pod that took the same name alone (uid precondition refused: 409)', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(409, status(409, 'Conflict', 'Precondition failed: UID in precondition: uid-kubecon, UID in object meta: other'));
+    const { handler } = handlerWith();
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'skipped');
+    assert.match(String(answer.reason), /was replaced by a new pod of the same name since it was inspected \(uid uid-kubecon\)/);
+  });
+
+  it('still reports the deletion when the audit Event cannot be recorded', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(200, {})
+      .post(EVENTS)
+      .reply(403, status(403, 'Forbidden', 'events is forbidden'));
+    const { handler, log } = handlerWith();
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'done');
+    assert.deepEqual(answer.details, { owner: 'none', eventRecorded: false });
+    assert.equal(log.lines[0]!.message, 'the pod was deleted but the audit event could not be recorded');
+  });
+
+  it('leaves pods whose controller kind is listed in SKIP_OWNER_KINDS', async () => {
+    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon', { ownerKind: 'DaemonSet' }));
+    const { handler } = handlerWith({ SKIP_OWNER_KINDS: 'DaemonSet,none' });
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.deepEqual(answer, {
+      status: 'skipped',
+      code: 'not-applicable',
+      reason: "the pod 'kubecon' in the namespace 'default' is owned by a DaemonSet, which SKIP_OWNER_KINDS leaves alone",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+  });
+
+  it('in dry-run mode reads the pod and reports what it would delete, changing nothing', async () => {
+    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon'));
+    const { handler } = handlerWith({ DRY_RUN: 'true' });
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'done');
+    assert.equal(answer.dryRun, true);
+    assert.equal(answer.message, "would delete the pod 'kubecon' in the namespace 'default' (grace period 1 s)");
+  });
+
+  it('acts only on the rule "Terminal shell in container" unless configured otherwise', async () => {
+    const { handler } = handlerWith();
+    const answer = await handler(kubelessEvent(alert('contact-k8s-api')).event, kubelessContext());
+    assert.deepEqual(answer, {
+      status: 'skipped',
+      code: 'rule-not-selected',
+      reason: 'the rule "Contact K8S API Server From Container" is not one this action answers (RULES)',
+    });
+  });
+
+  it("acts on every rule only when RULES is '*'", async () => {
+    const path = '/api/v1/namespaces/openfaas-fn/pods/falco-pod-delete-7dc9f5fbb8-gbfk7';
+    const api = fakeApi()
+      .get(path)
+      .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
+      .delete(path)
+      .reply(200, {})
+      .post('/api/v1/namespaces/openfaas-fn/events')
+      .reply(201, {});
+    const { handler } = handlerWith({ RULES: '*' });
+    const answer = await handler(kubelessEvent(alert('contact-k8s-api')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'done');
+  });
+
+  it('answers 500 naming the missing permission when the API server refuses (403), and does not retry', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(403, status(403, 'Forbidden', 'pods "kubecon" is forbidden: User "system:serviceaccount:falco-response:delete-pod" cannot delete resource "pods"'));
+    const { handler } = handlerWith();
+    const { event, response } = kubelessEvent(alert('terminal-shell'));
+    const answer = await handler(event, kubelessContext());
+    api.done();
+    assert.equal(response.statusCode, 500);
+    assert.deepEqual(answer, {
+      status: 'failed',
+      error:
+        "delete the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden: pods \"kubecon\" is forbidden: " +
+        'User "system:serviceaccount:falco-response:delete-pod" cannot delete resource "pods" (the function\'s ServiceAccount lacks the ' +
+        "permission 'delete' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+  });
+
+  it('retries 429 (honouring Retry-After) and 503, then succeeds', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(429, status(429, 'TooManyRequests', 'slow down'), { 'Retry-After': '0' })
+      .get(POD)
+      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      .delete(POD)
+      .reply(200, {})
+      .post(EVENTS)
+      .reply(201, {});
+    const { handler } = handlerWith();
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    api.done();
+    assert.equal(answer.status, 'done');
+  });
+
+  it('gives up within its deadline when the API server does not answer', async () => {
+    const api = fakeApi().get(POD).delay(5000).reply(200, podObject('default', 'kubecon'));
+    const { handler } = handlerWith();
+    const started = Date.now();
+    // FUNC_TIMEOUT of 1 s: the handler stops itself 100 ms before it
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext(1));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 1000, `answered after ${elapsed} ms`);
+    assert.equal(answer.status, 'failed');
+    assert.equal(answer.error, "get the pod 'kubecon' in the namespace 'default' did not finish: the deadline of 900 ms ran out");
+    nock.abortPendingRequests();
+    api.done();
+  });
+});
