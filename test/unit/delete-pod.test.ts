@@ -125,7 +125,7 @@ describe('delete-pod', () => {
     api.done();
     assert.equal(answer.status, 'done');
     assert.deepEqual(answer.details, { owner: 'none', eventRecorded: false });
-    assert.equal(log.lines[0]!.message, 'the pod was deleted but the audit event could not be recorded');
+    assert.equal(log.lines[0].message, 'the pod was deleted but the audit event could not be recorded');
   });
 
   it('leaves pods whose controller kind is listed in SKIP_OWNER_KINDS', async () => {
