@@ -13,7 +13,7 @@ export interface DiscoveredFunction {
  * Every folder of `functions/` with an `index.ts` (the entry) and an `action.ts` (the descriptor, default export).
  * The folder name is the function's name; a descriptor that says otherwise is an error.
  */
-export async function discoverFunctions(root: string): Promise<DiscoveredFunction[]> {
+export function discoverFunctions(root: string): DiscoveredFunction[] {
   const functionsDir = path.join(root, 'functions');
   const names = readdirSync(functionsDir, { withFileTypes: true })
     .filter((d) => d.isDirectory())
@@ -27,9 +27,10 @@ export async function discoverFunctions(root: string): Promise<DiscoveredFunctio
     if (!existsSync(entry) || !existsSync(actionFile)) {
       throw new Error(`functions/${name}/ must hold index.ts (the entry) and action.ts (the descriptor)`);
     }
-    const loaded = (await import(actionFile)) as { default?: FunctionDescriptor & { default?: FunctionDescriptor } };
-    // tsx may wrap a CommonJS default export once more
-    const descriptor = loaded.default?.default ?? loaded.default;
+    // require, not import(): both tsx and mocha's tsx/cjs hook load TypeScript through require
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const loaded = require(actionFile) as { default?: FunctionDescriptor };
+    const descriptor = loaded.default;
     if (descriptor === undefined || typeof descriptor.name !== 'string') {
       throw new Error(`functions/${name}/action.ts must export its descriptor as the default export`);
     }

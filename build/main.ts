@@ -7,6 +7,7 @@ import * as path from 'path';
 import { BUNDLE_BUDGET_BYTES, bundle, type Bundle } from './bundle';
 import { checkConfiguredFunctions, CONFIG_FILE, loadConfig } from './config';
 import { discoverFunctions } from './discover';
+import { FUNCTIONS_DOC, functionsDoc } from './docs';
 import { checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -17,6 +18,8 @@ export interface BuildResult {
   readonly bundles: readonly Bundle[];
   readonly runtime: Bundle;
   readonly manifests: ReadonlyMap<string, string>;
+  /** Generated documentation, by path relative to the repository root. */
+  readonly docs: ReadonlyMap<string, string>;
   /** Bytes of the last-applied-configuration annotation a client-side apply would write, per Function. */
   readonly applyAnnotationBytes: ReadonlyMap<string, number>;
 }
@@ -24,7 +27,7 @@ export interface BuildResult {
 /** Builds everything in memory; throws with a precise message on any problem (budget, configuration, names). */
 export async function buildAll(root: string = ROOT): Promise<BuildResult> {
   const config = loadConfig(path.join(root, CONFIG_FILE));
-  const functions = await discoverFunctions(root);
+  const functions = discoverFunctions(root);
   checkConfiguredFunctions(config, functions.map((f) => f.name));
   const built = await Promise.all(
     functions.map(async (f) => ({
@@ -47,7 +50,8 @@ export async function buildAll(root: string = ROOT): Promise<BuildResult> {
       return [b.descriptor.name, Buffer.byteLength(JSON.stringify(fn), 'utf8')] as const;
     }),
   );
-  return { bundles: built.map((b) => b.bundle), runtime, manifests, applyAnnotationBytes };
+  const docs = new Map([[FUNCTIONS_DOC, functionsDoc(built.map((b) => b.descriptor))]]);
+  return { bundles: built.map((b) => b.bundle), runtime, manifests, docs, applyAnnotationBytes };
 }
 
 function listFiles(dir: string, prefix = ''): string[] {
@@ -86,6 +90,15 @@ function writeOutputs(result: BuildResult): void {
       writeFileSync(full, text);
     }
   }
+  for (const [file, text] of result.docs) {
+    mkdirSync(path.dirname(path.join(ROOT, file)), { recursive: true });
+    writeFileSync(path.join(ROOT, file), text);
+  }
+}
+
+/** Generated docs that differ from a fresh build. */
+export function staleDocs(docs: ReadonlyMap<string, string>, root: string = ROOT): string[] {
+  return [...docs].filter(([file, text]) => !existsSync(path.join(root, file)) || readFileSync(path.join(root, file), 'utf8') !== text).map(([file]) => file);
 }
 
 function report(result: BuildResult): void {
@@ -102,12 +115,12 @@ async function main(): Promise<void> {
   const result = await buildAll();
   report(result);
   if (check) {
-    const stale = staleManifests(result.manifests);
+    const stale = [...staleManifests(result.manifests).map((f) => `manifests/${f}`), ...staleDocs(result.docs)];
     if (stale.length > 0) {
-      process.stderr.write(`manifests/ is stale (${stale.join(', ')}): run \`npm run build\` and commit manifests/\n`);
+      process.stderr.write(`generated files are stale (${stale.join(', ')}): run \`npm run build\` and commit them\n`);
       process.exit(1);
     }
-    process.stdout.write('manifests/ is up to date\n');
+    process.stdout.write('manifests/ and docs/ are up to date\n');
     return;
   }
   writeOutputs(result);

@@ -1,0 +1,148 @@
+import { strict as assert } from 'assert';
+import { readdirSync } from 'fs';
+import * as path from 'path';
+import { parseAllDocuments } from 'yaml';
+import { mergePermissions } from '../../lib/action';
+import { BUNDLE_BUDGET_BYTES } from '../../build/bundle';
+import { discoverFunctions, type DiscoveredFunction } from '../../build/discover';
+import { buildAll, ROOT, staleDocs, staleManifests, type BuildResult } from '../../build/main';
+import { sha256Of } from '../../build/manifests';
+
+/** The kubectl limit on all annotations of an object; a client-side apply copies the object into one. */
+const ANNOTATIONS_LIMIT = 262144;
+
+function objectsOf(text: string): any[] {
+  return parseAllDocuments(text).map((d) => d.toJS());
+}
+
+describe('build: bundles and manifests', function () {
+  this.timeout(60000);
+  let result: BuildResult;
+  let functions: DiscoveredFunction[];
+
+  before(async () => {
+    functions = discoverFunctions(ROOT);
+    result = await buildAll(ROOT);
+  });
+
+  it('finds every folder of functions/ and each declares its folder name, once', () => {
+    const folders = readdirSync(path.join(ROOT, 'functions'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    assert.deepEqual(functions.map((f) => f.descriptor.name), folders);
+    assert.equal(new Set(folders).size, folders.length);
+  });
+
+  it('keeps each bundle within the budget and free of the full Kubernetes client', () => {
+    for (const bundle of result.bundles) {
+      assert.ok(bundle.bytes <= BUNDLE_BUDGET_BYTES, `${bundle.name} is ${bundle.bytes} bytes`);
+      assert.ok(!bundle.code.includes('@kubernetes/client-node'), `${bundle.name} pulls in @kubernetes/client-node`);
+      assert.match(bundle.code, /exports/, `${bundle.name} exports nothing`);
+    }
+  });
+
+  it('manifests/ and docs/ match a fresh build (refresh with `npm run build`)', () => {
+    assert.deepEqual(staleManifests(result.manifests), [], 'manifests/ is stale: run `npm run build` and commit manifests/');
+    assert.deepEqual(staleDocs(result.docs), [], 'docs/ is stale: run `npm run build` and commit docs/');
+  });
+
+  it('builds byte-identical output twice (no timestamps, stable order)', async () => {
+    const again = await buildAll(ROOT);
+    assert.deepEqual([...again.manifests], [...result.manifests]);
+    assert.deepEqual(again.bundles.map((b) => b.sha256), result.bundles.map((b) => b.sha256));
+  });
+
+  for (const file of ['kubeless/00-namespace.yaml']) {
+    it(`lists ${file} and every function file in kustomization.yaml, and nothing that -f would choke on in kubeless/`, () => {
+      const kustomization = objectsOf(result.manifests.get('kustomization.yaml')!)[0];
+      const kubelessFiles = [...result.manifests.keys()].filter((f) => f.startsWith('kubeless/')).sort();
+      assert.deepEqual(kustomization.resources, kubelessFiles);
+      assert.ok(kubelessFiles.includes(file));
+      assert.ok(!kubelessFiles.some((f) => f.endsWith('kustomization.yaml')));
+    });
+  }
+
+  describe('each Function (shared/PROTOCOLS.md section 2)', () => {
+    it('carries the labels Kubeless builds its selectors from, the handler, a string timeout and no deps', () => {
+      for (const f of functions) {
+        const fn = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!).find((o) => o.kind === 'Function');
+        assert.equal(fn.apiVersion, 'kubeless.io/v1beta1');
+        assert.equal(fn.metadata.labels['created-by'], 'kubeless');
+        assert.equal(fn.metadata.labels.function, f.name);
+        assert.equal(fn.spec.handler, `${f.name}.handler`);
+        assert.equal(fn.spec.handler.split('.').length, 2, 'exactly one dot');
+        assert.equal(typeof fn.spec.timeout, 'string');
+        assert.equal(fn.spec.deps, '');
+        assert.equal(fn.spec['function-content-type'], 'text');
+        assert.ok(['nodejs12', 'nodejs14'].includes(fn.spec.runtime));
+      }
+    });
+
+    it('has a checksum of exactly the bytes the API server stores (the YAML literal block, newline included)', () => {
+      for (const f of functions) {
+        const text = result.manifests.get(`kubeless/${f.name}.yaml`)!;
+        const fn = objectsOf(text).find((o) => o.kind === 'Function');
+        const bundle = result.bundles.find((b) => b.name === f.name)!;
+        assert.equal(fn.spec.function, bundle.code, 'the YAML round trip changed the code');
+        assert.equal(fn.spec.checksum, `sha256:${sha256Of(fn.spec.function)}`);
+        assert.match(text, /\n {2}function: \|\n/, 'code not stored as a literal block');
+      }
+    });
+
+    it('is applicable with a plain client-side kubectl apply (last-applied annotation under 256 KiB)', () => {
+      for (const f of functions) {
+        const fn = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!).find((o) => o.kind === 'Function');
+        const annotation = Buffer.byteLength(JSON.stringify(fn), 'utf8');
+        assert.ok(annotation < ANNOTATIONS_LIMIT * 0.5, `${f.name}: ${annotation} bytes, limit ${ANNOTATIONS_LIMIT}`);
+      }
+    });
+
+    it('runs as its own ServiceAccount, non-root, read-only, without capabilities, with limits', () => {
+      for (const f of functions) {
+        const fn = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!).find((o) => o.kind === 'Function');
+        const pod = fn.spec.deployment.spec.template.spec;
+        assert.equal(pod.serviceAccountName, f.name);
+        assert.equal(pod.securityContext.runAsNonRoot, true);
+        assert.equal(pod.securityContext.runAsUser, 1000);
+        const container = pod.containers[0];
+        assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+        assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+        assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+        assert.ok(container.resources.limits.memory);
+      }
+    });
+
+    it('puts every declared parameter, with its default, in the environment', () => {
+      for (const f of functions) {
+        const fn = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!).find((o) => o.kind === 'Function');
+        const env = fn.spec.deployment.spec.template.spec.containers[0].env.map((e: any) => e.name);
+        for (const spec of Object.values(f.descriptor.parameters)) assert.ok(env.includes(spec.env), `${f.name} lacks ${spec.env}`);
+      }
+    });
+  });
+
+  it('grants each function exactly the permissions it declares, and nothing to one that declares none', () => {
+    for (const f of functions) {
+      const objects = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!);
+      const role = objects.find((o) => o.kind === 'ClusterRole');
+      const declared = mergePermissions(f.descriptor.permissions);
+      if (declared.length === 0) {
+        assert.equal(role, undefined);
+        assert.equal(objects.find((o) => o.kind === 'ServiceAccount').automountServiceAccountToken, false);
+        continue;
+      }
+      assert.deepEqual(
+        role.rules,
+        declared.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: p.verbs })),
+      );
+      const binding = objects.find((o) => o.kind === 'ClusterRoleBinding');
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: f.name, namespace: 'falco-response' }]);
+      assert.equal(binding.roleRef.name, role.metadata.name);
+    }
+  });
+
+  it('ships the functions.kubeless.io CRD as apiextensions v1 for Kubernetes 1.22+', () => {
+    const crd = objectsOf(result.manifests.get('crd/functions.kubeless.io.yaml')!)[0];
+    assert.equal(crd.apiVersion, 'apiextensions.k8s.io/v1');
+    assert.equal(crd.metadata.name, 'functions.kubeless.io');
+    assert.deepEqual(crd.spec.versions.map((v: any) => [v.name, v.served, v.storage]), [['v1beta1', true, true]]);
+  });
+});
