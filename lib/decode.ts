@@ -43,6 +43,15 @@ export function pathOf(context: t.Context): string {
   return path === '' ? '(the whole value)' : path;
 }
 
+/** The name of the type at the path's last key: a union's own name rather than that of its last member. */
+function expectedAt(context: t.Context): string {
+  let type = context[0]?.type;
+  for (let i = 1; i < context.length; i++) {
+    if (!isTransparent(context[i - 1].type)) type = context[i].type;
+  }
+  return type?.name ?? 'a valid value';
+}
+
 /** One line per failing path: `priority: expected one of Debug, …, got "loud"`. */
 export function reportErrors(errors: t.Errors): string[] {
   const seen = new Set<string>();
@@ -51,7 +60,7 @@ export function reportErrors(errors: t.Errors): string[] {
     const path = pathOf(error.context);
     if (seen.has(path)) continue; // a union reports each member's failure on the same path
     seen.add(path);
-    const expected = error.message ?? error.context[error.context.length - 1]?.type.name ?? 'a valid value';
+    const expected = error.message ?? expectedAt(error.context);
     lines.push(
       error.value === undefined ? `${path}: required, but missing` : `${path}: expected ${expected}, got ${describeValue(error.value)}`,
     );

@@ -23,6 +23,8 @@ export interface RunnerOptions {
   readonly now?: () => number;
 }
 
+const BACKSTOP_GRACE_MS = 50;
+
 /** Kubeless's default FUNC_TIMEOUT, in seconds. */
 const DEFAULT_TIMEOUT_SECONDS = 180;
 
@@ -88,7 +90,9 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       if (ready instanceof Error) throw ready;
       const setup = ready;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0));
+        // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
+        // names the call, and should win the race; this one catches anything else that hangs.
+        timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0) + BACKSTOP_GRACE_MS);
       });
       outcome = await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]);
     } catch (error) {

@@ -58,7 +58,7 @@ export class DeadlineExceededError extends Error {
     super(
       op === undefined
         ? `the deadline of ${budgetMs} ms ran out before the action finished`
-        : `${describe(op)} did not finish: the deadline of ${budgetMs} ms ran out`,
+        : `${describe(op)} did not finish before the function's deadline (${budgetMs} ms were left for it)`,
     );
   }
 }
