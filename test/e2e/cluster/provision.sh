@@ -29,6 +29,7 @@ die() {
 
 unsupported() {
   printf '[provision] %s\n' "$*" >&2
+  # shellcheck disable=SC2016 # the backticks are literal text
   printf '[provision] the end-to-end tests need a Debian machine and root to provision a kube-apiserver; run the rest with `npm run test:unit`\n' >&2
   exit 3
 }
@@ -38,6 +39,13 @@ check_machine() {
   [[ -r /etc/debian_version ]] || unsupported "not a Debian machine (no /etc/debian_version)"
   command -v apt-get >/dev/null 2>&1 || unsupported "apt-get not found"
   [[ "$(id -u)" -eq 0 ]] || unsupported "not running as root"
+}
+
+# Run a command in a directory (a subshell: the caller's cwd is untouched).
+in_dir() {
+  local dir=$1
+  shift
+  (cd "$dir" && "$@")
 }
 
 # Run a long, silent command with its output in a log file; print a heartbeat every HEARTBEAT_SECONDS.
@@ -148,7 +156,7 @@ ensure_source() {
   mkdir -p "$CACHE/src.tmp"
   # apt-get source as root warns about an unsandboxed download; harmless.
   run_logged "apt-get source kubernetes" "$CACHE/logs/apt-source.log" \
-    bash -c 'cd "$1" && apt-get source kubernetes' _ "$CACHE/src.tmp"
+    in_dir "$CACHE/src.tmp" apt-get source kubernetes
   local dir
   dir=$(find "$CACHE/src.tmp" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)
   [[ -n "$dir" && -d "$dir/cmd/kube-apiserver" && -d "$dir/vendor" ]] ||
@@ -190,18 +198,18 @@ gen_openapi() {
   fi
   mkdir -p "$CACHE/tools"
   run_logged "build openapi-gen" "$CACHE/logs/openapi-gen-build.log" \
-    bash -c 'cd "$1" && go build -o "$2" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen' _ "$KROOT" "$CACHE/tools/openapi-gen"
+    in_dir "$KROOT" go build -o "$CACHE/tools/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen
   log "openapi-gen over $(tr ',' '\n' <<<"$dirs" | wc -l) packages"
   rm -f "$out" "$CACHE/src/.openapi-done"
   # API rule violations are reported (-r), not enforced: upstream compares them to a known list; we only build.
   run_logged "openapi-gen" "$CACHE/logs/openapi-gen.log" \
-    bash -c 'cd "$1" && "$2" --logtostderr \
-      -i "$3" \
-      -p k8s.io/kubernetes/pkg/generated/openapi \
-      -O zz_generated.openapi \
-      -h vendor/k8s.io/code-generator/hack/boilerplate.go.txt \
-      -o "$4" \
-      -r "$5"' _ "$KROOT" "$CACHE/tools/openapi-gen" "$dirs" "$GOPATH/src" "$CACHE/logs/openapi-violations.report"
+    in_dir "$KROOT" "$CACHE/tools/openapi-gen" --logtostderr \
+    -i "$dirs" \
+    -p k8s.io/kubernetes/pkg/generated/openapi \
+    -O zz_generated.openapi \
+    -h vendor/k8s.io/code-generator/hack/boilerplate.go.txt \
+    -o "$GOPATH/src" \
+    -r "$CACHE/logs/openapi-violations.report"
   [[ -s "$out" ]] || die "openapi-gen did not write $out"
   printf '%s\n' "$dirs" >"$CACHE/src/.openapi-done"
 }
@@ -234,8 +242,7 @@ build_binaries() {
   rm -rf "$CACHE/bin.tmp"
   mkdir -p "$CACHE/bin.tmp"
   run_logged "go build kube-apiserver + kube-controller-manager" "$CACHE/logs/go-build.log" \
-    bash -c 'cd "$1" && go build -trimpath -ldflags "$2" -o "$3/" ./cmd/kube-apiserver ./cmd/kube-controller-manager' \
-    _ "$KROOT" "$ldflags" "$CACHE/bin.tmp"
+    in_dir "$KROOT" go build -trimpath -ldflags "$ldflags" -o "$CACHE/bin.tmp/" ./cmd/kube-apiserver ./cmd/kube-controller-manager
   [[ -x "$CACHE/bin.tmp/kube-apiserver" && -x "$CACHE/bin.tmp/kube-controller-manager" ]] ||
     die "go build did not produce both binaries"
   mkdir -p "$CACHE/bin"

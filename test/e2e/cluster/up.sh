@@ -52,7 +52,9 @@ pid_is_ours() {
   stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
   [[ "${stat%% *}" != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/"
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"$STATE/"* ]]
 }
 
 curl_admin() {
@@ -219,7 +221,12 @@ ETCD_PID=$LAST_PID
 log "etcd pid $ETCD_PID"
 
 deadline=$((SECONDS + 30))
-until curl --silent --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" 2>/dev/null | grep -q '"health":"true"'; do
+etcd_healthy() {
+  local body
+  body=$(curl --silent --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" 2>/dev/null) || return 1
+  [[ "${body//[[:space:]]/}" == *'"health":"true"'* ]]
+}
+until etcd_healthy; do
   alive_or_die "$ETCD_PID" etcd "$STATE/etcd.log"
   ((SECONDS < deadline)) || {
     tail -n 40 "$STATE/etcd.log" >&2
@@ -279,9 +286,14 @@ log "kube-controller-manager pid $CM_PID"
 
 # Pods need the default ServiceAccount and (in 1.20) its token secret before admission lets them in.
 deadline=$((SECONDS + SA_TIMEOUT))
-# (The apiserver pretty-prints JSON for curl: squeeze all whitespace before matching.)
-until curl_admin "$SERVER/api/v1/namespaces/default/serviceaccounts/default" 2>/dev/null |
-  tr -d ' \t\r\n' | grep -q '"secrets":\[{'; do
+# (The apiserver pretty-prints JSON for curl: drop all whitespace before matching.)
+sa_has_token() {
+  local body
+  body=$(curl_admin "$SERVER/api/v1/namespaces/default/serviceaccounts/default" 2>/dev/null) || return 1
+  body=${body//[[:space:]]/}
+  [[ "$body" == *'"secrets":[{'* ]]
+}
+until sa_has_token; do
   alive_or_die "$CM_PID" kube-controller-manager "$STATE/controller-manager.log"
   alive_or_die "$API_PID" kube-apiserver "$STATE/apiserver.log"
   if ((SECONDS >= deadline)); then
