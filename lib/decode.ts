@@ -12,16 +12,37 @@ export class InvalidInputError extends Error {
 const MAX_SHOWN_VALUE = 80;
 const MAX_PROBLEMS = 5;
 
+// JSON escapes C0 controls and lone surrogates but leaves C1 controls (U+009B is a terminal's CSI), bidi overrides
+// and invisible format characters, which could make a line in `kubectl logs` read other than it is.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]/gu;
+
+/** Attacker-written text made safe to print: `printable('a\u202eb')` is `a\\u202eb` (an escape, not the character). */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Cuts text for a message without splitting a surrogate pair. */
+function shorten(text: string, max: number): string {
+  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
+}
+
 /** Quotes a received value for a message, cut short: alert text is attacker-written and may be huge. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
   try {
-    text = JSON.stringify(value) ?? `a ${typeof value}`;
+    text = printable(JSON.stringify(value) ?? `a ${typeof value}`);
   } catch {
-    text = `an unprintable ${typeof value}`; // cycles, BigInt
+    text = `an unprintable ${typeof value}`; // cycles, BigInt, nesting deeper than the stack
   }
-  return text.length > MAX_SHOWN_VALUE ? `${text.slice(0, MAX_SHOWN_VALUE)}… (${text.length} characters)` : text;
+  return text.length > MAX_SHOWN_VALUE ? shorten(text, MAX_SHOWN_VALUE) : text;
+}
+
+/** An object key for a path: quoted, escaped and cut short like a value, since keys are attacker-written too. */
+function quoteKey(key: string): string {
+  return key.length > MAX_SHOWN_VALUE ? `${printable(JSON.stringify(key.slice(0, MAX_SHOWN_VALUE)))}… (${key.length} characters)` : printable(JSON.stringify(key));
 }
 
 function isTransparent(type: t.Decoder<unknown, unknown>): boolean {
@@ -37,8 +58,8 @@ export function pathOf(context: t.Context): string {
     const key = context[i].key;
     if (isTransparent(parent)) continue;
     if (parent instanceof t.ArrayType) path += `[${key}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(key)) path += path === '' ? key : `.${key}`;
-    else path += `[${JSON.stringify(key)}]`;
+    else if (key.length <= MAX_SHOWN_VALUE && /^[A-Za-z_$][\w$]*$/.test(key)) path += path === '' ? key : `.${key}`;
+    else path += `[${quoteKey(key)}]`;
   }
   return path === '' ? '(the whole value)' : path;
 }

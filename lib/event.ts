@@ -1,5 +1,5 @@
 import * as t from 'io-ts';
-import { decodeOrThrow, describeValue, InvalidInputError } from './decode';
+import { decodeOrThrow, describeValue, InvalidInputError, printable } from './decode';
 import { FalcoAlert } from './alert';
 
 /** The Kubeless runtime's event, the envelope around the body (shared/PROTOCOLS.md section 1). */
@@ -36,7 +36,9 @@ export function bodyOf(data: unknown): unknown {
     try {
       return JSON.parse(data) as unknown;
     } catch (error) {
-      throw new InvalidInputError([`the request body is not JSON (${(error as Error).message}): got ${describeValue(data)}`]);
+      // The parser's message quotes a bit of the body: it is attacker-written too.
+      const reason = printable((error as Error).message.slice(0, 200));
+      throw new InvalidInputError([`the request body is not JSON (${reason}): got ${describeValue(data)}`]);
     }
   }
   if (data !== null && typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length === 0) {
