@@ -86,10 +86,13 @@ export class KubeClient implements Kube {
         continue;
       }
       if (response.status >= 200 && response.status < 300) return parseBody(response.text) as T;
-      const failure = apiError(request.op, response);
-      if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw failure;
+      if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw apiError(request.op, response, attempt);
       const retryAfter = retryAfterMs(response.headers['retry-after']);
-      await this.pause(retryAfter ?? this.backoff(attempt), deadline, () => failure);
+      const wait = retryAfter ?? this.backoff(attempt);
+      await this.pause(wait, deadline, () => {
+        const asked = retryAfter === undefined ? '' : ` (Retry-After asked for ${retryAfter / 1000} s)`;
+        return apiError(request.op, response, attempt, `no time left to retry before the deadline${asked}`);
+      });
     }
   }
 
@@ -161,8 +164,10 @@ function parseBody(text: string): unknown {
   }
 }
 
-function apiError(op: Operation, response: RawResponse): KubeApiError {
-  const body = parseBody(response.text) as { reason?: unknown; message?: unknown } | string | undefined;
+function apiError(op: Operation, response: RawResponse, attempts: number, stoppedBy?: string): KubeApiError {
+  const parsed = parseBody(response.text);
+  // A proxy in front of the API server may answer with any JSON, `null` included.
+  const body = (parsed === null ? undefined : parsed) as { reason?: unknown; message?: unknown } | string | undefined;
   const reason = typeof body === 'object' && typeof body.reason === 'string' ? body.reason : '';
   const message =
     typeof body === 'object' && typeof body.message === 'string'
@@ -170,7 +175,7 @@ function apiError(op: Operation, response: RawResponse): KubeApiError {
       : typeof body === 'string' && body !== ''
         ? body.slice(0, 500)
         : http.STATUS_CODES[response.status] ?? 'no message';
-  return new KubeApiError(op, response.status, reason, message);
+  return new KubeApiError(op, response.status, reason, message, attempts, stoppedBy);
 }
 
 /** Retry-After in seconds (the API server never sends the date form). */

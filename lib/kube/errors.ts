@@ -12,7 +12,10 @@ export interface Operation {
 
 const describe = (op: Operation) => `${op.verb} ${op.object}`;
 
-/** The API server answered with a status that is not success. */
+/**
+ * The API server answered with a status that is not success. After retries the message says how many attempts were
+ * made and, when the deadline cut them short, that too: `… answered 503 …: etcd leader changed (after 4 attempt(s))`.
+ */
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
   constructor(
@@ -20,8 +23,13 @@ export class KubeApiError extends Error {
     readonly status: number,
     readonly reason: string,
     readonly apiMessage: string,
+    readonly attempts: number = 1,
+    readonly stoppedBy?: string,
   ) {
-    super(`${describe(op)} failed: the API server answered ${status}${reason ? ` ${reason}` : ''}: ${apiMessage}${hint(op, status)}`);
+    super(
+      `${describe(op)} failed: the API server answered ${status}${reason ? ` ${reason}` : ''}: ${apiMessage}${hint(op, status)}` +
+        (attempts === 1 && stoppedBy === undefined ? '' : ` (after ${attempts} attempt(s)${stoppedBy === undefined ? '' : `; ${stoppedBy}`})`),
+    );
   }
 }
 
