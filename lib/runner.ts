@@ -25,6 +25,9 @@ export interface RunnerOptions {
 
 const BACKSTOP_GRACE_MS = 50;
 
+/** The longest delay Node's setTimeout honours (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Kubeless's default FUNC_TIMEOUT, in seconds. */
 const DEFAULT_TIMEOUT_SECONDS = 180;
 
@@ -36,7 +39,8 @@ export function budgetMs(context: unknown): number {
   const timeout = (context as { timeout?: unknown } | null)?.timeout;
   const seconds = typeof timeout === 'number' && timeout > 0 ? timeout : Number(timeout) > 0 ? Number(timeout) : DEFAULT_TIMEOUT_SECONDS;
   const total = seconds * 1000;
-  return total - Math.min(1000, total * 0.1);
+  // A longer delay makes Node's timers fire after 1 ms, which would fail every call at once.
+  return Math.min(total - Math.min(1000, total * 0.1), MAX_TIMER_MS - BACKSTOP_GRACE_MS);
 }
 
 interface Ready<P extends ParamSpecs> {
