@@ -43,11 +43,20 @@ export function httpStatusOf(outcome: Outcome): number {
   }
 }
 
+/**
+ * A failure an action explains itself, its message written for the operator (what was not done, and why): answered as
+ * `failed` with exactly that message: `new ActionFailedError('the pod … was not labelled: ' + error.message)`.
+ */
+export class ActionFailedError extends Error {
+  override name = 'ActionFailedError';
+}
+
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
   const withTarget = target === undefined ? {} : { target };
   if (
+    error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
     error instanceof KubeApiError ||
     error instanceof KubeUnreachableError ||

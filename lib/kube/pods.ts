@@ -37,6 +37,8 @@ export function deletePod(
 /** A JSON merge patch (RFC 7386) of the pod's metadata: a key set to null is removed. */
 export interface PodMetadataPatch {
   metadata: {
+    /** The uid of the pod as read: the uid is immutable, so the API server refuses the patch if the name now holds another pod. */
+    uid?: string;
     labels?: Record<string, string | null>;
     annotations?: Record<string, string | null>;
   };
