@@ -11,7 +11,6 @@ const POD = '/api/v1/namespaces/default/pods/kubecon';
 const EVENTS = '/api/v1/namespaces/default/events';
 const MERGE_PATCH = 'application/merge-patch+json';
 const UUID = '3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11';
-const TIME = '2023-05-25T13:44:05.478445995Z';
 const RULE_VALUE = 'Terminal-shell-in-container-e0e5b21b';
 
 function handlerWith(env: Record<string, string> = {}) {
