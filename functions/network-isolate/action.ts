@@ -1,0 +1,174 @@
+import { definePodAction } from '../../lib/action';
+import { alertSummary } from '../../lib/audit';
+import type { Kube } from '../../lib/kube/client';
+import { isApiStatus } from '../../lib/kube/errors';
+import { recordPodEvent } from '../../lib/kube/events';
+import {
+  createNetworkPolicy,
+  describeNetworkPolicy,
+  getNetworkPolicy,
+  replaceNetworkPolicy,
+  type NetworkPolicy,
+  type NetworkPolicyRef,
+} from '../../lib/kube/networkpolicies';
+import { describePod, mergePatchPod } from '../../lib/kube/pods';
+import { labelKeyText } from '../../lib/labels';
+import { ActionFailedError } from '../../lib/outcome';
+import { booleanText, namespaceListText, param } from '../../lib/params';
+import { cidrListText, policyNameText, quarantinePolicy, sameSpec, type QuarantinePolicy } from './policy';
+
+/** What the policy step found or did. */
+type PolicyStep = 'created' | 'restored' | 'unchanged';
+
+/** Reads and writes race with other callers (ten alerts at once): a 409 means read again, a bounded number of times. */
+const POLICY_ATTEMPTS = 3;
+
+/**
+ * Makes the namespace's quarantine policy equal `wanted`: create it when absent, PUT it back (with the resourceVersion
+ * read) when it drifted, leave it when equal. In dry run it only reads, and says what it would do.
+ */
+async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: QuarantinePolicy, deadline: number, dryRun: boolean): Promise<PolicyStep> {
+  for (let attempt = 1; ; attempt++) {
+    let existing: NetworkPolicy | undefined;
+    try {
+      existing = await getNetworkPolicy(kube, ref, deadline);
+    } catch (error) {
+      if (!isApiStatus(error, 404)) throw error;
+    }
+    try {
+      if (existing === undefined) {
+        if (!dryRun) await createNetworkPolicy(kube, ref, wanted, deadline);
+        return 'created';
+      }
+      if (sameSpec(existing.spec, wanted.spec)) return 'unchanged';
+      // The whole object as read, spec replaced: whatever else people or tools put on it (labels, annotations) stays.
+      if (!dryRun) await replaceNetworkPolicy(kube, ref, { ...existing, spec: wanted.spec }, deadline);
+      return 'restored';
+    } catch (error) {
+      // 409: a concurrent caller created or changed it since it was read; read it again and carry on from there.
+      if (isApiStatus(error, 409) && attempt < POLICY_ATTEMPTS) continue;
+      throw error;
+    }
+  }
+}
+
+function policyPhrase(step: PolicyStep, ref: NetworkPolicyRef, dryRun: boolean): string {
+  const policy = `the NetworkPolicy '${ref.name}'`;
+  switch (step) {
+    case 'created':
+      return `${dryRun ? 'would create' : 'created'} ${policy}`;
+    case 'restored':
+      return `${dryRun ? 'would restore' : 'restored'} ${policy} (it had drifted from its configuration)`;
+    case 'unchanged':
+      return `${policy} is as configured`;
+  }
+}
+
+export default definePodAction({
+  name: 'network-isolate',
+  description:
+    "Cuts the pod named by the alert off the network and keeps it running for forensics: a NetworkPolicy of the pod's namespace denies all traffic of the pods carrying the quarantine label, then the pod gets that label.",
+  guardDefaults: { rules: 'Terminal shell in container' },
+  parameters: {
+    quarantineLabel: param(
+      'QUARANTINE_LABEL',
+      labelKeyText,
+      'falco-response.io/quarantine',
+      'the label (set to "true") that the NetworkPolicy selects; the pod gets it once the policy is in place',
+    ),
+    policyName: param(
+      'POLICY_NAME',
+      policyNameText,
+      'falco-response-quarantine',
+      "the name of the NetworkPolicy, one per namespace; it is restored whenever it drifts from this function's configuration",
+    ),
+    allowDns: param(
+      'ALLOW_DNS',
+      booleanText,
+      'false',
+      'true: let isolated pods query cluster DNS (UDP and TCP 53 to the pods labelled k8s-app=kube-dns in kube-system)',
+    ),
+    allowCidrs: param(
+      'ALLOW_CIDRS',
+      cidrListText,
+      '',
+      'CIDRs isolated pods may still exchange traffic with (both ways), comma-separated, e.g. a forensics host',
+    ),
+    allowNamespaces: param(
+      'ALLOW_NAMESPACES',
+      namespaceListText,
+      '',
+      'namespaces whose pods isolated pods may still exchange traffic with (both ways), comma-separated, selected by kubernetes.io/metadata.name',
+    ),
+  },
+  permissions: [
+    { apiGroup: '', resource: 'pods', verbs: ['get', 'patch'] },
+    { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', verbs: ['get', 'create', 'update'] },
+    { apiGroup: '', resource: 'events', verbs: ['create'] },
+  ],
+  async run({ alert, target, pod, params, kube, log, deadline, dryRun }) {
+    if (pod.spec?.hostNetwork === true) {
+      return {
+        status: 'skipped',
+        code: 'not-applicable',
+        reason: `${describePod(target)} uses the node's network (hostNetwork): no NetworkPolicy can isolate it, so it is not labelled as isolated`,
+      };
+    }
+    const ref: NetworkPolicyRef = { namespace: target.namespace, name: params.policyName };
+    const key = params.quarantineLabel;
+    const label = `${key}=true`;
+
+    // The policy first: a pod must never carry the quarantine label while nothing enforces it.
+    let step: PolicyStep;
+    try {
+      step = await ensurePolicy(kube, ref, quarantinePolicy(ref, params), deadline, dryRun);
+    } catch (error) {
+      throw new ActionFailedError(
+        `${describePod(target)} was not isolated and not labelled ${label}, because ${describeNetworkPolicy(ref)} could not be put in place: ${(error as Error).message}`,
+      );
+    }
+
+    const alreadyLabelled = pod.metadata?.labels?.[key] === 'true';
+    const policy = policyPhrase(step, ref, dryRun);
+    const details = { policy: ref.name, policyStep: step, labelled: !alreadyLabelled };
+    if (dryRun) {
+      const labelling = alreadyLabelled ? `the pod already carries ${label}` : `would label the pod ${label}`;
+      return { status: 'done', message: `would isolate ${describePod(target)}: ${policy}; ${labelling}`, details: { ...details, changed: step !== 'unchanged' || !alreadyLabelled } };
+    }
+    if (step === 'unchanged' && alreadyLabelled) {
+      return {
+        status: 'done',
+        message: `${describePod(target)} is already isolated: ${policy} and the pod carries ${label}`,
+        details: { ...details, changed: false },
+      };
+    }
+    if (!alreadyLabelled) {
+      const uid = pod.metadata?.uid;
+      try {
+        // uid: were the pod replaced by a new one of the same name, the API server refuses to label the newcomer.
+        await mergePatchPod(kube, target, { metadata: { ...(uid === undefined ? {} : { uid }), labels: { [key]: 'true' } } }, deadline);
+      } catch (error) {
+        if (isApiStatus(error, 404)) {
+          return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled ${label} (${policy})` };
+        }
+        throw error;
+      }
+    }
+    const done = `${policy}; ${alreadyLabelled ? `the pod already carried ${label}` : `labelled the pod ${label}`}`;
+    const eventRecorded = await recordPodEvent(
+      kube,
+      { ...target, uid: pod.metadata?.uid },
+      'FalcoResponseIsolated',
+      `network-isolate isolated the pod (${done}) after ${alertSummary(alert)}`,
+      'falco-response/network-isolate',
+      deadline,
+    ).then(
+      () => true,
+      (error: Error) => {
+        log.warn('the pod was isolated but the audit event could not be recorded', { error: error.message });
+        return false;
+      },
+    );
+    return { status: 'done', message: `isolated ${describePod(target)}: ${done}`, details: { ...details, changed: true, eventRecorded } };
+  },
+});
