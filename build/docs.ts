@@ -25,6 +25,11 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
       for (const p of params) parts.push(`| \`${p.env}\` | ${cell(code(p.defaultValue))} | ${cell(p.description)} |`);
       parts.push('');
     }
+    for (const f of d.configFiles ?? []) {
+      parts.push(
+        `Configuration file \`${f.name}\` (${f.description}): in the ConfigMap \`${d.name}-config\`, its path in \`${f.env}\`; read when the pod starts.\n`,
+      );
+    }
     parts.push(
       d.permissions.length === 0
         ? 'Kubernetes permissions: none (no ClusterRole; no ServiceAccount token is mounted).\n'

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import * as path from 'path';
 import { BUNDLE_BUDGET_BYTES, bundle, type Bundle } from './bundle';
 import { checkConfiguredFunctions, CONFIG_FILE, loadConfig } from './config';
+import { checkConfigFiles } from './config-files';
 import { discoverFunctions } from './discover';
 import { FUNCTIONS_DOC, functionsDoc } from './docs';
 import { checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
@@ -30,6 +31,7 @@ export async function buildAll(root: string = ROOT): Promise<BuildResult> {
   const config = loadConfig(path.join(root, CONFIG_FILE));
   const functions = discoverFunctions(root);
   checkConfiguredFunctions(config, functions.map((f) => f.name));
+  checkConfigFiles(functions.map((f) => f.descriptor));
   const built = await Promise.all(
     functions.map(async (f) => ({
       descriptor: f.descriptor,

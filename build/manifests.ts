@@ -3,6 +3,7 @@ import { Document, isMap, isScalar, parseAllDocuments, Scalar } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import type { Bundle } from './bundle';
 import { parameterEnv, type DeploymentConfig } from './config';
+import { configWiring } from './config-files';
 
 /** Labels on everything we generate; the Function's own labels are load-bearing (PROTOCOLS section 2). */
 const PART_OF = { 'app.kubernetes.io/part-of': 'falco-response' };
@@ -31,7 +32,8 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
   const { name } = descriptor;
   const namespace = config.namespace;
   const labels = { ...PART_OF, 'app.kubernetes.io/name': name };
-  const env = Object.entries(parameterEnv(descriptor, config)).map(([key, value]) => ({ name: key, value }));
+  const wiring = configWiring(descriptor, namespace, labels);
+  const env = [...Object.entries(parameterEnv(descriptor, config)).map(([key, value]) => ({ name: key, value })), ...wiring.env];
   const rules = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
   const objects: unknown[] = [
     {
@@ -59,6 +61,7 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
       },
     );
   }
+  objects.push(...wiring.objects);
   objects.push({
     apiVersion: 'kubeless.io/v1beta1',
     kind: 'Function',
@@ -68,7 +71,10 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
       labels: { 'created-by': 'kubeless', function: name, ...labels },
       annotations: {
         'falco-response.io/description': descriptor.description,
-        'falco-response.io/permissions': rules.length > 0 ? describeRules(descriptor) : 'none: this function makes no Kubernetes API call',
+        'falco-response.io/permissions':
+          rules.length > 0
+            ? describeRules(descriptor)
+            : 'none: this function makes no Kubernetes API call (no ClusterRole; no ServiceAccount token is mounted)',
       },
     },
     spec: {
@@ -82,6 +88,7 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
       deployment: {
         spec: {
           template: {
+            ...(Object.keys(wiring.podAnnotations).length > 0 ? { metadata: { annotations: wiring.podAnnotations } } : {}),
             spec: {
               serviceAccountName: name,
               automountServiceAccountToken: rules.length > 0,
@@ -104,8 +111,10 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
                     privileged: false,
                     capabilities: { drop: ['ALL'] },
                   },
+                  ...(wiring.volumeMounts.length > 0 ? { volumeMounts: wiring.volumeMounts } : {}),
                 },
               ],
+              ...(wiring.volumes.length > 0 ? { volumes: wiring.volumes } : {}),
             },
           },
         },

@@ -22,6 +22,32 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
   readonly requiredFields: readonly string[];
   readonly parameters: P;
   readonly permissions: readonly Permission[];
+  /** Files the function reads at start-up; the generator ships them in a ConfigMap operators edit without a rebuild. */
+  readonly configFiles?: readonly ConfigFile[];
+  /**
+   * An environment variable the generator fills with the pod's own namespace (downward API): for a function that
+   * needs it without the ServiceAccount token mount, which holds the namespace file but is off for permissionless ones.
+   */
+  readonly namespaceEnv?: string;
+}
+
+/**
+ * A configuration file of a function. The generator puts every file of a function into the ConfigMap
+ * `<function>-config`, mounts it read-only and sets `env` to the file's path in the pod.
+ */
+export interface ConfigFile {
+  /** The file name in the ConfigMap and in the mounted folder, e.g. `routes.json`. */
+  readonly name: string;
+  /** The environment variable that receives the file's path. */
+  readonly env: string;
+  readonly description: string;
+  /** The default content, written into the generated ConfigMap. */
+  readonly content: string;
+  /**
+   * Every problem of a content, each naming where it is; the build fails on any. `functions` are the names of the
+   * functions the build found, for files that name other functions.
+   */
+  check?(content: string, context: { readonly functions: readonly string[] }): readonly string[];
 }
 
 /** What an action's `run` gets: everything decoded and checked, nothing left to read from the environment. */
