@@ -1,0 +1,194 @@
+/** The forwarder's descriptor, its parameters, and its configuration, read and checked once when the module loads. */
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import * as t from 'io-ts';
+import type { ConfigFile, FunctionDescriptor } from '../action';
+import { describeValue } from '../decode';
+import { SERVICEACCOUNT_DIR } from '../kube/connection';
+import { isDns1123Label } from '../names';
+import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
+import { ActionCaller, Limiter } from './invoke';
+import { parseRoutingTable, type RoutingTable } from './routes';
+
+/** The environment variable that holds the routing table's path (the generator points it at the mounted ConfigMap). */
+export const ROUTES_ENV = 'ROUTES_FILE';
+/** Filled with the pod's namespace by the generator (downward API): the forwarder gets no ServiceAccount token. */
+export const NAMESPACE_ENV = 'POD_NAMESPACE';
+/** The port of every Kubeless function's Service (shared/PROTOCOLS.md section 2). */
+export const FUNCTION_PORT = 8080;
+
+const OPTIONAL_NAMESPACE = "a namespace name (lowercase letters, digits and '-', at most 63), or nothing for the forwarder's own";
+const optionalNamespaceText = new t.Type<string | undefined, string, string>(
+  'a namespace name or nothing',
+  (u): u is string | undefined => u === undefined || typeof u === 'string',
+  (s, c) => (s.trim() === '' ? t.success(undefined) : isDns1123Label(s.trim()) ? t.success(s.trim()) : t.failure(s, c, OPTIONAL_NAMESPACE)),
+  (s) => s ?? '',
+);
+
+const ENDPOINTS = 'a JSON object of action names to http:// URLs, such as {"delete-pod":"http://127.0.0.1:9001/"}';
+/** ACTION_ENDPOINTS: for local runs, where the actions listen on localhost rather than behind their Services. */
+export const endpointsText = new t.Type<ReadonlyMap<string, URL>, string, string>(
+  'action endpoints',
+  (u): u is ReadonlyMap<string, URL> => u instanceof Map,
+  (s, c) => {
+    if (s.trim() === '') return t.success(new Map());
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(s) as unknown;
+    } catch {
+      return t.failure(s, c, `${ENDPOINTS} (this is not JSON)`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return t.failure(s, c, ENDPOINTS);
+    const endpoints = new Map<string, URL>();
+    for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+      if (!isDns1123Label(name)) return t.failure(s, c, `${ENDPOINTS} (${describeValue(name)} is not an action name)`);
+      let url: URL | undefined;
+      try {
+        url = typeof value === 'string' ? new URL(value) : undefined;
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || url.protocol !== 'http:') {
+        return t.failure(s, c, `${ENDPOINTS} (the value for ${name}, ${describeValue(value)}, is not an http:// URL)`);
+      }
+      endpoints.set(name, url);
+    }
+    return t.success(endpoints);
+  },
+  (m) => JSON.stringify(Object.fromEntries([...m].map(([k, v]) => [k, v.href]))),
+);
+
+function forwarderParams() {
+  return {
+    actionsNamespace: param(
+      'ACTIONS_NAMESPACE',
+      optionalNamespaceText,
+      '',
+      `the namespace of the actions' Services (http://<action>.<namespace>.svc.cluster.local:${FUNCTION_PORT}/); empty: the forwarder's own`,
+    ),
+    actionEndpoints: param('ACTION_ENDPOINTS', endpointsText, '', `for local runs: ${ENDPOINTS}; an action named here is called there`),
+    callTimeoutSeconds: param(
+      'CALL_TIMEOUT_SECONDS',
+      integerText(1, 600),
+      '10',
+      "the longest wait for one action's answer; never past the forwarder's own deadline (FUNC_TIMEOUT)",
+    ),
+    maxConcurrentCalls: param(
+      'MAX_CONCURRENT_CALLS',
+      integerText(1, 256),
+      '8',
+      'calls to actions in flight at once, over all alerts; the others wait for a free slot until the deadline',
+    ),
+  };
+}
+type ForwarderParams = ReturnType<typeof forwarderParams>;
+
+export interface Forwarder extends FunctionDescriptor<ForwarderParams> {
+  readonly kind: 'forwarder';
+  readonly configFiles: readonly ConfigFile[];
+  readonly namespaceEnv: string;
+}
+
+export interface ForwarderSpec {
+  readonly name: string;
+  readonly description: string;
+  /** The default routing table (routes.default.json of the function's folder), shipped in its ConfigMap. */
+  readonly defaultRoutes: unknown;
+}
+
+/** Declares the forwarder: no Kubernetes permission at all, a routing table in a ConfigMap, its namespace given. */
+export function defineForwarder(spec: ForwarderSpec): Forwarder {
+  const name = spec.name;
+  return {
+    kind: 'forwarder',
+    name,
+    description: spec.description,
+    requiredFields: ['k8s.ns.name'],
+    parameters: forwarderParams(),
+    permissions: [],
+    configFiles: [
+      {
+        name: 'routes.json',
+        env: ROUTES_ENV,
+        description: 'the routing table: which actions run for which alerts',
+        content: `${JSON.stringify(spec.defaultRoutes, null, 2)}\n`,
+        check: (content, { functions }) => {
+          const result = parseRoutingTable(content, { self: name, functions });
+          return result.ok ? [] : result.problems;
+        },
+      },
+    ],
+    namespaceEnv: NAMESPACE_ENV,
+  };
+}
+
+export interface Ready {
+  readonly params: ParamValues<ForwarderParams>;
+  readonly table: RoutingTable;
+  readonly urls: ReadonlyMap<string, URL>;
+  /** The actions' namespace when known: sent as event-namespace, as Falcosidekick sends the function's. */
+  readonly namespace: string | undefined;
+  readonly caller: ActionCaller;
+  readonly limiter: Limiter;
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function ownNamespace(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const fromEnv = env[NAMESPACE_ENV]?.trim();
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!isDns1123Label(fromEnv)) throw new ConfigurationError([`${NAMESPACE_ENV}: expected a namespace name, got ${describeValue(fromEnv)}`]);
+    return fromEnv;
+  }
+  const fromFile = readOptional(path.join(env.KUBE_SERVICEACCOUNT_DIR ?? SERVICEACCOUNT_DIR, 'namespace'));
+  return fromFile !== undefined && isDns1123Label(fromFile) ? fromFile : undefined;
+}
+
+/** Reads and checks everything once, at load: parameters, the routing table, an address for every routed action. */
+export function prepare(forwarder: Forwarder, env: Readonly<Record<string, string | undefined>>): Ready {
+  const params = readParams(forwarder.parameters, env);
+  const file = env[ROUTES_ENV];
+  if (file === undefined || file.trim() === '') {
+    throw new ConfigurationError([
+      `${ROUTES_ENV}: not set; it must hold the path of the routing table (the generated Function mounts the ConfigMap ${forwarder.name}-config and sets it)`,
+    ]);
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigurationError([`${ROUTES_ENV}: cannot read the routing table at ${file}: ${(error as Error).message}`]);
+  }
+  const parsed = parseRoutingTable(text, { self: forwarder.name });
+  if (!parsed.ok) throw new ConfigurationError(parsed.problems.map((p) => `the routing table ${file}: ${p}`));
+  const namespace = params.actionsNamespace ?? ownNamespace(env);
+  const urls = new Map<string, URL>();
+  const unreachable: string[] = [];
+  for (const action of parsed.table.actions) {
+    const url =
+      params.actionEndpoints.get(action) ??
+      (namespace === undefined ? undefined : new URL(`http://${action}.${namespace}.svc.cluster.local:${FUNCTION_PORT}/`));
+    if (url === undefined) unreachable.push(action);
+    else urls.set(action, url);
+  }
+  if (unreachable.length > 0) {
+    throw new ConfigurationError([
+      `no address for the action(s) ${unreachable.join(', ')}: the forwarder's namespace is unknown (set ACTIONS_NAMESPACE, or ` +
+        `${NAMESPACE_ENV} as the generated Function does) and ACTION_ENDPOINTS does not name them`,
+    ]);
+  }
+  return {
+    params,
+    table: parsed.table,
+    urls,
+    namespace,
+    caller: new ActionCaller(params.maxConcurrentCalls),
+    limiter: new Limiter(params.maxConcurrentCalls),
+  };
+}

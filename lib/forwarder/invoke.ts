@@ -1,0 +1,162 @@
+import * as http from 'http';
+
+/** What an action said, or why it said nothing. */
+export type CallAnswer =
+  | {
+      readonly kind: 'answered';
+      readonly httpStatus: number;
+      /** The JSON body, or its text (cut short) when it is not JSON. */
+      readonly body: unknown;
+    }
+  | { readonly kind: 'no-answer'; readonly error: string };
+
+export interface CallRequest {
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+  readonly timeoutMs: number;
+  /** Said after a timeout: which limit it was. */
+  readonly timeoutNote?: string;
+}
+
+/** The actions are ours and answer a few hundred bytes; more is read and dropped, never held. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+const MAX_TEXT_SHOWN = 1000;
+
+/** A counting semaphore whose waiters give up at a deadline. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly max: number) {}
+
+  /** Resolves to a release function, or to undefined when no slot came free before `waitMs`. */
+  acquire(waitMs: number): Promise<(() => void) | undefined> {
+    if (this.active < this.max) {
+      this.active++;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve(this.releaser());
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiting.indexOf(grant);
+        if (at !== -1) this.waiting.splice(at, 1);
+        resolve(undefined);
+      }, Math.max(waitMs, 0));
+      this.waiting.push(grant);
+    });
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next !== undefined) next(); // the slot passes on: `active` stays the same
+      else this.active--;
+    };
+  }
+}
+
+/**
+ * POSTs to the actions over keep-alive connections (one TCP handshake per action and socket, not per alert), at
+ * most `maxSockets` at a time per action.
+ */
+export class ActionCaller {
+  private readonly agent: http.Agent;
+
+  constructor(maxSockets: number) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+  }
+
+  /** Never rejects: every failure, the timeout included, is an answer of kind `no-answer`. */
+  post(request: CallRequest): Promise<CallAnswer> {
+    return new Promise((resolve) => {
+      let settled = false;
+      let current: http.ClientRequest | undefined;
+      const finish = (answer: CallAnswer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => {
+        finish({ kind: 'no-answer', error: `no answer within ${request.timeoutMs} ms${request.timeoutNote === undefined ? '' : ` (${request.timeoutNote})`}` });
+        current?.destroy();
+      }, request.timeoutMs);
+
+      const send = (mayRetry: boolean) => {
+        let outgoing: http.ClientRequest;
+        try {
+          outgoing = http.request(
+            request.url,
+            { method: 'POST', agent: this.agent, headers: { ...request.headers, 'Content-Length': String(request.body.length) } },
+            (response) => readAnswer(response, finish),
+          );
+        } catch (error) {
+          finish({ kind: 'no-answer', error: (error as Error).message }); // e.g. a header value Node refuses
+          return;
+        }
+        current = outgoing;
+        outgoing.on('error', (error: NodeJS.ErrnoException) => {
+          // A kept-alive socket the server closed just as we reused it: the request never reached the action, so
+          // sending it once more on a fresh socket is safe (the retry Node's documentation recommends).
+          if (mayRetry && outgoing.reusedSocket && error.code === 'ECONNRESET' && !settled) {
+            send(false);
+            return;
+          }
+          finish({ kind: 'no-answer', error: describeNetworkError(error, request.url) });
+        });
+        outgoing.end(request.body);
+      };
+      send(true);
+    });
+  }
+
+  /** Closes the kept-alive sockets (tests, tools). */
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function readAnswer(response: http.IncomingMessage, finish: (answer: CallAnswer) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  response.on('data', (chunk: Buffer) => {
+    if (size < MAX_ANSWER_BYTES) chunks.push(chunk);
+    size += chunk.length;
+  });
+  response.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES);
+    finish({ kind: 'answered', httpStatus: response.statusCode ?? 0, body: size > MAX_ANSWER_BYTES ? cut(text) : parsedOrText(text) });
+  });
+  // Node 12 signals a cut answer with 'aborted', later versions with 'error'; both end with 'close' before 'end'.
+  response.on('close', () => {
+    if (!response.complete) finish({ kind: 'no-answer', error: 'the connection closed before the answer was complete' });
+  });
+  response.on('error', () => undefined);
+}
+
+function parsedOrText(text: string): unknown {
+  if (text === '') return '';
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return cut(text);
+  }
+}
+
+function cut(text: string): string {
+  return text.length > MAX_TEXT_SHOWN ? `${text.slice(0, MAX_TEXT_SHOWN)}… (cut)` : text;
+}
+
+function describeNetworkError(error: NodeJS.ErrnoException, url: URL): string {
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
+    return `${error.message} (no service ${url.hostname}: is the function deployed, in that namespace?)`;
+  }
+  return error.message;
+}
