@@ -2,7 +2,7 @@ import { definePodAction } from '../../lib/action';
 import { alertSummary } from '../../lib/audit';
 import { isApiStatus } from '../../lib/kube/errors';
 import { recordPodEvent } from '../../lib/kube/events';
-import { describePod, mergePatchPod } from '../../lib/kube/pods';
+import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
 import { integerText, param } from '../../lib/params';
 import { annotationPrefixText, describeLabels, labelItemsText, planLabelling } from './plan';
 
@@ -25,7 +25,7 @@ export default definePodAction({
       'ANNOTATION_PREFIX',
       annotationPrefixText,
       'falco.org',
-      'annotations <prefix>/rule, /priority, /time, /uuid and /output describe the alert that marked the pod; empty: no annotations',
+      'the annotations PREFIX/rule, PREFIX/priority, PREFIX/time, PREFIX/uuid and PREFIX/output describe the alert that marked the pod; empty: no annotations',
     ),
     outputMaxBytes: param(
       'OUTPUT_ANNOTATION_MAX_BYTES',
@@ -65,6 +65,9 @@ export default definePodAction({
     } catch (error) {
       if (isApiStatus(error, 404)) {
         return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled` };
+      }
+      if (isReplacedPod(error)) {
+        return { status: 'skipped', code: 'pod-gone', reason: replacedReason(target, pod.metadata?.uid) };
       }
       throw error;
     }

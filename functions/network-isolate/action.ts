@@ -11,7 +11,7 @@ import {
   type NetworkPolicy,
   type NetworkPolicyRef,
 } from '../../lib/kube/networkpolicies';
-import { describePod, mergePatchPod } from '../../lib/kube/pods';
+import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
 import { labelKeyText } from '../../lib/labels';
 import { ActionFailedError } from '../../lib/outcome';
 import { booleanText, namespaceListText, param } from '../../lib/params';
@@ -150,6 +150,9 @@ export default definePodAction({
       } catch (error) {
         if (isApiStatus(error, 404)) {
           return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled ${label} (${policy})` };
+        }
+        if (isReplacedPod(error)) {
+          return { status: 'skipped', code: 'pod-gone', reason: `${replacedReason(target, uid)} (${policy})` };
         }
         throw error;
       }

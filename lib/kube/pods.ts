@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Kube } from './client';
-import type { Operation } from './errors';
+import { isApiStatus, type Operation } from './errors';
 import type { PodRef } from '../target';
 
 /** The pod in words, as every message names it: "the pod 'web-1' in the namespace 'prod'". */
@@ -49,4 +49,17 @@ export function mergePatchPod(kube: Kube, pod: PodRef, patch: PodMetadataPatch, 
     { method: 'PATCH', path: podPath(pod), op: podOp('patch', pod), body: patch, contentType: 'application/merge-patch+json' },
     deadline,
   );
+}
+
+/**
+ * A metadata patch's uid precondition failed: the name now holds another pod. The uid is immutable, so the API server
+ * answers 422 naming `metadata.uid` (seen on v1.20: `metadata.uid: Invalid value: "…": field is immutable`).
+ */
+export function isReplacedPod(error: unknown): boolean {
+  return isApiStatus(error, 422) && /\bmetadata\.uid\b/.test(error.apiMessage);
+}
+
+/** Why a replaced pod is left alone, in the words delete-pod uses too. */
+export function replacedReason(pod: PodRef, uid: string | undefined): string {
+  return `${describePod(pod)} was replaced by a new pod of the same name since it was inspected (uid ${uid ?? 'unknown'}): the new pod is left alone`;
 }

@@ -322,6 +322,24 @@ describe('label-pod', () => {
     });
   });
 
+  it('leaves a new pod that took the name alone: the uid in the patch is refused (422, as a v1.20 API server answers)', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .patch(POD, (body: any) => body.metadata.uid === 'uid-kubecon')
+      .reply(422, status(422, 'Invalid', 'Pod "kubecon" is invalid: metadata.uid: Invalid value: "uid-kubecon": field is immutable'));
+    const { handler } = handlerWith();
+
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    api.done();
+    assert.equal(answer.status, 'skipped');
+    assert.equal(
+      answer.reason,
+      "the pod 'kubecon' in the namespace 'default' was replaced by a new pod of the same name since it was inspected (uid uid-kubecon): the new pod is left alone",
+    );
+  });
+
   it('still reports the labelling when the audit Event cannot be recorded', async () => {
     const api = fakeApi()
       .get(POD)

@@ -394,6 +394,27 @@ describe('network-isolate', () => {
     );
   });
 
+  it('leaves a new pod that took the name alone: the uid in the patch is refused (422)', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(200, storedPolicy())
+      .patch(POD, labelPatch)
+      .reply(422, status(422, 'Invalid', 'Pod "kubecon" is invalid: metadata.uid: Invalid value: "uid-kubecon": field is immutable'));
+    const { handler } = handlerWith();
+
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    api.done();
+    assert.equal(answer.status, 'skipped');
+    assert.equal(
+      answer.reason,
+      "the pod 'kubecon' in the namespace 'default' was replaced by a new pod of the same name since it was inspected (uid uid-kubecon): " +
+        "the new pod is left alone (the NetworkPolicy 'falco-response-quarantine' is as configured)",
+    );
+  });
+
   it('still reports the isolation when the audit Event cannot be recorded', async () => {
     const api = fakeApi()
       .get(POD)
