@@ -1,0 +1,140 @@
+/**
+ * Falcosidekick fires and forgets, and Falco repeats an alert as long as the shell runs: the same alert arriving
+ * again, even ten at once, must not act twice on the real server.
+ */
+import { strict as assert } from 'assert';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { functionExists, QUARANTINE_POLICY, ACTION_CASES } from './helpers/cases';
+import { api, createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
+import { ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
+import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { terminalShellAlert } from './helpers/sidekick';
+
+const caseOf = (name: string) => ACTION_CASES.find((c) => c.name === name)!;
+
+describe('e2e: the same alert again changes nothing more on the real server', function () {
+  let cluster: Cluster;
+  let namespace: string;
+  let scratch: string;
+
+  /** The action in its own runtime, as its own ServiceAccount, with the parameters of its e2e case. */
+  async function serve(name: string): Promise<ServedFunction> {
+    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, `${name}.json`), await serviceAccountToken(cluster, name));
+    return ServedFunction.start(name, { env: { KUBECONFIG: kubeconfig, ...caseOf(name).env } });
+  }
+
+  before(async function () {
+    cluster = sharedCluster();
+    await ensureDeployed(cluster);
+    namespace = await createNamespace(cluster, 'idempotency');
+    scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-idempotency-'));
+  });
+
+  after(async function () {
+    await stopAllFunctions();
+    if (namespace !== undefined) await deleteNamespaces(cluster, [namespace]);
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('delete-pod: the same alert ten times gives one deletion and nine "already gone" answers', async function () {
+    // Given
+    const pod = uniqueName('ten');
+    await createPod(cluster, namespace, pod);
+    const fn = await serve('delete-pod');
+    const alert = terminalShellAlert(namespace, pod);
+
+    // When: one after the other, as Falco repeats an alert while the shell runs
+    const answers = [];
+    for (let i = 0; i < 10; i++) answers.push(await fn.post(alert));
+
+    // Then
+    const texts = answers.map((a) => a.text).join('\n');
+    assert.deepEqual(answers.map((a) => a.status), Array<number>(10).fill(200), texts);
+    assert.equal(answers[0].body.status, 'done', texts);
+    for (const answer of answers.slice(1)) {
+      assert.equal(answer.body.status, 'skipped', texts);
+      assert.equal(answer.body.code, 'pod-gone');
+      assert.equal(answer.body.reason, `the pod '${pod}' in the namespace '${namespace}' is already gone`);
+    }
+    assert.equal(await readPod(cluster, namespace, pod), undefined);
+    assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted').length, 1);
+  });
+
+  it('delete-pod: ten copies of one alert at once all succeed and delete the pod, each answering done or "already gone/deleted"', async function () {
+    // Given
+    const pod = uniqueName('ten-at-once');
+    await createPod(cluster, namespace, pod);
+    const fn = await serve('delete-pod');
+    const alert = terminalShellAlert(namespace, pod);
+
+    // When
+    const answers = await Promise.all(Array.from({ length: 10 }, () => fn.post(alert)));
+
+    // Then: no failure and no second pod touched. How many say "done" is the API server's call: a DELETE that races
+    // another one past the read may still answer 200 (the registry ignores the NotFound of the final removal), so
+    // the count of "done" is at least one, not exactly one.
+    const texts = answers.map((a) => a.text).join('\n');
+    assert.deepEqual(answers.map((a) => a.status), Array<number>(10).fill(200), texts);
+    const done = answers.filter((a) => a.body.status === 'done');
+    assert.ok(done.length >= 1, texts);
+    for (const answer of answers.filter((a) => a.body.status !== 'done')) {
+      assert.equal(answer.body.status, 'skipped', texts);
+      assert.equal(answer.body.code, 'pod-gone');
+      assert.match(answer.body.reason, new RegExp(`^the pod '${pod}' in the namespace '${namespace}' is already (gone|deleted)$`));
+    }
+    assert.equal(await readPod(cluster, namespace, pod), undefined);
+    assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted').length, done.length);
+  });
+
+  if (functionExists('network-isolate')) {
+    it('network-isolate: isolating twice leaves the NetworkPolicy and the pod as the first time (same resourceVersion)', async function () {
+      // Given: a pod isolated once
+      const [pod, neighbour] = [uniqueName('twice'), uniqueName('neighbour')];
+      await createPod(cluster, namespace, pod);
+      await createPod(cluster, namespace, neighbour);
+      const fn = await serve('network-isolate');
+      const first = await fn.post(terminalShellAlert(namespace, pod));
+      assert.equal(first.body.status, 'done', first.text);
+      const policyPath = `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies/${QUARANTINE_POLICY}`;
+      const policyBefore = (await api(cluster, { method: 'GET', path: policyPath })).body;
+      const podBefore = await readPod(cluster, namespace, pod);
+
+      // When: the same alert again, then an alert about another pod of the namespace
+      const again = await fn.post(terminalShellAlert(namespace, pod));
+      const other = await fn.post(terminalShellAlert(namespace, neighbour));
+
+      // Then: nothing written the second time; the policy, already as configured, is left alone for the neighbour too
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.body.status, 'done');
+      assert.equal(again.body.details.changed, false, again.text);
+      assert.match(again.body.message, new RegExp(`^the pod '${pod}' in the namespace '${namespace}' is already isolated: `));
+      assert.equal(other.body.status, 'done', other.text);
+      assert.equal(other.body.details.policyStep, 'unchanged', other.text);
+      const policyAfter = (await api(cluster, { method: 'GET', path: policyPath })).body;
+      assert.equal(policyAfter.metadata.resourceVersion, policyBefore.metadata.resourceVersion);
+      assert.equal((await readPod(cluster, namespace, pod)).metadata.resourceVersion, podBefore.metadata.resourceVersion);
+      assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseIsolated').length, 1);
+    });
+  }
+
+  if (functionExists('label-pod')) {
+    it('label-pod: labelling twice writes nothing the second time (same resourceVersion)', async function () {
+      const pod = uniqueName('label-twice');
+      await createPod(cluster, namespace, pod);
+      const fn = await serve('label-pod');
+      const first = await fn.post(terminalShellAlert(namespace, pod));
+      assert.equal(first.body.status, 'done', first.text);
+      const before = await readPod(cluster, namespace, pod);
+
+      const again = await fn.post(terminalShellAlert(namespace, pod));
+
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.body.status, 'done');
+      assert.equal(again.body.details.changed, false, again.text);
+      assert.equal((await readPod(cluster, namespace, pod)).metadata.resourceVersion, before.metadata.resourceVersion);
+      assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseLabeled').length, 1);
+    });
+  }
+});
