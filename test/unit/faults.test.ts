@@ -1,0 +1,444 @@
+import { strict as assert } from 'assert';
+import nock from 'nock';
+import type { PodAction } from '../../lib/action';
+import deletePod from '../../functions/delete-pod/action';
+import { memoryLogger } from '../../lib/log';
+import { podActionHandler } from '../../lib/runner';
+import { API_SERVER, fakeApi, status, testKube } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
+import { podActions } from '../helpers/pod-actions';
+
+const POD = 'kubecon';
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+/** testKube() makes this many attempts at a call that keeps failing with a retried status or a broken connection. */
+const ATTEMPTS = 4;
+/** FUNC_TIMEOUT for the slow cases: the handler promises an answer within it (shared/PROTOCOLS.md section 1). */
+const SHORT_TIMEOUT_SECONDS = 0.6;
+
+/** nock parses only application/json bodies; patches come as merge-patch+json text. */
+function parsed(body: unknown): unknown {
+  if (typeof body !== 'string' || body === '') return body;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
+}
+
+/**
+ * Serves every method and path of the fake API server from `answer`; strict headers still apply (fakeApi). Async, so
+ * that an error thrown by `answer` becomes a broken connection (nock destroys the request with it), not a hang.
+ */
+function serveApi(answer: (method: string, path: string, body: unknown) => Reply | Promise<Reply>): void {
+  const scope = fakeApi().persist();
+  for (const method of METHODS) {
+    scope
+      .intercept(() => true, method)
+      .optionally()
+      .reply(async (uri, body) => answer(method, uri, parsed(body)));
+  }
+}
+
+const namespaceOf = (path: string) => /\/namespaces\/([^/]+)\//.exec(path)?.[1] ?? '';
+/** The path with its namespace made generic, so that calls of cases in different namespaces compare. */
+const generic = (path: string, namespace: string) => path.split(`/namespaces/${namespace}/`).join('/namespaces/{ns}/');
+const podPath = '/api/v1/namespaces/{ns}/pods/kubecon';
+
+function alertIn(namespace: string) {
+  const a = alert('terminal-shell');
+  a.output_fields['k8s.ns.name'] = namespace;
+  return a;
+}
+
+/** Every rule, so that each action acts on the fixture whatever its default RULES. */
+function handlerFor(action: PodAction, log = memoryLogger()) {
+  return { handler: podActionHandler(action, { env: { RULES: '*' }, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
+}
+
+async function handle(action: PodAction, namespace: string, timeoutSeconds = 30) {
+  const { handler, log } = handlerFor(action);
+  const { event, response } = kubelessEvent(alertIn(namespace));
+  const started = Date.now();
+  const answer = await handler(event, kubelessContext(timeoutSeconds));
+  return { answer, status: response.statusCode, log: log.lines, elapsed: Date.now() - started };
+}
+
+/** Its answer with the namespace made generic. */
+const genericAnswer = (answer: unknown, namespace: string) => JSON.parse(JSON.stringify(answer).split(namespace).join('{ns}'));
+
+/** The calls an action makes on a healthy cluster, in order, and what it answers there. */
+async function healthyRun(action: PodAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
+  const cluster = new MemoryCluster().addPod('healthy', POD);
+  const script: string[] = [];
+  serveApi((method, path, body) => {
+    script.push(`${method} ${generic(path, 'healthy')}`);
+    return cluster.answer(method, path, body);
+  });
+  const { answer } = await handle(action, 'healthy');
+  nock.cleanAll();
+  return { script, answer: genericAnswer(answer, 'healthy') };
+}
+
+const error = (code: string) => Object.assign(new Error(code === 'ECONNRESET' ? 'socket hang up' : code), { code });
+
+function sleep(ms: number): Promise<void> {
+  // unref: a reply still waiting when its test is over must not hold mocha open
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+interface Fault {
+  readonly name: string;
+  /** The reply to the n-th attempt at the faulty step, or undefined to let the healthy cluster answer it. */
+  reply(attempt: number, healthy: () => Reply): Reply | Promise<Reply> | undefined;
+  /** How the answer must read: as on a healthy cluster, or failed with this cause after so many attempts. */
+  readonly expect: 'as-healthy' | 'not-found' | { readonly cause: string | RegExp; readonly attempts: number };
+  readonly timeoutSeconds?: number;
+}
+
+const FAULTS: readonly Fault[] = [
+  {
+    name: '429 with Retry-After: 0, once',
+    reply: (n) => (n === 1 ? [429, status(429, 'TooManyRequests', 'too many requests, please try again later'), { 'Retry-After': '0' }] : undefined),
+    expect: 'as-healthy',
+  },
+  {
+    name: '503, once',
+    reply: (n) => (n === 1 ? [503, status(503, 'ServiceUnavailable', 'etcd leader changed')] : undefined),
+    expect: 'as-healthy',
+  },
+  {
+    name: '500 with a JSON null body, once',
+    reply: (n) => (n === 1 ? [500, 'null', { 'Content-Type': 'application/json' }] : undefined),
+    expect: 'as-healthy',
+  },
+  {
+    name: 'connection reset, once',
+    reply: (n) => {
+      if (n === 1) throw error('ECONNRESET');
+      return undefined;
+    },
+    expect: 'as-healthy',
+  },
+  {
+    name: '500 at every attempt (retries exhausted)',
+    reply: () => [500, status(500, 'InternalError', 'etcdserver: request timed out')],
+    expect: { cause: 'the API server answered 500 InternalError: etcdserver: request timed out (after 4 attempt(s))', attempts: ATTEMPTS },
+  },
+  {
+    name: '500 with a JSON null body at every attempt',
+    reply: () => [500, 'null', { 'Content-Type': 'application/json' }],
+    expect: { cause: 'the API server answered 500: Internal Server Error (after 4 attempt(s))', attempts: ATTEMPTS },
+  },
+  {
+    name: 'connection reset at every attempt',
+    reply: () => {
+      throw error('ECONNRESET');
+    },
+    expect: { cause: `could not reach the API server at ${API_SERVER}: ECONNRESET (after 4 attempt(s))`, attempts: ATTEMPTS },
+  },
+  {
+    name: '429 with a Retry-After past the deadline',
+    reply: () => [429, status(429, 'TooManyRequests', 'too many requests, please try again later'), { 'Retry-After': '120' }],
+    expect: {
+      cause:
+        'the API server answered 429 TooManyRequests: too many requests, please try again later ' +
+        '(after 1 attempt(s); no time left to retry before the deadline (Retry-After asked for 120 s))',
+      attempts: 1,
+    },
+  },
+  {
+    name: '403 Forbidden',
+    reply: () => [403, status(403, 'Forbidden', 'forbidden by RBAC')],
+    expect: { cause: /the API server answered 403 Forbidden: forbidden by RBAC \(the function's ServiceAccount lacks the permission '(\w+)' on '([^']+)': declare it in the action's permissions and apply the regenerated ClusterRole from manifests\/\)/, attempts: 1 },
+  },
+  {
+    name: 'a response slower than the deadline',
+    reply: async (_n, healthy) => {
+      await sleep(SHORT_TIMEOUT_SECONDS * 1000 + 2000);
+      return healthy();
+    },
+    expect: { cause: /did not finish before the function's deadline \(\d+ ms were left for it\)/, attempts: 1 },
+    timeoutSeconds: SHORT_TIMEOUT_SECONDS,
+  },
+  {
+    name: '404 Not Found (the object vanished between steps)',
+    reply: () => [404, status(404, 'NotFound', 'not found')],
+    expect: 'not-found',
+  },
+];
+
+/** One fault at one step of the script: routes its namespace's requests, counts attempts at the faulty step. */
+class FaultCase {
+  private next = 0;
+  attempts = 0;
+  readonly calls: string[] = [];
+
+  constructor(
+    readonly namespace: string,
+    private readonly script: readonly string[],
+    readonly step: number,
+    private readonly fault: Fault,
+    private readonly cluster: MemoryCluster,
+  ) {}
+
+  answer(method: string, path: string, body: unknown): Reply | Promise<Reply> {
+    const call = `${method} ${generic(path, this.namespace)}`;
+    this.calls.push(call);
+    const healthy = () => this.cluster.answer(method, path, body);
+    let index = this.next;
+    while (index < this.script.length && this.script[index] !== call) index++;
+    if (index === this.script.length) return healthy(); // off the script (a re-read after a conflict): the cluster answers
+    this.next = index;
+    if (index === this.step) {
+      this.attempts++;
+      const injected = this.fault.reply(this.attempts, healthy);
+      if (injected !== undefined) return injected;
+    }
+    this.next = index + 1;
+    return healthy();
+  }
+}
+
+/** What is wrong with one case's answer; empty when it is right. */
+function problemsOf(
+  action: PodAction,
+  fault: Fault,
+  run: FaultCase,
+  script: readonly string[],
+  healthy: Record<string, unknown>,
+  result: Awaited<ReturnType<typeof handle>>,
+): string[] {
+  const problems: string[] = [];
+  const check = (condition: boolean, what: string) => {
+    if (!condition) problems.push(what);
+  };
+  const { answer, log } = result;
+  const ns = run.namespace;
+  const faulty = script[run.step];
+  const error = typeof answer.error === 'string' ? answer.error : '';
+  check(!error.startsWith('internal error'), `an internal error: ${error}`);
+  check(result.status === (answer.status === 'failed' ? 500 : 200), `HTTP ${result.status} for ${String(answer.status)}`);
+  const timeout = (fault.timeoutSeconds ?? 30) * 1000;
+  check(result.elapsed < timeout, `answered after ${result.elapsed} ms, past FUNC_TIMEOUT (${timeout} ms)`);
+
+  if (fault.expect === 'as-healthy') {
+    check(JSON.stringify(genericAnswer(answer, ns)) === JSON.stringify(healthy), `answered ${JSON.stringify(answer)}`);
+    check(run.attempts === 2, `${run.attempts} attempts at the faulty step, expected 2`);
+    return problems;
+  }
+  if (fault.expect === 'not-found') {
+    if (faulty.endsWith(` ${podPath}`)) {
+      check(answer.status === 'skipped' && answer.code === 'pod-gone', `a 404 on the pod answered ${JSON.stringify(answer)}, not skipped pod-gone`);
+      check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), 'no target');
+    } else if (answer.status === 'failed') {
+      check(error.includes('the API server answered 404 NotFound: not found'), `the cause is not named: ${error}`);
+    }
+    check(run.attempts === 1, `a 404 was retried (${run.attempts} attempts)`);
+    return problems;
+  }
+
+  const { cause, attempts } = fault.expect;
+  const named = (text: string) => (typeof cause === 'string' ? text.includes(cause) : cause.test(text));
+  check(run.attempts === attempts, `${run.attempts} attempts at the faulty step, expected ${attempts}`);
+  if (answer.status === 'failed') {
+    check(named(error), `the cause is not named: ${error}`);
+    check(error.includes(`in the namespace '${ns}'`), `the object is not named: ${error}`);
+    check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), `no target: ${JSON.stringify(answer)}`);
+    const later = script.slice(run.step + 1);
+    const storm = run.calls.filter((c) => later.includes(c) && c !== faulty);
+    check(storm.length === 0, `went on after the failure: ${storm.join(', ')}`);
+    const permission = cause instanceof RegExp ? cause.exec(error) : null;
+    if (permission !== null && permission[1] !== undefined && permission[2] !== undefined) {
+      const [verb, resource] = [permission[1], permission[2]];
+      const declared = action.permissions.some(
+        (p) => (p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`) === resource && p.verbs.includes(verb),
+      );
+      check(declared, `the 403 names '${verb}' on '${resource}', which the action does not declare`);
+    }
+  } else {
+    // A best-effort step (the audit Event): the action's work is done, and the failure is logged with its cause.
+    check(answer.status === healthy.status, `answered ${JSON.stringify(answer)}`);
+    const warned = log.some((l) => l.level === 'warn' && named(JSON.stringify(l.error)) && JSON.stringify(l.error).includes(`'${ns}'`));
+    check(warned, `a best-effort failure with no warning naming the object and the cause: ${JSON.stringify(log)}`);
+  }
+  return problems;
+}
+
+describe('faults at every step of every pod action (strict nock, a real KubeClient)', () => {
+  for (const action of podActions()) {
+    describe(action.name, () => {
+      let script: string[];
+      let healthy: Record<string, unknown>;
+
+      before(async () => {
+        ({ script, answer: healthy } = await healthyRun(action));
+      });
+
+      it('acts on a healthy cluster (the script the faults are injected into)', () => {
+        assert.equal(healthy.status, 'done', JSON.stringify(healthy));
+        assert.equal(script[0], `GET ${podPath}`);
+        assert.ok(script.length >= 2, script.join(', '));
+      });
+
+      for (const fault of FAULTS) {
+        it(`${fault.name}, at each step: answered with the object and the cause, within the deadline`, async () => {
+          // Given: one namespace per step, each with its pod, all served at once
+          const cluster = new MemoryCluster();
+          const cases = script.map((_, step) => {
+            const namespace = `step-${step}`;
+            cluster.addPod(namespace, POD);
+            return new FaultCase(namespace, script, step, fault, cluster);
+          });
+          serveApi((method, path, body) => {
+            const run = cases.find((c) => c.namespace === namespaceOf(path));
+            return run === undefined ? [599, `no case for ${path}`] : run.answer(method, path, body);
+          });
+
+          // When
+          const results = await Promise.all(cases.map((c) => handle(action, c.namespace, fault.timeoutSeconds)));
+
+          // Then
+          const problems = cases.flatMap((run, i) =>
+            problemsOf(action, fault, run, script, healthy, results[i]).map((p) => `step ${run.step + 1} (${script[run.step]}): ${p}`),
+          );
+          nock.abortPendingRequests();
+          assert.deepEqual(problems, []);
+        });
+      }
+
+      it('ten concurrent alerts for the same pod: no failure, the same end state as one alert', async () => {
+        // Given
+        const once = new MemoryCluster().addPod('once', POD);
+        const many = new MemoryCluster().addPod('many', POD);
+        serveApi((method, path, body) => (namespaceOf(path) === 'once' ? once : many).answer(method, path, body));
+        await handle(action, 'once');
+
+        // When
+        const results = await Promise.all(Array.from({ length: 10 }, () => handle(action, 'many')));
+
+        // Then
+        const failed = results.filter((r) => r.answer.status === 'failed' || r.status !== 200).map((r) => JSON.stringify(r.answer));
+        assert.deepEqual(failed, []);
+        const state = (cluster: MemoryCluster, ns: string) =>
+          [...cluster.objects]
+            .filter(([path]) => !path.includes('/events/'))
+            .map(([path, object]) => genericAnswer({ path, object: { ...object, metadata: { ...object.metadata, resourceVersion: undefined } } }, ns));
+        assert.deepEqual(state(many, 'many'), state(once, 'once'));
+        const done = results.filter((r) => r.answer.status === 'done').length;
+        assert.ok(many.under('/api/v1/namespaces/many/events/').length <= done, 'more audit events than actions done');
+      });
+    });
+  }
+});
+
+describe('delete-pod under faults: the exact words an operator reads', () => {
+  const POD_PATH = '/api/v1/namespaces/default/pods/kubecon';
+  const handler = () => podActionHandler(deletePod, { env: {}, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
+  const run = async (timeoutSeconds = 30) => {
+    const { event, response } = kubelessEvent(alert('terminal-shell'));
+    const answer = await handler()(event, kubelessContext(timeoutSeconds));
+    return { answer, status: response.statusCode };
+  };
+
+  it('waits as long as Retry-After says before it retries a 429', async () => {
+    // Given
+    const times: number[] = [];
+    const cluster = new MemoryCluster().addPod('default', POD);
+    let first = true;
+    serveApi((method, path, body) => {
+      times.push(Date.now());
+      if (first) {
+        first = false;
+        return [429, status(429, 'TooManyRequests', 'too many requests'), { 'Retry-After': '1' }];
+      }
+      return cluster.answer(method, path, body);
+    });
+
+    // When
+    const { answer } = await run();
+
+    // Then
+    assert.equal(answer.status, 'done');
+    assert.ok(times[1] - times[0] >= 990, `retried after ${times[1] - times[0]} ms`);
+  });
+
+  it('says how many attempts it made and the last cause when retries run out (503 four times)', async () => {
+    const api = fakeApi().get(POD_PATH).times(4).reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'));
+    const { answer, status: code } = await run();
+    api.done();
+    assert.equal(code, 500);
+    assert.deepEqual(answer, {
+      status: 'failed',
+      error:
+        "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 503 ServiceUnavailable: etcd leader changed (after 4 attempt(s))",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+  });
+
+  it('names the address and the attempts when the connection keeps being reset', async () => {
+    const api = fakeApi().get(POD_PATH).times(4).replyWithError(error('ECONNRESET'));
+    const { answer } = await run();
+    api.done();
+    assert.equal(
+      answer.error,
+      "get the pod 'kubecon' in the namespace 'default' failed: could not reach the API server at https://kube.test:6443: ECONNRESET (after 4 attempt(s))",
+    );
+  });
+
+  it('says which permission is missing and how to grant it when reading the pod is forbidden (403, not retried)', async () => {
+    const api = fakeApi()
+      .get(POD_PATH)
+      .reply(403, status(403, 'Forbidden', 'pods "kubecon" is forbidden: User "system:serviceaccount:falco-response:delete-pod" cannot get resource "pods"'));
+    const { answer } = await run();
+    api.done();
+    assert.equal(
+      answer.error,
+      "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden: pods \"kubecon\" is forbidden: " +
+        'User "system:serviceaccount:falco-response:delete-pod" cannot get resource "pods" (the function\'s ServiceAccount lacks the ' +
+        "permission 'get' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)",
+    );
+  });
+
+  it('ten concurrent alerts for the same pod: one deletion, nine "already deleted", one Event, no retry', async () => {
+    // Given
+    const cluster = new MemoryCluster().addPod('default', POD);
+    const calls: string[] = [];
+    serveApi((method, path, body) => {
+      calls.push(`${method} ${path}`);
+      return cluster.answer(method, path, body);
+    });
+
+    // When
+    const results = await Promise.all(Array.from({ length: 10 }, () => run()));
+
+    // Then
+    const answers = results.map((r) => r.answer);
+    assert.equal(answers.filter((a) => a.status === 'done').length, 1);
+    const gone = answers.filter((a) => a.status === 'skipped');
+    assert.equal(gone.length, 9);
+    for (const a of gone) {
+      assert.equal(a.code, 'pod-gone');
+      assert.match(String(a.reason), /^the pod 'kubecon' in the namespace 'default' is already (deleted|gone)$/);
+    }
+    assert.equal(cluster.under('/api/v1/namespaces/default/events/').length, 1);
+    assert.equal(calls.filter((c) => c === `DELETE ${POD_PATH}`).length, 10);
+    assert.ok(calls.length <= 21, `${calls.length} calls: ${calls.join(', ')}`);
+  });
+
+  it('keeps its deadline when FUNC_TIMEOUT is longer than a Node timer can wait (it used to fail every call at once)', async () => {
+    // Given
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const cluster = new MemoryCluster().addPod('default', POD);
+    serveApi((method, path, body) => cluster.answer(method, path, body));
+
+    // When: 100 days
+    const { answer } = await run(100 * 24 * 3600).finally(() => process.removeListener('warning', onWarning));
+
+    // Then
+    assert.equal(answer.status, 'done', JSON.stringify(answer));
+    assert.deepEqual(warnings.map((w) => w.name), []);
+  });
+});
