@@ -8,6 +8,28 @@ import { readParams } from '../lib/params';
 
 const Quantities = t.partial({ cpu: t.string, memory: t.string });
 
+/**
+ * A stock official Node.js image pinned to an exact version (`node:14.21.3-alpine`), optionally by digest and from a
+ * mirror of the official library (`<mirror>/library/node:...`): a floating tag such as `node:14` or `node:lts` would
+ * change what runs without a rebuild, and another publisher's `node` image is not the one the runtime was tested on.
+ */
+const NODE_IMAGE = /^(?:(?:[a-z0-9.-]+(?::\d+)?\/(?:[a-z0-9._-]+\/)*)?library\/)?node:(\d+)\.\d+\.\d+(?:-[a-z0-9][a-z0-9.-]*)?(?:@sha256:[0-9a-f]{64})?$/;
+
+/** The Node major version of a pinned image; the runtime and the bundles need Node 12 or later. */
+export function nodeMajorOf(image: string): number | undefined {
+  const match = NODE_IMAGE.exec(image);
+  return match === null || Number(match[1]) < 12 ? undefined : Number(match[1]);
+}
+
+const NodeImage = t.refinement(
+  t.string,
+  (image) => nodeMajorOf(image) !== undefined,
+  'the official node image pinned to an exact version of Node 12 or later, such as node:14.21.3-alpine',
+);
+
+/** The image of the standalone target when falco-response.yaml names none: the Node of Kubeless's nodejs14. */
+export const DEFAULT_STANDALONE_IMAGE = 'node:14.21.3-alpine';
+
 const DeploymentConfig = t.intersection([
   t.type({
     namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'),
@@ -17,6 +39,8 @@ const DeploymentConfig = t.intersection([
   }),
   t.partial({
     functions: t.record(t.string, t.partial({ parameters: t.record(t.string, t.string, 'environment variable names to text values') })),
+    /** The standalone target (manifests/standalone/): Deployments of a stock Node image, no Kubeless. */
+    standalone: t.partial({ image: NodeImage }),
   }),
 ]);
 export type DeploymentConfig = t.TypeOf<typeof DeploymentConfig>;
@@ -56,4 +80,10 @@ export function checkConfiguredFunctions(config: DeploymentConfig, names: readon
   if (unknown.length > 0) {
     throw new Error(`${CONFIG_FILE}: functions: no function named ${unknown.join(', ')} in functions/ (there are ${names.join(', ')})`);
   }
+}
+
+/** The standalone target's image and the Node major version it runs. */
+export function standaloneImage(config: DeploymentConfig): { readonly image: string; readonly nodeMajor: number } {
+  const image = config.standalone?.image ?? DEFAULT_STANDALONE_IMAGE;
+  return { image, nodeMajor: nodeMajorOf(image)! };
 }
