@@ -65,6 +65,10 @@ const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 export function checkConfigFiles(descriptors: readonly FunctionDescriptor[]): void {
   const functions = descriptors.map((d) => d.name);
   for (const d of descriptors) {
+    // Kubeless names a Function's code ConfigMap after the Function: a function called `<x>-config` would collide.
+    if ((d.configFiles ?? []).length > 0 && functions.includes(configMapName(d.name))) {
+      throw new Error(`functions/${configMapName(d.name)}: Kubeless would name its code ConfigMap like the configuration ConfigMap of ${d.name}`);
+    }
     const where = `functions/${d.name}`;
     const taken = new Set(Object.values(d.parameters).map((p) => p.env));
     const names = new Set<string>();
