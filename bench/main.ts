@@ -1,0 +1,214 @@
+/**
+ * `npm run bench`: the figures that show the functions are small and fast, each next to a baseline measured in the
+ * same run. A script, not a test: it prints one table (or JSON with --json) and writes bench/results.json.
+ *
+ *   npm run bench                       every section (about 4 minutes on 2 cores)
+ *   npm run bench -- --quick            fewer runs (about 1 minute)
+ *   npm run bench -- --only size,cold   some sections: size, cold, cluster, handler, forwarder, build
+ *   npm run bench -- --json             JSON on stdout instead of the table (progress goes to stderr either way)
+ *   npm run bench -- --out file.json    where to write the JSON (default bench/results.json; a run with --only
+ *                                       writes nothing unless --out is given, so the full results stay whole)
+ *
+ * Loopback only. Every child process and the cluster it starts are stopped at the end, on error, on Ctrl-C and when
+ * the watchdog fires.
+ */
+import { execFileSync } from 'child_process';
+import { writeFileSync } from 'fs';
+import * as path from 'path';
+import { ROOT } from '../build/main';
+import { buildArtifacts, type Artifacts } from './lib/artifacts';
+import { gitState, machine } from './lib/machine';
+import { runCleanups } from './lib/processes';
+import { renderTable, SECTIONS, type BenchResult, type SectionBody, type SectionName, type SectionResult } from './lib/report';
+import { buildSection } from './sections/build';
+import { clusterSection } from './sections/cluster';
+import { coldSection, type NodeBinary } from './sections/cold';
+import { forwarderSection } from './sections/forwarder-hook';
+import { handlerSection } from './sections/handler';
+import { sizeSection } from './sections/size';
+
+const NODE14_VERSION = '14.21.3';
+export const RESULTS_FILE = path.join(ROOT, 'bench', 'results.json');
+
+/** How many runs each section makes; --quick keeps every figure but with fewer runs. */
+export interface Plan {
+  readonly coldRuns: number;
+  readonly cluster: { readonly rounds: number; readonly sequentialPerRound: number; readonly concurrentPerRound: number; readonly inFlight: number };
+  readonly handler: { readonly runs: number; readonly alertsPerRun: number; readonly decodesPerRun: number };
+  readonly buildRuns: number;
+  /** The whole run stops (and cleans up) past this. */
+  readonly watchdogSeconds: number;
+}
+
+const FULL: Plan = {
+  coldRuns: 20,
+  cluster: { rounds: 6, sequentialPerRound: 25, concurrentPerRound: 64, inFlight: 8 },
+  handler: { runs: 7, alertsPerRun: 5000, decodesPerRun: 20000 },
+  buildRuns: 5,
+  watchdogSeconds: 480,
+};
+
+const QUICK: Plan = {
+  coldRuns: 10,
+  cluster: { rounds: 2, sequentialPerRound: 25, concurrentPerRound: 32, inFlight: 8 },
+  handler: { runs: 3, alertsPerRun: 1000, decodesPerRun: 4000 },
+  buildRuns: 2,
+  watchdogSeconds: 180,
+};
+
+interface Options {
+  readonly quick: boolean;
+  readonly json: boolean;
+  readonly only: readonly SectionName[];
+  readonly out: string | undefined;
+}
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  let quick = false;
+  let json = false;
+  let only: SectionName[] | undefined;
+  let out: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--quick') quick = true;
+    else if (flag === '--json') json = true;
+    else if (flag === '--only') {
+      const names = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+      if (unknown.length > 0 || names.length === 0) {
+        throw new UsageError(`--only: unknown section ${unknown.join(', ') || '(none given)'}; the sections are ${SECTIONS.join(', ')}`);
+      }
+      only = names as SectionName[];
+    } else if (flag === '--out') out = path.resolve(value());
+    else if (flag === '--help' || flag === '-h') throw new UsageError('');
+    else throw new UsageError(`unknown option ${arg}`);
+  }
+  return { quick, json, only: only ?? [...SECTIONS], out };
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--json] [--out results.json]`;
+
+function node14(progress: (line: string) => void): NodeBinary | undefined {
+  try {
+    const out = execFileSync('bash', [path.join(ROOT, 'test', 'runtimes', 'install-node.sh'), NODE14_VERSION], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 180000,
+    });
+    const binary = out.trim().split('\n').pop()!;
+    return { label: NODE14_VERSION, path: binary };
+  } catch (error) {
+    progress(`Node ${NODE14_VERSION} is not available (${(error as Error).message.split('\n')[0]}): cold starts under the current Node only`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    const message = (error as Error).message;
+    process.stderr.write(`${message === '' ? '' : `${message}\n`}${USAGE}\n`);
+    process.exit(message === '' ? 0 : 2);
+  }
+  const plan = options.quick ? QUICK : FULL;
+  const started = process.hrtime.bigint();
+  const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+  let stopping = false;
+  const abort = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    progress(`${why}: stopping what was started`);
+    void runCleanups().finally(() => process.exit(code));
+  };
+  const watchdog = setTimeout(() => abort(`the watchdog fired after ${plan.watchdogSeconds} s`, 1), plan.watchdogSeconds * 1000);
+  watchdog.unref();
+  process.on('SIGINT', () => abort('interrupted', 130));
+  process.on('SIGTERM', () => abort('terminated', 143));
+
+  const wanted = (s: SectionName) => options.only.includes(s);
+  const nodes: NodeBinary[] = [];
+  const old = wanted('cold') ? node14(progress) : undefined;
+  if (old !== undefined) nodes.push(old);
+  nodes.push({ label: process.version.replace(/^v/, ''), path: process.execPath });
+
+  let artifacts: Artifacts | undefined;
+  const needArtifacts = options.only.some((s) => s === 'size' || s === 'cold' || s === 'cluster');
+  const sections: SectionResult[] = [];
+  try {
+    if (needArtifacts) {
+      progress('building every bundle from the current source');
+      artifacts = await buildArtifacts();
+    }
+    const runners: Record<SectionName, () => Promise<SectionBody>> = {
+      size: () => sizeSection(artifacts!),
+      cold: () => coldSection(artifacts!, nodes, plan.coldRuns, progress),
+      cluster: () => clusterSection(artifacts!, plan.cluster, progress),
+      handler: () => handlerSection(plan.handler, progress),
+      forwarder: () => forwarderSection({ quick: options.quick, progress }),
+      build: () => buildSection(plan.buildRuns, progress),
+    };
+    const titles: Record<SectionName, string> = {
+      size: '1. Size',
+      cold: '2. Cold start',
+      cluster: '3. Per-alert latency and throughput against a real API server',
+      handler: '4. Handler overhead without the API',
+      forwarder: '5. Forwarder',
+      build: '6. Build time',
+    };
+    for (const name of SECTIONS.filter(wanted)) {
+      progress(`section ${titles[name]}`);
+      const sectionStart = process.hrtime.bigint();
+      let body: SectionBody;
+      try {
+        body = await runners[name]();
+      } catch (error) {
+        const message = (error as Error).message;
+        progress(`section ${name} failed: ${message}`);
+        body = { status: 'failed', reason: message.split('\n')[0].slice(0, 500), method: '', figures: [] };
+      }
+      sections.push({ name, title: titles[name], ...body, seconds: Number(process.hrtime.bigint() - sectionStart) / 1e9 });
+    }
+  } finally {
+    artifacts?.remove();
+    await runCleanups();
+    clearTimeout(watchdog);
+  }
+
+  const result: BenchResult = {
+    schema: 1,
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    mode: options.quick ? 'quick' : 'full',
+    sectionsRequested: options.only,
+    machine: machine(old?.label),
+    ...(gitState(ROOT) === undefined ? {} : { git: gitState(ROOT)! }),
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    sections,
+  };
+  const partial = options.only.length < SECTIONS.length;
+  const out = options.out ?? (partial ? undefined : RESULTS_FILE);
+  if (out !== undefined) {
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    progress(`wrote ${path.relative(process.cwd(), out)}`);
+  } else progress(`results not written: a run with --only keeps ${path.relative(process.cwd(), RESULTS_FILE)} whole (give --out to write them)`);
+  process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderTable(result)}\n`);
+  if (sections.some((s) => s.status === 'failed')) process.exitCode = 1;
+}
+
+main().catch(async (error: Error) => {
+  process.stderr.write(`[bench] failed: ${error.stack ?? error.message}\n`);
+  await runCleanups();
+  process.exit(1);
+});
