@@ -11,7 +11,8 @@ import { checkConfigFiles } from './config-files';
 import { discoverFunctions } from './discover';
 import { FUNCTIONS_DOC, functionsDoc } from './docs';
 import { checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
-import { generateStandalone, STANDALONE_BUDGET, type StandaloneSizes } from './standalone';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { annotationBytesAfterApply, generateStandalone, STANDALONE_BUDGET, type StandaloneSizes } from './standalone';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const DIST = path.join(ROOT, 'dist');
@@ -54,9 +55,16 @@ export async function buildAll(root: string = ROOT): Promise<BuildResult> {
   const applyAnnotationBytes = new Map(
     built.map((b) => {
       const fn = functionObjects(b.descriptor, b.bundle, config).find((o) => (o as { kind: string }).kind === 'Function');
-      return [b.descriptor.name, Buffer.byteLength(JSON.stringify(fn), 'utf8')] as const;
+      return [b.descriptor.name, annotationBytesAfterApply(fn as { metadata?: V1ObjectMeta })] as const;
     }),
   );
+  const tooBig = [...applyAnnotationBytes].filter(([, bytes]) => bytes > STANDALONE_BUDGET.annotationBytes);
+  if (tooBig.length > 0) {
+    throw new Error(
+      `a client-side \`kubectl apply\` could not store these Functions (budget ${STANDALONE_BUDGET.annotationBytes} bytes of annotations): ` +
+        tooBig.map(([name, bytes]) => `${name} needs ${bytes}`).join(', '),
+    );
+  }
   const docs = new Map([[FUNCTIONS_DOC, functionsDoc(built.map((b) => b.descriptor))]]);
   return { bundles: built.map((b) => b.bundle), runtime, manifests, docs, applyAnnotationBytes, standaloneSizes: standalone.sizes };
 }

@@ -2,6 +2,7 @@
  * A Kubeless-compatible Node.js runtime (shared/PROTOCOLS.md section 1) with no dependency beyond Node itself, so it
  * bundles to one small file that runs on Node 12 and later. It serves a function bundle exactly as Kubeless's
  * nodejs runtime does: same environment, event and context, body parsing, status mapping, /healthz and /metrics.
+ * One deliberate difference: no CORS headers and no OPTIONS preflight answers; no browser needs to read these answers.
  */
 import * as http from 'http';
 import * as path from 'path';
@@ -51,42 +52,52 @@ export function loadHandler(modulePath: string, funcHandler: string): Handler {
 /** The bits of Express's response object a Kubeless function may use. */
 type ExpressLikeResponse = http.ServerResponse & { status(code: number): ExpressLikeResponse };
 
-/** Prometheus metrics with the names and labels Kubeless's runtime exposes. */
+/**
+ * Prometheus metrics with the names and labels Kubeless's runtime exposes: one series per HTTP method, labelled
+ * `method="<MOD_NAME>-<HTTP method>"` (PROTOCOLS section 1).
+ */
 class Metrics {
   private readonly buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-  private calls = 0;
-  private failures = 0;
-  private readonly counts = this.buckets.map(() => 0);
-  private sum = 0;
+  private readonly series = new Map<string, { calls: number; failures: number; counts: number[]; sum: number }>();
 
-  constructor(private readonly label: string) {}
+  constructor(private readonly modName: string) {}
 
-  observe(seconds: number, failed: boolean): void {
-    this.calls++;
-    if (failed) this.failures++;
-    this.sum += seconds;
+  private of(method: string) {
+    const key = `${this.modName}-${method}`;
+    let entry = this.series.get(key);
+    if (entry === undefined) {
+      entry = { calls: 0, failures: 0, counts: this.buckets.map(() => 0), sum: 0 };
+      this.series.set(key, entry);
+    }
+    return entry;
+  }
+
+  observe(method: string, seconds: number, failed: boolean): void {
+    const entry = this.of(method);
+    entry.calls++;
+    if (failed) entry.failures++;
+    entry.sum += seconds;
     this.buckets.forEach((bound, i) => {
-      if (seconds <= bound) this.counts[i]++;
+      if (seconds <= bound) entry.counts[i]++;
     });
   }
 
   render(): string {
-    const l = `method="${this.label}"`;
-    const lines = [
-      '# HELP function_duration_seconds Duration of user function in seconds',
-      '# TYPE function_duration_seconds histogram',
-      ...this.buckets.map((b, i) => `function_duration_seconds_bucket{le="${b}",${l}} ${this.counts[i]}`),
-      `function_duration_seconds_bucket{le="+Inf",${l}} ${this.calls}`,
-      `function_duration_seconds_sum{${l}} ${this.sum}`,
-      `function_duration_seconds_count{${l}} ${this.calls}`,
-      '# HELP function_calls_total Number of calls to user function',
-      '# TYPE function_calls_total counter',
-      `function_calls_total{${l}} ${this.calls}`,
-      '# HELP function_failures_total Number of exceptions in user function',
-      '# TYPE function_failures_total counter',
-      `function_failures_total{${l}} ${this.failures}`,
-    ];
-    return `${lines.join('\n')}\n`;
+    const duration = ['# HELP function_duration_seconds Duration of user function in seconds', '# TYPE function_duration_seconds histogram'];
+    const calls = ['# HELP function_calls_total Number of calls to user function', '# TYPE function_calls_total counter'];
+    const failures = ['# HELP function_failures_total Number of exceptions in user function', '# TYPE function_failures_total counter'];
+    for (const [key, entry] of this.series) {
+      const l = `method="${key}"`;
+      duration.push(
+        ...this.buckets.map((b, i) => `function_duration_seconds_bucket{le="${b}",${l}} ${entry.counts[i]}`),
+        `function_duration_seconds_bucket{le="+Inf",${l}} ${entry.calls}`,
+        `function_duration_seconds_sum{${l}} ${entry.sum}`,
+        `function_duration_seconds_count{${l}} ${entry.calls}`,
+      );
+      calls.push(`function_calls_total{${l}} ${entry.calls}`);
+      failures.push(`function_failures_total{${l}} ${entry.failures}`);
+    }
+    return `${[...duration, ...calls, ...failures].join('\n')}\n`;
   }
 }
 
@@ -143,7 +154,7 @@ export interface Runtime {
 export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; host?: string } = {}): Promise<Runtime> {
   const settings = settingsOf(env);
   const handler = loadHandler(settings.modulePath, settings.funcHandler);
-  const metrics = new Metrics(`${settings.modName}-${settings.funcHandler}`);
+  const metrics = new Metrics(settings.modName);
   const context = {
     'function-name': settings.funcHandler,
     timeout: settings.timeoutSeconds,
@@ -152,11 +163,11 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
   };
 
   const server = http.createServer((req, res) => {
-    const send = (status: number, body: string | Buffer, contentType: string) => {
+    const send = (status: number, body: string | Buffer, contentType: string | undefined) => {
       const buffer = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
       if (!res.headersSent) {
         res.statusCode = res.statusCode === 200 ? status : res.statusCode;
-        res.setHeader('Content-Type', contentType);
+        if (contentType !== undefined) res.setHeader('Content-Type', contentType);
         res.setHeader('Content-Length', buffer.length);
       }
       res.end(buffer);
@@ -171,7 +182,7 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
   async function serveFunction(
     req: http.IncomingMessage,
     res: ExpressLikeResponse,
-    send: (status: number, body: string | Buffer, contentType: string) => void,
+    send: (status: number, body: string | Buffer, contentType: string | undefined) => void,
   ): Promise<void> {
     const started = process.hrtime();
     const seconds = () => {
@@ -181,7 +192,12 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     const body = await readBody(req, settings.bodyLimitBytes);
     if (body === 'too-large') return send(413, 'Payload Too Large', 'text/html; charset=utf-8');
     const parsed = parseData(body, header(req, 'content-type'));
-    if (!parsed.ok) return send(500, 'Internal Server Error', 'text/html; charset=utf-8');
+    const method = req.method ?? 'POST';
+    if (!parsed.ok) {
+      // Kubeless's body parser fails before the function runs; its metrics count a failed call all the same.
+      metrics.observe(method, seconds(), true);
+      return send(500, 'Internal Server Error', 'text/html; charset=utf-8');
+    }
     res.status = (code: number) => {
       res.statusCode = code;
       return res;
@@ -196,14 +212,15 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     };
     try {
       const result = await Promise.resolve(handler(event, context));
-      metrics.observe(seconds(), false);
+      metrics.observe(method, seconds(), false);
       if (res.writableEnded) return;
-      if (result === undefined) send(200, '', 'text/html; charset=utf-8');
-      else if (typeof result === 'string') send(200, result, 'text/html; charset=utf-8');
+      // As Kubeless: a string or nothing is written as it is, with no Content-Type; an object as JSON.
+      if (result === undefined) send(200, '', undefined);
+      else if (typeof result === 'string') send(200, result, undefined);
       else if (Buffer.isBuffer(result)) send(200, result, 'application/octet-stream');
       else send(200, JSON.stringify(result), 'application/json; charset=utf-8');
     } catch (error) {
-      metrics.observe(seconds(), true);
+      metrics.observe(method, seconds(), true);
       process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       res.statusCode = 500;
       send(500, 'Internal Server Error', 'text/html; charset=utf-8');
