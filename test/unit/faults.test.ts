@@ -14,7 +14,7 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** testKube() makes this many attempts at a call that keeps failing with a retried status or a broken connection. */
 const ATTEMPTS = 4;
 /** FUNC_TIMEOUT for the slow cases: the handler promises an answer within it (shared/PROTOCOLS.md section 1). */
-const SHORT_TIMEOUT_SECONDS = 0.6;
+const SHORT_TIMEOUT_SECONDS = 1;
 
 /** nock parses only application/json bodies; patches come as merge-patch+json text. */
 function parsed(body: unknown): unknown {
@@ -80,7 +80,8 @@ async function healthyRun(action: PodAction): Promise<{ script: string[]; answer
   return { script, answer: genericAnswer(answer, 'healthy') };
 }
 
-const error = (code: string) => Object.assign(new Error(code === 'ECONNRESET' ? 'socket hang up' : code), { code });
+/** nock 14 emits only an Error instance; the client reports its code. */
+const socketError = (code: string) => Object.assign(new Error(code === 'ECONNRESET' ? 'socket hang up' : code), { code });
 
 function sleep(ms: number): Promise<void> {
   // unref: a reply still waiting when its test is over must not hold mocha open
@@ -115,7 +116,7 @@ const FAULTS: readonly Fault[] = [
   {
     name: 'connection reset, once',
     reply: (n) => {
-      if (n === 1) throw error('ECONNRESET');
+      if (n === 1) throw socketError('ECONNRESET');
       return undefined;
     },
     expect: 'as-healthy',
@@ -133,7 +134,7 @@ const FAULTS: readonly Fault[] = [
   {
     name: 'connection reset at every attempt',
     reply: () => {
-      throw error('ECONNRESET');
+      throw socketError('ECONNRESET');
     },
     expect: { cause: `could not reach the API server at ${API_SERVER}: ECONNRESET (after 4 attempt(s))`, attempts: ATTEMPTS },
   },
@@ -377,7 +378,7 @@ describe('delete-pod under faults: the exact words an operator reads', () => {
   });
 
   it('names the address and the attempts when the connection keeps being reset', async () => {
-    const api = fakeApi().get(POD_PATH).times(4).replyWithError(error('ECONNRESET'));
+    const api = fakeApi().get(POD_PATH).times(4).replyWithError(socketError('ECONNRESET'));
     const { answer } = await run();
     api.done();
     assert.equal(
