@@ -19,7 +19,8 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 
 /**
  * Just enough of an API server, in memory, for the actions' calls and their races: objects by path, 404 for what is
- * absent, 409 for a create of an existing name, a stale resourceVersion or a uid precondition that no longer holds.
+ * absent, 409 for a create of an existing name, a stale resourceVersion or a delete's uid precondition that no longer
+ * holds, 422 for a patch naming another uid.
  * Every request is answered at once and in order, so ten concurrent alerts interleave as they would on a real one.
  */
 export class MemoryCluster {
@@ -68,7 +69,8 @@ export class MemoryCluster {
       case 'PATCH': {
         if (existing === undefined) return notFound();
         const uid = (body as KubeObject).metadata?.uid;
-        if (uid !== undefined && uid !== existing.metadata?.uid) return conflict(`Precondition failed: UID in precondition: ${uid}`);
+        // A patch that names another uid is refused as invalid (422), as a real API server does; a delete's uid precondition gives 409.
+        if (uid !== undefined && uid !== existing.metadata?.uid) return [422, status(422, 'Invalid', `metadata.uid: Invalid value: "${uid}": field is immutable`)];
         const patched = mergePatch(existing, body) as KubeObject;
         patched.metadata = { ...patched.metadata, resourceVersion: String(++this.version) };
         this.objects.set(path, patched);
