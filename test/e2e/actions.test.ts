@@ -9,7 +9,7 @@ import * as path from 'path';
 import { ACTION_CASES, NON_ACTION_FUNCTIONS, presentActionCases } from './helpers/cases';
 import { createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, ensureDeployed, functionFolders, serviceAccountToken, ServiceAccountMount, writeTokenKubeconfig } from './helpers/deploy';
-import { assertRefusedOutsideRole, assertRoleGranted } from './helpers/least-privilege';
+import { assertRefusedOutsideRole, assertRoleGranted, ledger } from './helpers/least-privilege';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
 
@@ -18,6 +18,14 @@ function tamperedSignature(token: string): string {
   const at = token.lastIndexOf('.') + 10;
   return token.slice(0, at) + (token[at] === 'A' ? 'B' : 'A') + token.slice(at + 1);
 }
+
+// A root hook: once, after every file of the suite, the count of API calls checked for least privilege.
+after(function () {
+  process.stdout.write(
+    `\n  least privilege: ${ledger.allowed + ledger.refused} API calls checked with the functions' own tokens ` +
+      `(${ledger.allowed} granted by the generated ClusterRoles, ${ledger.refused} refused outside them)\n`,
+  );
+});
 
 describe('e2e: every action on a real API server, as its own ServiceAccount (built bundles, Node 14 runtime)', function () {
   let cluster: Cluster;

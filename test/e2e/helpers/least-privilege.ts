@@ -53,7 +53,7 @@ export function probes(target: ProbeTarget): Probe[] {
     },
     { verb: 'create', group: '', resource: 'pods/exec', call: { method: 'POST', path: `${podPath}/exec?command=sh&stdout=true` } },
     { verb: 'create', group: '', resource: 'pods/eviction', call: { method: 'POST', path: `${podPath}/eviction`, body: { apiVersion: 'policy/v1beta1', kind: 'Eviction', metadata: { name: pod } } } },
-    { verb: 'delete', group: '', resource: 'events', call: { method: 'DELETE', path: `/api/v1/namespaces/${ns}/events` } },
+    { verb: 'deletecollection', group: '', resource: 'events', call: { method: 'DELETE', path: `/api/v1/namespaces/${ns}/events` } },
     { verb: 'list', group: '', resource: 'events', call: { method: 'GET', path: `/api/v1/namespaces/${ns}/events` } },
     { verb: 'get', group: 'networking.k8s.io', resource: 'networkpolicies', call: { method: 'GET', path: `${policies(ns)}/e2e-probe` } },
     { verb: 'list', group: 'networking.k8s.io', resource: 'networkpolicies', call: { method: 'GET', path: policies(ns) } },

@@ -2,8 +2,8 @@
  * Alerts as Falcosidekick's kubeless output sends them (shared/PROTOCOLS.md section 3), aimed at a test pod.
  */
 import { randomUUID } from 'crypto';
-import * as http from 'http';
 import { alertText } from '../../helpers/fixtures';
+import { request, SIDEKICK_NAMESPACE } from '../../helpers/runtime-process';
 
 /**
  * The terminal-shell fixture with its pod and namespace replaced, edited as text so the nanosecond integers
@@ -24,50 +24,36 @@ export function terminalShellAlert(namespace: string, pod: string): string {
 
 export interface FunctionAnswer {
   readonly status: number;
+  /** The JSON answer, parsed; undefined when the answer is not JSON. */
   readonly body: any;
   readonly text: string;
   /** Milliseconds from the request to the end of the answer. */
   readonly elapsedMs: number;
 }
 
-/** A POST exactly as Falcosidekick's in-cluster kubeless output makes it: its headers, the body ending in a newline. */
-export function postAsSidekick(url: string, alert: string, timeoutMs = 60000): Promise<FunctionAnswer> {
-  const body = Buffer.from(`${alert}\n`, 'utf8');
+/**
+ * A POST exactly as Falcosidekick's in-cluster kubeless output makes it (its headers, a fresh uuid as event-id, the
+ * body ending in a newline) to a runtime on 127.0.0.1.
+ */
+export async function postAsSidekick(port: number, alert: string): Promise<FunctionAnswer> {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        agent: false,
-        timeout: timeoutMs,
-        headers: {
-          'Content-Type': 'application/json',
-          'User-Agent': 'Falcosidekick',
-          'event-id': randomUUID(),
-          'event-type': 'falco',
-          // The FUNCTION's namespace, not the alert's (PROTOCOLS section 3).
-          'event-namespace': 'falco-response',
-          'Content-Length': body.length,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, text, elapsedMs: Date.now() - started });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
+  const answer = await request(port, {
+    method: 'POST',
+    path: '/',
+    headers: {
+      'Content-Type': 'application/json',
+      'User-Agent': 'Falcosidekick',
+      'event-id': randomUUID(),
+      'event-type': 'falco',
+      'event-namespace': SIDEKICK_NAMESPACE,
+    },
+    body: `${alert}\n`,
   });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.body);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: answer.status, body: parsed, text: answer.body, elapsedMs: Date.now() - started };
 }
