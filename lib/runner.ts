@@ -24,6 +24,9 @@ export interface RunnerOptions {
 }
 
 const BACKSTOP_GRACE_MS = 50;
+const MAX_LOGGED_RULE = 200;
+
+const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text);
 
 /** The longest delay Node's setTimeout honours (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -107,7 +110,8 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     responseOf(event)?.status(httpStatusOf(outcome));
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
-      rule: seen.alert?.rule ?? null,
+      // the rule is alert text: a log line stays one readable line however long it is
+      rule: seen.alert === undefined ? null : cut(seen.alert.rule, MAX_LOGGED_RULE),
       priority: seen.alert?.priority ?? null,
       target: seen.target ?? null,
       outcome: outcome.status,

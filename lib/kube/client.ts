@@ -141,6 +141,11 @@ export class KubeClient implements Kube {
             clearTimeout(timer);
             reject(new TransportError(error.message));
           });
+          // Node 12 and 14 signal a response cut off mid-body with 'aborted' only, never 'error' nor 'end'.
+          res.on('aborted', () => {
+            clearTimeout(timer);
+            reject(new TransportError('the connection closed in the middle of the response'));
+          });
         },
       );
       const timer = setTimeout(() => {

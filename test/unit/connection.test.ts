@@ -3,7 +3,10 @@ import { mkdtempSync, writeFileSync } from 'fs';
 import nock from 'nock';
 import { tmpdir } from 'os';
 import * as path from 'path';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import { KubeClient } from '../../lib/kube/client';
+import { KubeUnreachableError } from '../../lib/kube/errors';
 import { loadConnection } from '../../lib/kube/connection';
 import { ConfigurationError } from '../../lib/params';
 
@@ -92,5 +95,37 @@ describe('connecting to the API server', () => {
     );
     api.done();
     assert.deepEqual(answer, { ok: true });
+  });
+
+  it('retries a response cut off in the middle of its body, then reports it as unreachable', async () => {
+    // Given a server on loopback that sends half an answer and hangs up, every time
+    nock.enableNetConnect('127.0.0.1');
+    let attempts = 0;
+    const server = http.createServer((_req, res) => {
+      attempts++;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '100' });
+      res.write('{"kind":"Pod"');
+      setTimeout(() => res.socket?.destroy(), 10);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const kube = new KubeClient(
+      { server: new URL(`http://127.0.0.1:${port}`), insecureSkipTlsVerify: false, bearerToken: () => Promise.resolve(undefined), source: 'test' },
+      { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 },
+    );
+    try {
+      // When
+      const failure = await kube.request({ method: 'GET', path: '/x', op: OP }, Date.now() + 5000).then(
+        () => assert.fail('no error'),
+        (error: unknown) => error,
+      );
+      // Then: three attempts, well before the deadline, and a message that names the cause
+      assert.ok(failure instanceof KubeUnreachableError, String(failure));
+      assert.equal(attempts, 3);
+      assert.match(failure.message, /^get the pod 'a' in the namespace 'b' failed: could not reach the API server at http:\/\/127\.0\.0\.1:\d+: .+ \(after 3 attempt\(s\)\)$/);
+    } finally {
+      server.close();
+      nock.disableNetConnect();
+    }
   });
 });
