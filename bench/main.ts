@@ -18,12 +18,12 @@ import * as path from 'path';
 import { ROOT } from '../build/main';
 import { buildArtifacts, type Artifacts } from './lib/artifacts';
 import { gitState, machine } from './lib/machine';
-import { runCleanups } from './lib/processes';
+import { onCleanup, runCleanups } from './lib/processes';
 import { renderTable, SECTIONS, type BenchResult, type SectionBody, type SectionName, type SectionResult } from './lib/report';
 import { buildSection } from './sections/build';
 import { clusterSection } from './sections/cluster';
 import { coldSection, type NodeBinary } from './sections/cold';
-import { forwarderSection } from './sections/forwarder-hook';
+import { forwarderSection, type ForwarderPlan } from './sections/forwarder-hook';
 import { handlerSection } from './sections/handler';
 import { sizeSection } from './sections/size';
 
@@ -35,6 +35,7 @@ export interface Plan {
   readonly coldRuns: number;
   readonly cluster: { readonly rounds: number; readonly sequentialPerRound: number; readonly concurrentPerRound: number; readonly inFlight: number };
   readonly handler: { readonly runs: number; readonly alertsPerRun: number; readonly decodesPerRun: number };
+  readonly forwarder: ForwarderPlan;
   readonly buildRuns: number;
   /** The whole run stops (and cleans up) past this. */
   readonly watchdogSeconds: number;
@@ -44,6 +45,7 @@ const FULL: Plan = {
   coldRuns: 20,
   cluster: { rounds: 6, sequentialPerRound: 25, concurrentPerRound: 64, inFlight: 8 },
   handler: { runs: 7, alertsPerRun: 5000, decodesPerRun: 20000 },
+  forwarder: { repetitions: 3, alerts: 1000, concurrencies: [1, 8, 32] },
   buildRuns: 5,
   watchdogSeconds: 480,
 };
@@ -52,6 +54,7 @@ const QUICK: Plan = {
   coldRuns: 10,
   cluster: { rounds: 2, sequentialPerRound: 25, concurrentPerRound: 32, inFlight: 8 },
   handler: { runs: 3, alertsPerRun: 1000, decodesPerRun: 4000 },
+  forwarder: { repetitions: 2, alerts: 1000, concurrencies: [8] },
   buildRuns: 2,
   watchdogSeconds: 180,
 };
@@ -151,13 +154,15 @@ async function main(): Promise<void> {
     if (needArtifacts) {
       progress('building every bundle from the current source');
       artifacts = await buildArtifacts();
+      const built = artifacts;
+      onCleanup(() => Promise.resolve(built.remove()));
     }
     const runners: Record<SectionName, () => Promise<SectionBody>> = {
       size: () => sizeSection(artifacts!),
       cold: () => coldSection(artifacts!, nodes, plan.coldRuns, progress),
       cluster: () => clusterSection(artifacts!, plan.cluster, progress),
       handler: () => handlerSection(plan.handler, progress),
-      forwarder: () => forwarderSection({ quick: options.quick, progress }),
+      forwarder: () => forwarderSection(plan.forwarder, progress),
       build: () => buildSection(plan.buildRuns, progress),
     };
     const titles: Record<SectionName, string> = {
@@ -182,7 +187,6 @@ async function main(): Promise<void> {
       sections.push({ name, title: titles[name], ...body, seconds: Number(process.hrtime.bigint() - sectionStart) / 1e9 });
     }
   } finally {
-    artifacts?.remove();
     await runCleanups();
     clearTimeout(watchdog);
   }

@@ -27,6 +27,8 @@ export interface Artifacts {
   readonly runtimePath: string;
   /** bench/probe/cold-start.ts as plain JavaScript for Node 12+. */
   readonly probePath: string;
+  /** A `node -r` preload that ends a long-lived child (a runtime) once the bench is gone, even killed. */
+  readonly exitWithParentPath: string;
   bundlePath(name: string): string;
   /** The naive build of delete-pod with the full @kubernetes/client-node, built on first use. */
   naive(): Promise<BuiltFile>;
@@ -48,6 +50,13 @@ export function kindOf(f: DiscoveredFunction): string {
   return (f.descriptor as { kind?: string }).kind ?? 'unknown';
 }
 
+const EXIT_WITH_PARENT = `'use strict';
+// Preloaded by the bench into the processes it serves functions with: once the bench is gone (even killed, when it
+// cannot stop its children), this process is adopted by another parent, and ends.
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) process.exit(1); }, 500).unref();
+`;
+
 export async function buildArtifacts(): Promise<Artifacts> {
   const build = await buildAll();
   const functions = discoverFunctions(ROOT);
@@ -61,6 +70,8 @@ export async function buildArtifacts(): Promise<Artifacts> {
   const probePath = path.join(dir, 'cold-start.js');
   const probe = await esbuild.build({ entryPoints: [PROBE_ENTRY], bundle: false, platform: 'node', format: 'cjs', target: 'node12', write: false, logLevel: 'silent' });
   writeFileSync(probePath, probe.outputFiles[0].text);
+  const exitWithParentPath = path.join(dir, 'exit-with-parent.js');
+  writeFileSync(exitWithParentPath, EXIT_WITH_PARENT);
   let naive: Promise<BuiltFile> | undefined;
   return {
     dir,
@@ -69,6 +80,7 @@ export async function buildArtifacts(): Promise<Artifacts> {
     functionsDir,
     runtimePath,
     probePath,
+    exitWithParentPath,
     bundlePath: (name) => path.join(functionsDir, `${name}.js`),
     naive: () => (naive ??= buildNaive(path.join(dir, 'naive'))),
     remove: () => rmSync(dir, { recursive: true, force: true }),

@@ -11,24 +11,39 @@ export interface Finished {
   readonly stderr: string;
 }
 
-/** Runs a command to its end, or kills it after `timeoutMs`; never rejects on a non-zero exit (the caller decides). */
-export function run(command: string, args: readonly string[], options: SpawnOptions & { timeoutMs: number }): Promise<Finished> {
+/** Commands that an abort may interrupt (up.sh, cold-start probes), stopped before the cleanups run. */
+const interruptible = new Set<ChildProcess>();
+
+/**
+ * Runs a command to its end, or kills it after `timeoutMs`; never rejects on a non-zero exit (the caller decides).
+ * Every command gets its own process group: Ctrl-C reaches the bench alone, which then stops its commands in order
+ * (a down.sh cut short by the same Ctrl-C would leave the cluster running).
+ */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions & { timeoutMs: number; interruptible?: boolean },
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { timeoutMs, interruptible: mayInterrupt = true, ...spawnOptions } = options;
+    const child = spawn(command, args, { ...spawnOptions, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (mayInterrupt) interruptible.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new CommandFailedError(`${command} ${args.join(' ')} did not finish within ${options.timeoutMs / 1000} s`));
-    }, options.timeoutMs);
+      reject(new CommandFailedError(`${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
+      interruptible.delete(child);
       reject(error);
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      interruptible.delete(child);
       resolve({ code, stdout, stderr });
     });
   });
@@ -59,6 +74,7 @@ export function onCleanup(cleanup: () => Promise<void>): () => void {
 }
 
 export async function runCleanups(): Promise<void> {
+  await Promise.all([...interruptible].map((child) => stop(child)));
   while (cleanups.length > 0) {
     const cleanup = cleanups.pop()!;
     try {

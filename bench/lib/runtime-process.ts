@@ -19,6 +19,7 @@ const READY_TIMEOUT_MS = 15000;
 /** Starts the runtime on a free loopback port; its logs (access log, one JSON line per alert) go to a file. */
 export async function startRuntimeProcess(options: {
   runtimePath: string;
+  exitWithParentPath: string;
   functionsDir: string;
   name: string;
   env: Record<string, string>;
@@ -28,7 +29,9 @@ export async function startRuntimeProcess(options: {
   const fd = openSync(logFile, 'w');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [options.runtimePath], {
+    // Its own process group, as every child of the bench: a Ctrl-C reaches the bench, which stops it.
+    child = spawn(process.execPath, ['-r', options.exitWithParentPath, options.runtimePath], {
+      detached: true,
       env: {
         PATH: process.env.PATH ?? '',
         MOD_NAME: options.name,

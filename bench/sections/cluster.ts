@@ -75,17 +75,17 @@ export async function clusterSection(artifacts: Artifacts, plan: ClusterPlan, pr
   }
   const actions = artifacts.functions.filter((f) => kindOf(f) === 'pod-action').map((f) => f.descriptor as PodAction);
   const state = mkdtempSync(path.join(os.tmpdir(), 'falco-response-bench-cluster-'));
-  let stopped = false;
-  const stopCluster = async () => {
-    if (stopped) return;
-    stopped = true;
-    progress('cluster: stopping it (down.sh)');
-    await run('bash', [down, state], { timeoutMs: 30000 });
-    rmSync(state, { recursive: true, force: true });
-  };
+  // One stop, whoever asks first (the section's end or an abort); both wait for it. down.sh is never interrupted.
+  let stopping: Promise<void> | undefined;
+  const stopCluster = () =>
+    (stopping ??= (async () => {
+      progress('cluster: stopping it (down.sh)');
+      await run('bash', [down, state], { timeoutMs: 30000, interruptible: false });
+      rmSync(state, { recursive: true, force: true });
+    })());
   const forget = onCleanup(stopCluster);
   try {
-    progress('cluster: starting kube-apiserver + etcd on loopback (test/e2e/cluster/up.sh, about 12 s)');
+    progress(`cluster: starting kube-apiserver + etcd on loopback (up.sh, about 12 s); if the bench is killed: test/e2e/cluster/down.sh ${state}`);
     const started = await run('bash', [up, state], { timeoutMs: 120000, env: process.env });
     if (started.code === 3) {
       return { status: 'skipped', reason: `no cluster binaries: run test/e2e/cluster/provision.sh once (${started.stderr.trim().split('\n').pop() ?? ''})`, method: '', figures: [] };
@@ -223,6 +223,7 @@ async function benchAction(options: {
 
   const runtime = await startRuntimeProcess({
     runtimePath: options.artifacts.runtimePath,
+    exitWithParentPath: options.artifacts.exitWithParentPath,
     functionsDir: options.artifacts.functionsDir,
     name,
     env: { KUBECONFIG: options.kubeconfig, RULES: '*' },

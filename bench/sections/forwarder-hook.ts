@@ -1,70 +1,78 @@
 /**
- * Section 5: the forwarder's throughput, measured by bench/forwarder.ts (its author's script: a burst of 1,000
- * alerts routed to two actions on loopback, with proof that nothing was lost). This hook runs it in its own process
- * and takes its figures into the table.
- *
- * The contract: `tsx bench/forwarder.ts --json [--quick]` prints one JSON object on stdout (progress on stderr):
- *   { "figures": Figure[] (bench/lib/report.ts), "method"?: string, "lost"?: number, "details"?: unknown }
- * `lost` (alerts unanswered or actions not invoked exactly once per alert) must be 0, or the section fails.
- * Output of any other shape is kept whole in results.json and the table says so.
+ * Section 5: the forwarder's throughput, measured by bench/forwarder.ts (its author's measureForwarder: the forwarder
+ * bundle in the runtime, routing terminal-shell alerts to two action stubs on loopback, next to the same load sent
+ * to one action directly). This hook repeats its bursts, summarises them, and fails the section when an alert was
+ * not answered 200: the forwarder answers 200 only when its actions did.
  */
-import { existsSync } from 'fs';
-import * as path from 'path';
-import { ROOT } from '../../build/main';
-import { run } from '../lib/processes';
+import { measureForwarder, type LoadRun } from '../forwarder';
 import type { Figure, SectionBody } from '../lib/report';
+import { round, summarize } from '../lib/stats';
 
-export const FORWARDER_BENCH = path.join(ROOT, 'bench', 'forwarder.ts');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
-
-interface ForwarderOutput {
-  figures?: Figure[];
-  method?: string;
-  lost?: number;
-  details?: unknown;
+export interface ForwarderPlan {
+  /** Bursts per concurrency, each with its own forwarder process. */
+  readonly repetitions: number;
+  readonly alerts: number;
+  readonly concurrencies: readonly number[];
 }
 
-function lastJson(text: string): unknown {
-  const trimmed = text.trim();
-  try {
-    return JSON.parse(trimmed) as unknown;
-  } catch {
-    // a script may print other lines first: take the last line that is a JSON object
-    const line = trimmed.split('\n').reverse().find((l) => l.trim().startsWith('{'));
-    if (line === undefined) return undefined;
-    try {
-      return JSON.parse(line) as unknown;
-    } catch {
-      return undefined;
+/** Alerts of a run not answered 200. */
+function lost(run: LoadRun): number {
+  return run.alerts - (run.statuses['200'] ?? 0);
+}
+
+export async function forwarderSection(plan: ForwarderPlan, progress: (line: string) => void): Promise<SectionBody> {
+  const repetitions: LoadRun[][] = [];
+  for (let r = 1; r <= plan.repetitions; r++) {
+    const result = await measureForwarder({
+      alerts: plan.alerts,
+      concurrencies: plan.concurrencies,
+      progress: (line) => progress(`forwarder ${r}/${plan.repetitions}: ${line}`),
+    });
+    const missing = result.runs.filter((run) => lost(run) > 0);
+    if (missing.length > 0) {
+      throw new Error(
+        `alerts not answered 200: ${missing.map((m) => `${m.target}, ${m.concurrency} in flight: ${lost(m)} of ${m.alerts} (${JSON.stringify(m.statuses)})`).join('; ')}`,
+      );
     }
+    repetitions.push([...result.runs]);
   }
-}
-
-export async function forwarderSection(options: { quick: boolean; progress: (line: string) => void }): Promise<SectionBody> {
-  if (!existsSync(FORWARDER_BENCH)) {
-    return { status: 'skipped', reason: 'bench/forwarder.ts does not exist yet (the forwarder\'s author writes it)', method: '', figures: [] };
+  const figures: Figure[] = [];
+  for (const concurrency of plan.concurrencies) {
+    const pick = (target: LoadRun['target']) => repetitions.map((runs) => runs.find((x) => x.target === target && x.concurrency === concurrency)!);
+    const ours = pick('forwarder');
+    const direct = pick('one action directly');
+    const rate = summarize(ours.map((x) => x.alertsPerSecond));
+    const directRate = summarize(direct.map((x) => x.alertsPerSecond));
+    const p50 = summarize(ours.map((x) => x.latencyMs.p50)).median;
+    const directP50 = summarize(direct.map((x) => x.latencyMs.p50)).median;
+    const p99 = summarize(ours.map((x) => x.latencyMs.p99)).median;
+    figures.push({
+      name: `forwarder -> 2 actions, ${concurrency} in flight: throughput`,
+      unit: 'alerts/s',
+      summary: { runs: rate.runs, min: rate.min, median: rate.median, max: rate.max, p99: Number.NaN },
+      comparison: { baseline: '1 action directly', baselineMedian: round(directRate.median), ratio: round(rate.median / directRate.median, 3) },
+      note: `runs = bursts of ${plan.alerts}; all ${plan.alerts * plan.repetitions} answered 200`,
+    });
+    figures.push({
+      name: `forwarder -> 2 actions, ${concurrency} in flight: latency`,
+      unit: 'ms',
+      // Each burst gives its own p50, p99 and max, not every latency: shown are the medians over bursts (max: the max).
+      summary: {
+        runs: plan.alerts * plan.repetitions,
+        min: Number.NaN,
+        median: round(p50),
+        p99: round(p99),
+        max: round(Math.max(...ours.map((x) => x.latencyMs.max))),
+      },
+      comparison: { baseline: '1 action directly', baselineMedian: round(directP50), ratio: round(p50 / directP50, 3) },
+    });
   }
-  options.progress('forwarder: running bench/forwarder.ts');
-  const args = [FORWARDER_BENCH, '--json', ...(options.quick ? ['--quick'] : [])];
-  const finished = await run(TSX, args, { cwd: ROOT, env: process.env, timeoutMs: options.quick ? 60000 : 150000 });
-  if (finished.code !== 0) {
-    const tail = (finished.stderr || finished.stdout).trim().split('\n').slice(-3).join(' | ');
-    throw new Error(`bench/forwarder.ts exited with ${String(finished.code)}: ${tail}`);
-  }
-  const output = lastJson(finished.stdout) as ForwarderOutput | undefined;
-  if (output === undefined || !Array.isArray(output.figures)) {
-    return {
-      status: 'done',
-      method: 'bench/forwarder.ts ran, but printed no {"figures": [...]} object (see the hook contract in bench/sections/forwarder-hook.ts): its output is kept in results.json',
-      figures: [],
-      details: { stdout: finished.stdout.slice(-20000) },
-    };
-  }
-  if (typeof output.lost === 'number' && output.lost !== 0) throw new Error(`the forwarder lost ${output.lost} alert(s) or action call(s)`);
   return {
     status: 'done',
-    method: output.method ?? 'bench/forwarder.ts',
-    figures: output.figures,
-    ...(output.details === undefined ? {} : { details: output.details }),
+    method:
+      `bench/forwarder.ts: ${plan.repetitions} burst(s) of ${plan.alerts} terminal-shell alerts per concurrency (after a warm-up), forwarder bundle in the runtime ` +
+      `routing each alert to label-pod and network-isolate stubs (answer at once); baseline = the same load sent to one stub directly; latency = medians of each burst's p50/p99`,
+    figures,
+    details: { bursts: repetitions },
   };
 }
