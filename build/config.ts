@@ -3,7 +3,7 @@ import * as t from 'io-ts';
 import { parse } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import { decodeOrThrow, describeValue } from '../lib/decode';
-import { isDns1123Label } from '../lib/names';
+import { isDns1123Label, isLabelValue, isQualifiedName } from '../lib/names';
 import { readParams } from '../lib/params';
 
 const Quantities = t.partial({ cpu: t.string, memory: t.string });
@@ -39,6 +39,13 @@ const DeploymentConfig = t.intersection([
   }),
   t.partial({
     functions: t.record(t.string, t.partial({ parameters: t.record(t.string, t.string, 'environment variable names to text values') })),
+    /** Who may call the functions: the generated NetworkPolicies admit these pods only. */
+    callers: t.partial({
+      falcosidekick: t.type({
+        namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'),
+        podLabels: t.record(t.refinement(t.string, isQualifiedName, 'a label key'), t.refinement(t.string, isLabelValue, 'a label value')),
+      }),
+    }),
     /** The standalone target (manifests/standalone/): Deployments of a stock Node image, no Kubeless. */
     standalone: t.partial({ image: NodeImage }),
   }),
@@ -86,4 +93,11 @@ export function checkConfiguredFunctions(config: DeploymentConfig, names: readon
 export function standaloneImage(config: DeploymentConfig): { readonly image: string; readonly nodeMajor: number } {
   const image = config.standalone?.image ?? DEFAULT_STANDALONE_IMAGE;
   return { image, nodeMajor: nodeMajorOf(image)! };
+}
+
+/** The falcosidekick Helm chart's pod labels, in the falco chart's namespace. */
+export const DEFAULT_FALCOSIDEKICK = { namespace: 'falco', podLabels: { 'app.kubernetes.io/name': 'falcosidekick' } };
+
+export function falcosidekickCallers(config: DeploymentConfig): { namespace: string; podLabels: Record<string, string> } {
+  return config.callers?.falcosidekick ?? DEFAULT_FALCOSIDEKICK;
 }

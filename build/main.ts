@@ -10,7 +10,7 @@ import { checkConfiguredFunctions, CONFIG_FILE, loadConfig } from './config';
 import { checkConfigFiles } from './config-files';
 import { discoverFunctions } from './discover';
 import { FUNCTIONS_DOC, functionsDoc } from './docs';
-import { checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
+import { callersOf, checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { annotationBytesAfterApply, generateStandalone, STANDALONE_BUDGET, type StandaloneSizes } from './standalone';
 
@@ -54,7 +54,7 @@ export async function buildAll(root: string = ROOT): Promise<BuildResult> {
   for (const [file, text] of manifests) checkFunctionChecksums(file, text);
   const applyAnnotationBytes = new Map(
     built.map((b) => {
-      const fn = functionObjects(b.descriptor, b.bundle, config).find((o) => (o as { kind: string }).kind === 'Function');
+      const fn = functionObjects(b.descriptor, b.bundle, config, callersOf(built.map((x) => x.descriptor))).find((o) => (o as { kind: string }).kind === 'Function');
       return [b.descriptor.name, annotationBytesAfterApply(fn as { metadata?: V1ObjectMeta })] as const;
     }),
   );

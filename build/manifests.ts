@@ -2,7 +2,8 @@ import { createHash } from 'crypto';
 import { Document, isMap, isScalar, parseAllDocuments, Scalar } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import type { Bundle } from './bundle';
-import { parameterEnv, type DeploymentConfig } from './config';
+import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
+import { falcosidekickCallers, parameterEnv, type DeploymentConfig } from './config';
 import { configWiring } from './config-files';
 
 /** Labels on everything we generate; the Function's own labels are load-bearing (PROTOCOLS section 2). */
@@ -28,12 +29,21 @@ function roleName(name: string): string {
 }
 
 /** The ServiceAccount, ClusterRole, ClusterRoleBinding and Kubeless Function of one function. */
-export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, config: DeploymentConfig): unknown[] {
+export function functionObjects(
+  descriptor: FunctionDescriptor,
+  bundle: Bundle,
+  config: DeploymentConfig,
+  callers: readonly string[],
+): unknown[] {
   const { name } = descriptor;
   const namespace = config.namespace;
   const labels = { ...PART_OF, 'app.kubernetes.io/name': name };
   const wiring = configWiring(descriptor, namespace, labels);
-  const env = [...Object.entries(parameterEnv(descriptor, config)).map(([key, value]) => ({ name: key, value })), ...wiring.env];
+  const env = [
+    ...Object.entries(parameterEnv(descriptor, config)).map(([key, value]) => ({ name: key, value })),
+    ...wiring.env,
+    ...secretEnv(descriptor),
+  ];
   const rules = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
   const objects: unknown[] = [
     {
@@ -61,7 +71,7 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
       },
     );
   }
-  objects.push(...wiring.objects);
+  objects.push(...wiring.objects, callersPolicy(name, namespace, labels, config, callers));
   objects.push({
     apiVersion: 'kubeless.io/v1beta1',
     kind: 'Function',
@@ -124,6 +134,55 @@ export function functionObjects(descriptor: FunctionDescriptor, bundle: Bundle, 
   return objects;
 }
 
+/** The functions that call others (the forwarder): every function's NetworkPolicy admits their pods. */
+export function callersOf(descriptors: readonly FunctionDescriptor[]): string[] {
+  return descriptors.filter((d) => d.callsFunctions === true).map((d) => d.name).sort();
+}
+
+/**
+ * The shared secret, from an optional Secret (no Secret: no check). Falcosidekick's kubeless output cannot add a
+ * header, so a function that calls others reads its inbound secret from its own key, set only by operators whose
+ * callers can send it (Falcosidekick's webhook output can); the actions share the key the forwarder sends.
+ */
+function secretEnv(descriptor: FunctionDescriptor): unknown[] {
+  const fromSecret = (env: string, key: string) => ({
+    name: env,
+    valueFrom: { secretKeyRef: { name: SHARED_SECRET_NAME, key, optional: true } },
+  });
+  return descriptor.callsFunctions === true
+    ? [fromSecret(INBOUND_SECRET_ENV, 'forwarder-token'), fromSecret(OUTBOUND_SECRET_ENV, 'token')]
+    : [fromSecret(INBOUND_SECRET_ENV, 'token')];
+}
+
+/**
+ * Who may call the function: Falcosidekick's pods, and the pods of the functions that call others (the forwarder).
+ * Pods are selected by `function: <name>`, the label both targets give them. It takes an enforcing CNI.
+ */
+function callersPolicy(name: string, namespace: string, labels: Record<string, string>, config: DeploymentConfig, callers: readonly string[]) {
+  const sidekick = falcosidekickCallers(config);
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: `${name}-callers`, namespace, labels },
+    spec: {
+      podSelector: { matchLabels: { function: name } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': sidekick.namespace } },
+              podSelector: { matchLabels: sidekick.podLabels },
+            },
+            ...callers.filter((caller) => caller !== name).map((caller) => ({ podSelector: { matchLabels: { function: caller } } })),
+          ],
+          ports: [{ protocol: 'TCP', port: 8080 }],
+        },
+      ],
+    },
+  };
+}
+
 function describeRules(descriptor: FunctionDescriptor): string {
   return descriptor.permissions
     .map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`)
@@ -178,8 +237,9 @@ export function generateManifests(
   const files = new Map<string, string>();
   files.set('crd/functions.kubeless.io.yaml', toYaml([kubelessCrd()]));
   files.set('kubeless/00-namespace.yaml', toYaml([namespaceObject(config)]));
+  const callers = callersOf(functions.map((f) => f.descriptor));
   for (const { descriptor, bundle } of functions) {
-    files.set(`kubeless/${descriptor.name}.yaml`, toYaml(functionObjects(descriptor, bundle, config)));
+    files.set(`kubeless/${descriptor.name}.yaml`, toYaml(functionObjects(descriptor, bundle, config, callers)));
   }
   const resources = [...files.keys()].filter((f) => f.startsWith('kubeless/')).sort();
   files.set('kustomization.yaml', kustomizationYaml(resources));

@@ -12,7 +12,7 @@ import { Document, isScalar, Scalar } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import type { Bundle } from './bundle';
 import { standaloneImage, type DeploymentConfig } from './config';
-import { functionObjects, HEADER, kustomizationYaml, namespaceObject, PART_OF, sha256Of } from './manifests';
+import { functionObjects, HEADER, kustomizationYaml, namespaceObject, PART_OF, sha256Of, callersOf } from './manifests';
 
 export const STANDALONE_DIR = 'standalone';
 /** The runtime's file name in each ConfigMap, next to `<function>.js`. */
@@ -105,13 +105,19 @@ function kubeletProbe(periodSeconds: number, initialDelaySeconds: number): V1Pro
  * One function's standalone objects: those the Kubeless target also ships (ServiceAccount, RBAC, ...), then the
  * code ConfigMap, the Deployment and the Service Falcosidekick calls.
  */
-export function standaloneObjects(descriptor: FunctionDescriptor, bundle: Bundle, runtime: Bundle, config: DeploymentConfig): unknown[] {
+export function standaloneObjects(
+  descriptor: FunctionDescriptor,
+  bundle: Bundle,
+  runtime: Bundle,
+  config: DeploymentConfig,
+  callers: readonly string[],
+): unknown[] {
   const { name } = descriptor;
   const namespace = config.namespace;
   if (`${name}.js` === RUNTIME_FILE) {
     throw new Error(`functions/${name}: the name is taken by the runtime's file in the standalone target's ConfigMap; rename the folder`);
   }
-  const generated = functionObjects(descriptor, bundle, config) as KubeObject[];
+  const generated = functionObjects(descriptor, bundle, config, callers) as KubeObject[];
   const fn = generated.find((o): o is KubelessFunction => o.kind === 'Function');
   if (fn === undefined) throw new Error(`functions/${name}: the Kubeless generator made no Function to derive the standalone objects from`);
   const shared = generated.filter((o) => o !== fn);
@@ -272,8 +278,9 @@ export function generateStandalone(
   const files = new Map<string, string>();
   const sizes = new Map<string, StandaloneSizes>();
   files.set(`${STANDALONE_DIR}/00-namespace.yaml`, toStandaloneYaml([namespaceObject(config)]));
+  const callers = callersOf(functions.map((f) => f.descriptor));
   for (const { descriptor, bundle } of functions) {
-    const objects = standaloneObjects(descriptor, bundle, runtime, config);
+    const objects = standaloneObjects(descriptor, bundle, runtime, config, callers);
     files.set(`${STANDALONE_DIR}/${descriptor.name}.yaml`, toStandaloneYaml(objects));
     sizes.set(descriptor.name, checkStandaloneSizes(descriptor.name, objects));
   }

@@ -29,6 +29,11 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
    * needs it without the ServiceAccount token mount, which holds the namespace file but is off for permissionless ones.
    */
   readonly namespaceEnv?: string;
+  /**
+   * A function that calls the others (the forwarder): the others' NetworkPolicies admit its pods, and it gets the
+   * shared secret to send them (lib/auth.ts).
+   */
+  readonly callsFunctions?: boolean;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { UNAUTHORIZED_MESSAGE } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
 import { DeadlineExceededError, KubeApiError, KubeUnreachableError } from './kube/errors';
@@ -9,6 +10,7 @@ import type { PodRef } from './target';
  */
 export type Outcome =
   | { readonly status: 'invalid'; readonly error: string }
+  | { readonly status: 'unauthorized'; readonly error: string }
   | { readonly status: 'skipped'; readonly code: SkipCode; readonly reason: string; readonly target?: PodRef }
   | {
       readonly status: 'done';
@@ -35,6 +37,8 @@ export function httpStatusOf(outcome: Outcome): number {
   switch (outcome.status) {
     case 'invalid':
       return 400;
+    case 'unauthorized':
+      return 401;
     case 'skipped':
     case 'done':
       return 200;
@@ -51,9 +55,18 @@ export class ActionFailedError extends Error {
   override name = 'ActionFailedError';
 }
 
+/** A call without the shared secret, when one is configured (lib/auth.ts). */
+export class UnauthorizedError extends Error {
+  override name = 'UnauthorizedError';
+  constructor() {
+    super(UNAUTHORIZED_MESSAGE);
+  }
+}
+
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
+  if (error instanceof UnauthorizedError) return { status: 'unauthorized', error: error.message };
   const withTarget = target === undefined ? {} : { target };
   if (
     error instanceof ActionFailedError ||

@@ -1,5 +1,6 @@
 import type { PodAction } from './action';
 import type { FalcoAlert } from './alert';
+import { INBOUND_SECRET_ENV, isAuthorized, secretFrom } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
@@ -7,7 +8,7 @@ import { loadConnection } from './kube/connection';
 import { DeadlineExceededError, isApiStatus } from './kube/errors';
 import { getPod } from './kube/pods';
 import { jsonLogger, type Logger } from './log';
-import { answerBody, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
+import { answerBody, httpStatusOf, outcomeOfError, UnauthorizedError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
 import { targetOf, type PodRef } from './target';
 
@@ -24,9 +25,9 @@ export interface RunnerOptions {
 }
 
 const BACKSTOP_GRACE_MS = 50;
-const MAX_LOGGED_RULE = 200;
+export const MAX_LOGGED_RULE = 200;
 
-const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text);
+export const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text);
 
 /** The longest delay Node's setTimeout honours (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -50,6 +51,7 @@ interface Ready<P extends ParamSpecs> {
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
+  readonly inboundSecret: string | undefined;
 }
 
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
@@ -80,6 +82,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       params,
       kube: options.kube ?? new KubeClient(connection!),
       ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
+      inboundSecret: secretFrom(env, INBOUND_SECRET_ENV),
     };
   } catch (error) {
     ready = error as Error;
@@ -96,6 +99,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     try {
       if (ready instanceof Error) throw ready;
       const setup = ready;
+      if (!isAuthorized(event, setup.inboundSecret)) throw new UnauthorizedError();
       const timeout = new Promise<never>((_, reject) => {
         // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
         // names the call, and should win the race; this one catches anything else that hangs.
@@ -116,7 +120,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       target: seen.target ?? null,
       outcome: outcome.status,
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
-      ...(outcome.status === 'invalid' || outcome.status === 'failed' ? { error: outcome.error } : {}),
+      ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'unauthorized' ? { error: outcome.error } : {}),
       ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun } : {}),
       durationMs: now() - started,
     });

@@ -1,3 +1,4 @@
+import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, secretFrom } from '../auth';
 /** The forwarder's descriptor, its parameters, and its configuration, read and checked once when the module loads. */
 import { readFileSync } from 'fs';
 import * as path from 'path';
@@ -119,6 +120,7 @@ export function defineForwarder(spec: ForwarderSpec): Forwarder {
       },
     ],
     namespaceEnv: NAMESPACE_ENV,
+    callsFunctions: true,
   };
 }
 
@@ -130,6 +132,10 @@ export interface Ready {
   readonly namespace: string | undefined;
   readonly caller: ActionCaller;
   readonly limiter: Limiter;
+  /** Required from callers when set (lib/auth.ts). */
+  readonly inboundSecret: string | undefined;
+  /** Sent to the actions when set. */
+  readonly outboundSecret: string | undefined;
 }
 
 function readOptional(file: string): string | undefined {
@@ -190,5 +196,7 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
     namespace,
     caller: new ActionCaller(params.maxConcurrentCalls),
     limiter: new Limiter(params.maxConcurrentCalls),
+    inboundSecret: secretFrom(env, INBOUND_SECRET_ENV),
+    outboundSecret: secretFrom(env, OUTBOUND_SECRET_ENV),
   };
 }

@@ -26,6 +26,7 @@ export interface ActionReport {
  */
 export type ForwardOutcome =
   | { readonly status: 'invalid'; readonly error: string }
+  | { readonly status: 'unauthorized'; readonly error: string }
   | { readonly status: 'skipped'; readonly code: 'test-event' | 'no-route'; readonly reason: string }
   | {
       readonly status: 'done';
@@ -48,6 +49,8 @@ export function forwardStatusOf(outcome: ForwardOutcome): number {
   switch (outcome.status) {
     case 'invalid':
       return 400;
+    case 'unauthorized':
+      return 401;
     case 'skipped':
     case 'done':
       return 200;
@@ -62,6 +65,7 @@ export function forwardStatusOf(outcome: ForwardOutcome): number {
 export function forwardOutcomeOfError(error: unknown): ForwardOutcome {
   const outcome = outcomeOfError(error);
   if (outcome.status === 'invalid') return { status: 'invalid', error: outcome.error };
+  if (outcome.status === 'unauthorized') return { status: 'unauthorized', error: outcome.error };
   return { status: 'failed', error: outcome.status === 'failed' ? outcome.error : String(error) };
 }
 

@@ -5,7 +5,9 @@ import { describeValue, InvalidInputError } from '../decode';
 import { decodeEvent, responseOf } from '../event';
 import { jsonLogger, type Logger } from '../log';
 import { isDns1123Label } from '../names';
-import { budgetMs, type KubelessHandler } from '../runner';
+import { isAuthorized } from '../auth';
+import { UnauthorizedError } from '../outcome';
+import { budgetMs, cut, MAX_LOGGED_RULE, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready } from './config';
 import type { CallAnswer } from './invoke';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
@@ -45,6 +47,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     let outcome: ForwardOutcome;
     try {
       if (ready instanceof Error) throw ready;
+      if (!isAuthorized(event, ready.inboundSecret)) throw new UnauthorizedError();
       outcome = await forward(ready, event, deadline, seen, now);
     } catch (error) {
       outcome = forwardOutcomeOfError(error);
@@ -52,12 +55,14 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     responseOf(event)?.status(forwardStatusOf(outcome));
     log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
       eventId: seen.eventId ?? null,
-      rule: seen.alert?.rule ?? null,
+      rule: seen.alert === undefined ? null : cut(seen.alert.rule, MAX_LOGGED_RULE),
       priority: seen.alert?.priority ?? null,
       namespace: seen.namespace ?? null,
       outcome: outcome.status,
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
-      ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'actions-failed' ? { error: outcome.error } : {}),
+      ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'actions-failed' || outcome.status === 'unauthorized'
+        ? { error: outcome.error }
+        : {}),
       ...(outcome.status === 'done' || outcome.status === 'actions-failed'
         ? {
             routes: outcome.routes,
@@ -148,6 +153,7 @@ async function forward(
     'event-id': eventId,
     'event-type': 'falco',
   };
+  if (ready.outboundSecret !== undefined) headers.Authorization = `Bearer ${ready.outboundSecret}`;
   const eventNamespace = ready.namespace ?? incomingNamespace;
   if (eventNamespace !== undefined) headers['event-namespace'] = eventNamespace;
   const body = bodyToForward(event, envelope.data);

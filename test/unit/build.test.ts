@@ -145,4 +145,33 @@ describe('build: bundles and manifests', function () {
     assert.equal(crd.metadata.name, 'functions.kubeless.io');
     assert.deepEqual(crd.spec.versions.map((v: any) => [v.name, v.served, v.storage]), [['v1beta1', true, true]]);
   });
+
+  it('admits only Falcosidekick and the forwarder to each function (a NetworkPolicy per function), and wires the optional secret', () => {
+    const callers = functions.filter((f) => f.descriptor.callsFunctions === true).map((f) => f.name);
+    assert.deepEqual(callers, ['forwarder']);
+    for (const f of functions) {
+      const objects = objectsOf(result.manifests.get(`kubeless/${f.name}.yaml`)!);
+      const policy = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === `${f.name}-callers`);
+      assert.deepEqual(policy.spec.podSelector, { matchLabels: { function: f.name } });
+      assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+      const from = policy.spec.ingress[0].from;
+      assert.deepEqual(from[0], {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'falco' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'falcosidekick' } },
+      });
+      assert.deepEqual(from.slice(1), f.name === 'forwarder' ? [] : [{ podSelector: { matchLabels: { function: 'forwarder' } } }]);
+      assert.deepEqual(policy.spec.ingress[0].ports, [{ protocol: 'TCP', port: 8080 }]);
+
+      const fn = objects.find((o) => o.kind === 'Function');
+      const env = fn.spec.deployment.spec.template.spec.containers[0].env;
+      const secretKey = (name: string) => env.find((e: any) => e.name === name)?.valueFrom.secretKeyRef;
+      assert.deepEqual(secretKey('INBOUND_SECRET'), {
+        name: 'falco-response-shared-secret',
+        key: f.name === 'forwarder' ? 'forwarder-token' : 'token',
+        optional: true,
+      });
+      assert.deepEqual(secretKey('OUTBOUND_SECRET'), f.name === 'forwarder' ? { name: 'falco-response-shared-secret', key: 'token', optional: true } : undefined);
+    }
+  });
 });
+

@@ -17,7 +17,7 @@ const fakeBundle = (name: string): Bundle => ({ name, code: 'exports.handler = (
 
 /** The objects as they land in manifests/: through YAML and back. */
 function generated(descriptor: FunctionDescriptor): any[] {
-  return parseAllDocuments(toYaml(functionObjects(descriptor, fakeBundle(descriptor.name), config))).map((d) => d.toJS());
+  return parseAllDocuments(toYaml(functionObjects(descriptor, fakeBundle(descriptor.name), config, []))).map((d) => d.toJS());
 }
 
 describe('generator: config files in a ConfigMap, mounted into the Function', () => {
@@ -51,9 +51,9 @@ describe('generator: config files in a ConfigMap, mounted into the Function', ()
   it('gives the forwarder no Kubernetes permission at all, and says so on its Function', () => {
     const objects = generated(forwarder);
     assert.deepEqual(forwarder.permissions, []);
-    assert.deepEqual(objects.map((o) => o.kind), ['ServiceAccount', 'ConfigMap', 'Function']);
+    assert.deepEqual(objects.map((o) => o.kind), ['ServiceAccount', 'ConfigMap', 'NetworkPolicy', 'Function']);
     assert.equal(objects[0].automountServiceAccountToken, false);
-    const fn = objects[2];
+    const fn = objects[3];
     assert.equal(fn.spec.deployment.spec.template.spec.automountServiceAccountToken, false);
     assert.equal(
       fn.metadata.annotations['falco-response.io/permissions'],

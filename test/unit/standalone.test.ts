@@ -5,6 +5,7 @@ import * as path from 'path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { Bundle } from '../../build/bundle';
 import { DEFAULT_STANDALONE_IMAGE, loadConfig, type DeploymentConfig } from '../../build/config';
+import { callersOf } from '../../build/manifests';
 import { discoverFunctions, type DiscoveredFunction } from '../../build/discover';
 import { buildAll, ROOT, staleManifests, type BuildResult } from '../../build/main';
 import { sha256Of } from '../../build/manifests';
@@ -179,7 +180,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
 
     // Given the same function with one byte more of code, When its objects are generated again
     const bundle = result.bundles.find((b) => b.name === f.name)!;
-    const changed = standaloneObjects(f.descriptor, fakeBundle(f.name, `${bundle.code};`), result.runtime, config) as any[];
+    const changed = standaloneObjects(f.descriptor, fakeBundle(f.name, `${bundle.code};`), result.runtime, config, callersOf(functions.map((x) => x.descriptor))) as any[];
 
     // Then only the ConfigMap and the pod template's hash differ
     const rolled = byKind(changed, 'Deployment');
@@ -212,7 +213,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
   it('fails the build past the budget, naming the file, the object and the figures', () => {
     const [f] = functions;
     const huge = fakeBundle(f.name, 'x'.repeat(200 * 1024));
-    const objects = standaloneObjects(f.descriptor, huge, result.runtime, config);
+    const objects = standaloneObjects(f.descriptor, huge, result.runtime, config, callersOf(functions.map((x) => x.descriptor)));
     const configMap = (objects as any[]).find((o) => o.kind === 'ConfigMap' && o.metadata.name === f.name);
     assert.throws(
       () => checkStandaloneSizes(f.name, objects),
@@ -227,7 +228,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
     const [f] = functions;
     const renamed = { ...f.descriptor, name: 'kubeless-runtime' };
     assert.throws(
-      () => standaloneObjects(renamed, fakeBundle('kubeless-runtime', ''), result.runtime, config),
+      () => standaloneObjects(renamed, fakeBundle('kubeless-runtime', ''), result.runtime, config, callersOf(functions.map((x) => x.descriptor))),
       new Error("functions/kubeless-runtime: the name is taken by the runtime's file in the standalone target's ConfigMap; rename the folder"),
     );
   });
@@ -265,7 +266,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
 
     it('sets FUNC_RUNTIME to the Node the image runs', () => {
       const [f] = functions;
-      const objects = standaloneObjects(f.descriptor, result.bundles[0], result.runtime, withImage('node:20.11.1-alpine')) as any[];
+      const objects = standaloneObjects(f.descriptor, result.bundles[0], result.runtime, withImage('node:20.11.1-alpine'), callersOf(functions.map((x) => x.descriptor))) as any[];
       const container = byKind(objects, 'Deployment').spec.template.spec.containers[0];
       assert.equal(container.image, 'node:20.11.1-alpine');
       assert.deepEqual(container.env.find((e: any) => e.name === 'FUNC_RUNTIME'), { name: 'FUNC_RUNTIME', value: 'nodejs20' });
