@@ -2,10 +2,10 @@
  * `npm run bench`: the figures that show the functions are small and fast, each next to a baseline measured in the
  * same run. A script, not a test: it prints one table (or JSON with --json) and writes bench/results.json.
  *
- *   npm run bench                       every section (about 4 minutes on 2 cores)
- *   npm run bench -- --quick            fewer runs (about 1 minute)
+ *   npm run bench                       every section (about 2 to 3 minutes on 2 cores)
+ *   npm run bench -- --quick            fewer runs (under a minute)
  *   npm run bench -- --only size,cold   some sections: size, cold, cluster, handler, forwarder, build
- *   npm run bench -- --json             JSON on stdout instead of the table (progress goes to stderr either way)
+ *   npm run -s bench -- --json          JSON on stdout instead of the table (progress goes to stderr either way)
  *   npm run bench -- --out file.json    where to write the JSON (default bench/results.json; a run with --only
  *                                       writes nothing unless --out is given, so the full results stay whole)
  *
@@ -42,8 +42,8 @@ export interface Plan {
 }
 
 const FULL: Plan = {
-  coldRuns: 20,
-  cluster: { rounds: 6, sequentialPerRound: 25, concurrentPerRound: 64, inFlight: 8 },
+  coldRuns: 30,
+  cluster: { rounds: 8, sequentialPerRound: 25, concurrentPerRound: 64, inFlight: 8 },
   handler: { runs: 7, alertsPerRun: 5000, decodesPerRun: 20000 },
   forwarder: { repetitions: 3, alerts: 1000, concurrencies: [1, 8, 32] },
   buildRuns: 5,

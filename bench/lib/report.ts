@@ -105,7 +105,8 @@ export function renderTable(result: BenchResult): string {
   const header = [
     `falco-response bench, ${result.date} (${result.mode} run, ${result.seconds.toFixed(0)} s${result.git ? `, commit ${result.git.commit.slice(0, 10)}${result.git.dirty ? ' + local changes' : ''}` : ''})`,
     `machine: ${m.cores} cores, ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node.current} (current)${m.node.node14 ? `, Node ${m.node.node14}` : ''}`,
-    'medians of repeated runs; every ratio is ours ÷ a baseline measured side by side in this run (below 1× is smaller or faster, for sizes and times)',
+    'runs, then min / median / p99 / max of them; every ratio is ours ÷ a baseline measured side by side in this run, on medians:',
+    'for sizes and times below 1× is smaller or faster; for rates (/s) above 1× is faster',
     '',
   ];
   const columns = ['figure', 'runs', 'min', 'median', 'p99', 'max', 'vs baseline (its median)'];
