@@ -1,8 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { definePodAction } from '../../lib/action';
-import { alertSummary } from '../../lib/audit';
+import { recordAudit } from '../../lib/audit';
 import { isApiStatus } from '../../lib/kube/errors';
-import { recordPodEvent } from '../../lib/kube/events';
 import { deletePod, describePod } from '../../lib/kube/pods';
 import { integerText, listText, param } from '../../lib/params';
 
@@ -68,20 +67,12 @@ export default definePodAction({
       }
       throw error;
     }
-    const eventRecorded = await recordPodEvent(
-      kube,
-      { ...target, uid },
-      'FalcoResponseDeleted',
-      `delete-pod deleted the pod after ${alertSummary(alert)}`,
-      'falco-response/delete-pod',
-      deadline,
-    ).then(
-      () => true,
-      (error: Error) => {
-        log.warn('the pod was deleted but the audit event could not be recorded', { error: error.message });
-        return false;
-      },
-    );
+    const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid }, {
+      action: 'delete-pod',
+      reason: 'FalcoResponseDeleted',
+      what: `deleted the pod`,
+      change: 'deleted',
+    });
     return {
       status: 'done',
       message: `deleted ${describePod(target)} (grace period ${grace} s)`,

@@ -1,7 +1,6 @@
 import { definePodAction } from '../../lib/action';
-import { alertSummary } from '../../lib/audit';
+import { recordAudit } from '../../lib/audit';
 import { isApiStatus } from '../../lib/kube/errors';
-import { recordPodEvent } from '../../lib/kube/events';
 import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
 import { integerText, param } from '../../lib/params';
 import { annotationPrefixText, describeLabels, labelItemsText, planLabelling } from './plan';
@@ -71,20 +70,12 @@ export default definePodAction({
       }
       throw error;
     }
-    const eventRecorded = await recordPodEvent(
-      kube,
-      { ...target, uid: pod.metadata?.uid },
-      'FalcoResponseLabeled',
-      `label-pod labelled the pod (${labels}) after ${alertSummary(alert)}`,
-      'falco-response/label-pod',
-      deadline,
-    ).then(
-      () => true,
-      (error: Error) => {
-        log.warn('the pod was labelled but the audit event could not be recorded', { error: error.message });
-        return false;
-      },
-    );
+    const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid: pod.metadata?.uid }, {
+      action: 'label-pod',
+      reason: 'FalcoResponseLabeled',
+      what: `labelled the pod (${labels})`,
+      change: 'labelled',
+    });
     return {
       status: 'done',
       message: `labelled ${describePod(target)} (${labels})${notes}`,

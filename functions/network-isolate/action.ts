@@ -1,8 +1,7 @@
 import { definePodAction } from '../../lib/action';
-import { alertSummary } from '../../lib/audit';
+import { recordAudit } from '../../lib/audit';
 import type { Kube } from '../../lib/kube/client';
 import { isApiStatus } from '../../lib/kube/errors';
-import { recordPodEvent } from '../../lib/kube/events';
 import {
   createNetworkPolicy,
   describeNetworkPolicy,
@@ -158,20 +157,12 @@ export default definePodAction({
       }
     }
     const done = `${policy}; ${alreadyLabelled ? `the pod already carried ${label}` : `labelled the pod ${label}`}`;
-    const eventRecorded = await recordPodEvent(
-      kube,
-      { ...target, uid: pod.metadata?.uid },
-      'FalcoResponseIsolated',
-      `network-isolate isolated the pod (${done}) after ${alertSummary(alert)}`,
-      'falco-response/network-isolate',
-      deadline,
-    ).then(
-      () => true,
-      (error: Error) => {
-        log.warn('the pod was isolated but the audit event could not be recorded', { error: error.message });
-        return false;
-      },
-    );
+    const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid: pod.metadata?.uid }, {
+      action: 'network-isolate',
+      reason: 'FalcoResponseIsolated',
+      what: `isolated the pod (${done})`,
+      change: 'isolated',
+    });
     return { status: 'done', message: `isolated ${describePod(target)}: ${done}`, details: { ...details, changed: true, eventRecorded } };
   },
 });

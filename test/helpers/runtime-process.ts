@@ -246,7 +246,10 @@ export function emulatePod(objects: readonly unknown[], root: string): EmulatedP
   const env: Record<string, string> = {};
   for (const variable of container.env ?? []) {
     const field = variable.valueFrom?.fieldRef?.fieldPath;
+    const secret = (variable.valueFrom as { secretKeyRef?: { name: string; optional?: boolean } } | undefined)?.secretKeyRef;
     if (field === 'metadata.namespace') env[variable.name] = deployment.metadata.namespace ?? 'default';
+    // the manifests ship no Secret: the kubelet leaves a variable from an optional, absent Secret unset
+    else if (secret?.optional === true && !all.some((o) => o.kind === 'Secret' && o.metadata.name === secret.name)) continue;
     else if (variable.valueFrom !== undefined) throw new Error(`the variable ${variable.name} has a source this emulation does not know`);
     else env[variable.name] = moved(variable.value ?? ''); // the API server stores an empty value as no value
   }
