@@ -28,6 +28,11 @@ export interface LoadRun {
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   /** HTTP statuses of the answers, by count: all 200 when every action answered. */
   readonly statuses: Readonly<Record<string, number>>;
+  /**
+   * For the forwarder: per action, how many of the run's alerts (by event-id) it received exactly once, not at all,
+   * or more than once. Nothing lost means `exactlyOnce` equals `alerts` for every action.
+   */
+  readonly invocations?: Readonly<Record<string, { exactlyOnce: number; missing: number; duplicated: number }>>;
 }
 
 export interface ForwarderBench {
@@ -59,9 +64,19 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[low] + (sorted[high] - sorted[low]) * (position - low);
 }
 
-/** An action stub: reads the alert, answers 200 with what an action answers. */
-async function actionStub(): Promise<{ url: string; close(): Promise<void> }> {
+interface ActionStub {
+  readonly url: string;
+  /** Requests received, by event-id. */
+  readonly received: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** An action stub: reads the alert, counts it by event-id, answers 200 with what an action answers. */
+async function actionStub(): Promise<ActionStub> {
+  const received = new Map<string, number>();
   const server = http.createServer((req, res) => {
+    const id = String(req.headers['event-id']);
+    received.set(id, (received.get(id) ?? 0) + 1);
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
@@ -71,6 +86,7 @@ async function actionStub(): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    received,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -112,8 +128,21 @@ function startForwarder(dir: string, env: Record<string, string>): Promise<{ chi
   });
 }
 
+let loads = 0;
+
+/** A fresh event-id for every alert of every load, so that each action's receipts can be counted per alert. */
+function eventIdsFor(count: number): string[] {
+  const run = (++loads).toString(16).padStart(4, '0');
+  return Array.from({ length: count }, (_, i) => `00000000-0000-4000-${run}-${String(i).padStart(12, '0')}`);
+}
+
 /** POSTs `count` alerts with `concurrency` in flight over kept-alive connections; returns each latency in ms. */
-async function load(url: string, count: number, concurrency: number): Promise<{ latencies: number[]; seconds: number; statuses: Record<string, number> }> {
+async function load(
+  url: string,
+  count: number,
+  concurrency: number,
+): Promise<{ latencies: number[]; seconds: number; statuses: Record<string, number>; eventIds: string[] }> {
+  const eventIds = eventIdsFor(count);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
@@ -129,7 +158,7 @@ async function load(url: string, count: number, concurrency: number): Promise<{ 
           headers: {
             'Content-Type': 'application/json',
             'User-Agent': 'Falcosidekick',
-            'event-id': `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+            'event-id': eventIds[i],
             'event-type': 'falco',
             'event-namespace': 'falco-response',
           },
@@ -154,12 +183,34 @@ async function load(url: string, count: number, concurrency: number): Promise<{ 
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   agent.destroy();
-  return { latencies, seconds, statuses };
+  return { latencies, seconds, statuses, eventIds };
 }
 
-async function measure(target: LoadRun['target'], url: string, alerts: number, concurrency: number): Promise<LoadRun> {
+/** Per action: the run's alerts it received exactly once, not at all, more than once. */
+function invocationsOf(actions: Readonly<Record<string, ActionStub>>, eventIds: readonly string[]): NonNullable<LoadRun['invocations']> {
+  const counts: Record<string, { exactlyOnce: number; missing: number; duplicated: number }> = {};
+  for (const [name, stub] of Object.entries(actions)) {
+    const tally = { exactlyOnce: 0, missing: 0, duplicated: 0 };
+    for (const id of eventIds) {
+      const n = stub.received.get(id) ?? 0;
+      if (n === 1) tally.exactlyOnce++;
+      else if (n === 0) tally.missing++;
+      else tally.duplicated++;
+    }
+    counts[name] = tally;
+  }
+  return counts;
+}
+
+async function measure(
+  target: LoadRun['target'],
+  url: string,
+  alerts: number,
+  concurrency: number,
+  routedTo?: Readonly<Record<string, ActionStub>>,
+): Promise<LoadRun> {
   await load(url, Math.max(50, Math.round(alerts / 10)), concurrency); // warm-up: JIT, sockets
-  const { latencies, seconds, statuses } = await load(url, alerts, concurrency);
+  const { latencies, seconds, statuses, eventIds } = await load(url, alerts, concurrency);
   const sorted = latencies.sort((a, b) => a - b);
   const round = (n: number) => Number(n.toFixed(3));
   return {
@@ -170,6 +221,7 @@ async function measure(target: LoadRun['target'], url: string, alerts: number, c
     alertsPerSecond: Math.round(alerts / seconds),
     latencyMs: { p50: round(quantile(sorted, 0.5)), p99: round(quantile(sorted, 0.99)), max: round(sorted[sorted.length - 1]) },
     statuses,
+    ...(routedTo === undefined ? {} : { invocations: invocationsOf(routedTo, eventIds) }),
   };
 }
 
@@ -195,7 +247,7 @@ export async function measureForwarder(options: ForwarderBenchOptions): Promise<
     const runs: LoadRun[] = [];
     for (const concurrency of options.concurrencies) {
       progress(`${options.alerts} alerts, ${concurrency} in flight: forwarder to two actions, then one action directly`);
-      runs.push(await measure('forwarder', forwarderUrl, options.alerts, concurrency));
+      runs.push(await measure('forwarder', forwarderUrl, options.alerts, concurrency, { 'label-pod': stubs[0], 'network-isolate': stubs[1] }));
       runs.push(await measure('one action directly', stubs[0].url, options.alerts, concurrency));
     }
     return { bundleBytes: built.bytes, node: process.version, runs };
@@ -223,7 +275,8 @@ async function main(): Promise<void> {
   const rows = result.runs.map(
     (r) =>
       `${r.target.padEnd(20)} ${String(r.concurrency).padStart(4)} ${String(r.alertsPerSecond).padStart(8)}/s ` +
-      `${r.latencyMs.p50.toFixed(2).padStart(8)} ${r.latencyMs.p99.toFixed(2).padStart(8)} ${r.latencyMs.max.toFixed(2).padStart(8)}  ${JSON.stringify(r.statuses)}`,
+      `${r.latencyMs.p50.toFixed(2).padStart(8)} ${r.latencyMs.p99.toFixed(2).padStart(8)} ${r.latencyMs.max.toFixed(2).padStart(8)}  ${JSON.stringify(r.statuses)}` +
+      (r.invocations === undefined ? '' : `  ${JSON.stringify(r.invocations)}`),
   );
   process.stdout.write(
     [

@@ -20,6 +20,13 @@ function lost(run: LoadRun): number {
   return run.alerts - (run.statuses['200'] ?? 0);
 }
 
+/** Per action, alerts the forwarder did not deliver exactly once (each counted by event-id at the action). */
+function notExactlyOnce(run: LoadRun): string[] {
+  return Object.entries(run.invocations ?? {})
+    .filter(([, n]) => n.exactlyOnce !== run.alerts)
+    .map(([action, n]) => `${action}: ${n.missing} missing, ${n.duplicated} duplicated of ${run.alerts}`);
+}
+
 export async function forwarderSection(plan: ForwarderPlan, progress: (line: string) => void): Promise<SectionBody> {
   const repetitions: LoadRun[][] = [];
   for (let r = 1; r <= plan.repetitions; r++) {
@@ -33,6 +40,11 @@ export async function forwarderSection(plan: ForwarderPlan, progress: (line: str
       throw new Error(
         `alerts not answered 200: ${missing.map((m) => `${m.target}, ${m.concurrency} in flight: ${lost(m)} of ${m.alerts} (${JSON.stringify(m.statuses)})`).join('; ')}`,
       );
+    }
+    const miscounted = result.runs.filter((run) => run.target === 'forwarder').flatMap((run) => notExactlyOnce(run).map((m) => `${run.concurrency} in flight: ${m}`));
+    if (miscounted.length > 0) throw new Error(`actions not invoked exactly once per alert: ${miscounted.join('; ')}`);
+    if (result.runs.some((run) => run.target === 'forwarder' && run.invocations === undefined)) {
+      throw new Error('the forwarder runs carry no invocation counts: nothing proves each action was called once per alert');
     }
     repetitions.push([...result.runs]);
   }
@@ -51,7 +63,7 @@ export async function forwarderSection(plan: ForwarderPlan, progress: (line: str
       unit: 'alerts/s',
       summary: { runs: rate.runs, min: rate.min, median: rate.median, max: rate.max, p99: Number.NaN },
       comparison: { baseline: '1 action directly', baselineMedian: round(directRate.median), ratio: round(rate.median / directRate.median, 3) },
-      note: `runs = bursts of ${plan.alerts}; all ${plan.alerts * plan.repetitions} answered 200`,
+      note: `runs = bursts of ${plan.alerts}; all ${plan.alerts * plan.repetitions} answered 200, each action invoked exactly once per alert (counted by event-id)`,
     });
     figures.push({
       name: `forwarder -> 2 actions, ${concurrency} in flight: latency`,
