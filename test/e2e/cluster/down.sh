@@ -24,17 +24,8 @@ if [[ ! -s "$STATE/pids" ]]; then
   exit 0
 fi
 
-# alive, not a zombie (nobody may reap the daemons once up.sh is gone), and still one of ours
-pid_is_ours() {
-  local pid=$1 stat
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]] || return 1
-  local cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmdline" == *"$STATE/"* ]]
-}
+# shellcheck source=pids.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 pids=()
 while read -r pid; do

@@ -45,17 +45,8 @@ ETCD=$(command -v etcd || true)
 }
 for c in openssl curl; do command -v "$c" >/dev/null 2>&1 || die "$c is required"; done
 
-# A pid is "ours" when it is alive (not a zombie) and its command line mentions the state dir.
-pid_is_ours() {
-  local pid=$1 stat
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]] || return 1
-  local cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmdline" == *"$STATE/"* ]]
-}
+# shellcheck source=pids.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 curl_admin() {
   curl --silent --show-error --max-time 5 --cacert "$STATE/ca.crt" \
