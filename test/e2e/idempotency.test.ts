@@ -119,6 +119,37 @@ describe('e2e: the same alert again changes nothing more on the real server', fu
     });
   }
 
+  if (functionExists('network-isolate')) {
+    it('network-isolate: a NetworkPolicy someone changed by hand is brought back to its configuration by the next alert', async function () {
+      // Given: a pod isolated once, then the policy opened up by hand (allow all ingress)
+      const [pod, next] = [uniqueName('drift'), uniqueName('drift-next')];
+      await createPod(cluster, namespace, pod);
+      await createPod(cluster, namespace, next);
+      const fn = await serve('network-isolate');
+      assert.equal((await fn.post(terminalShellAlert(namespace, pod))).body.status, 'done');
+      const policyPath = `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies/${QUARANTINE_POLICY}`;
+      const configured = (await api(cluster, { method: 'GET', path: policyPath })).body;
+      const opened = await api(cluster, {
+        method: 'PATCH',
+        path: policyPath,
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { labels: { 'kept-by': 'operator' } }, spec: { ingress: [{}] } },
+      });
+      assert.equal(opened.status, 200, JSON.stringify(opened.body));
+
+      // When: the next alert in that namespace
+      const answer = await fn.post(terminalShellAlert(namespace, next));
+
+      // Then: the spec is the configured one again, through an update that kept the object's other metadata
+      assert.equal(answer.body.status, 'done', answer.text);
+      assert.equal(answer.body.details.policyStep, 'restored', answer.text);
+      const restored = (await api(cluster, { method: 'GET', path: policyPath })).body;
+      assert.deepEqual(restored.spec, configured.spec);
+      assert.equal(restored.metadata.labels['kept-by'], 'operator');
+      assert.equal((await readPod(cluster, namespace, next)).metadata.labels['falco-response.io/quarantine'], 'true');
+    });
+  }
+
   if (functionExists('label-pod')) {
     it('label-pod: labelling twice writes nothing the second time (same resourceVersion)', async function () {
       const pod = uniqueName('label-twice');

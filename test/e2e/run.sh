@@ -21,4 +21,4 @@ trap cleanup EXIT INT TERM
 
 bash test/e2e/cluster/up.sh "$STATE"
 [ -f dist/runtime/kubeless-runtime.js ] || npm run -s build -- --check
-E2E_STATE="$STATE" npx mocha --timeout 120000 'test/e2e/**/*.test.ts'
+E2E_STATE="$STATE" npx mocha --timeout 120000 "${E2E_TESTS:-test/e2e/**/*.test.ts}"
