@@ -9,6 +9,13 @@ export interface Logger {
 
 type Level = 'info' | 'warn' | 'error';
 
+export const MAX_LOGGED_TEXT = 200;
+
+/** Alert text in a log field, cut short so one log line stays readable however long the text. */
+export function clipped(text: string, max: number = MAX_LOGGED_TEXT): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
 /** `jsonLogger({ function: 'delete-pod' })` writes `{"time":…,"level":"info","function":"delete-pod","message":…}`. */
 export function jsonLogger(base: Fields, write: (level: Level, line: string) => void = defaultWrite): Logger {
   const log = (level: Level) => (message: string, fields: Fields = {}) => {

@@ -7,7 +7,7 @@ import { KubeClient, type Kube, type KubeRequest } from './kube/client';
 import { loadConnection } from './kube/connection';
 import { DeadlineExceededError, isApiStatus } from './kube/errors';
 import { getPod } from './kube/pods';
-import { jsonLogger, type Logger } from './log';
+import { clipped, jsonLogger, type Logger } from './log';
 import { answerBody, httpStatusOf, outcomeOfError, UnauthorizedError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
 import { targetOf, type PodRef } from './target';
@@ -25,9 +25,6 @@ export interface RunnerOptions {
 }
 
 const BACKSTOP_GRACE_MS = 50;
-export const MAX_LOGGED_RULE = 200;
-
-export const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text);
 
 /** The longest delay Node's setTimeout honours (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -114,8 +111,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     responseOf(event)?.status(httpStatusOf(outcome));
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
-      // the rule is alert text: a log line stays one readable line however long it is
-      rule: seen.alert === undefined ? null : cut(seen.alert.rule, MAX_LOGGED_RULE),
+      rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
       priority: seen.alert?.priority ?? null,
       target: seen.target ?? null,
       outcome: outcome.status,

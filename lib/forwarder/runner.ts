@@ -3,11 +3,11 @@ import type { FalcoAlert } from '../alert';
 import { fieldAsString, SIDEKICK_TEST_RULE } from '../alert';
 import { describeValue, InvalidInputError } from '../decode';
 import { decodeEvent, responseOf } from '../event';
-import { jsonLogger, type Logger } from '../log';
+import { clipped, jsonLogger, type Logger } from '../log';
 import { isDns1123Label } from '../names';
 import { isAuthorized } from '../auth';
 import { UnauthorizedError } from '../outcome';
-import { budgetMs, cut, MAX_LOGGED_RULE, type KubelessHandler } from '../runner';
+import { budgetMs, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready } from './config';
 import type { CallAnswer } from './invoke';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
@@ -55,7 +55,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     responseOf(event)?.status(forwardStatusOf(outcome));
     log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
       eventId: seen.eventId ?? null,
-      rule: seen.alert === undefined ? null : cut(seen.alert.rule, MAX_LOGGED_RULE),
+      rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
       priority: seen.alert?.priority ?? null,
       namespace: seen.namespace ?? null,
       outcome: outcome.status,
