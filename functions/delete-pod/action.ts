@@ -52,20 +52,25 @@ export default definePodAction({
       return { status: 'done', message: `would delete ${describePod(target)} (grace period ${grace} s)`, details: { owner } };
     }
     const uid = pod.metadata?.uid;
+    let answerLost = false;
     try {
       await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
     } catch (error) {
-      if (isApiStatus(error, 404)) {
+      if (!isApiStatus(error, 404) && !isApiStatus(error, 409)) throw error;
+      // A retry that finds the pod gone follows an attempt without a clear answer (a reset, a 5xx) that the server
+      // may well have carried out: on a real API server, the first DELETE deleted the pod and its answer was lost.
+      // Reported and audited as this deletion, not as "already deleted" with no Event on the pod.
+      if (error.status === 404 && error.attempts > 1) {
+        answerLost = true;
+      } else if (error.status === 404) {
         return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };
-      }
-      if (isApiStatus(error, 409)) {
+      } else {
         return {
           status: 'skipped',
           code: 'pod-gone',
           reason: `${describePod(target)} was replaced by a new pod of the same name since it was inspected (uid ${uid ?? 'unknown'}): the new pod is left alone`,
         };
       }
-      throw error;
     }
     const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid }, {
       action: 'delete-pod',
@@ -75,7 +80,7 @@ export default definePodAction({
     });
     return {
       status: 'done',
-      message: `deleted ${describePod(target)} (grace period ${grace} s)`,
+      message: `deleted ${describePod(target)} (grace period ${grace} s${answerLost ? '; the answer to an earlier attempt was lost, and the retry found the pod gone' : ''})`,
       details: { owner, eventRecorded },
     };
   },

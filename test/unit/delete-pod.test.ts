@@ -99,6 +99,33 @@ describe('delete-pod', () => {
     assert.equal(answer.reason, "the pod 'kubecon' in the namespace 'default' is already deleted");
   });
 
+  it('reports and audits its own deletion when the answer to the first DELETE was lost and the retry finds the pod gone', async () => {
+    // Given: the server deleted the pod but the connection broke before the answer (seen on a real API server,
+    // test/e2e/fault-injection.test.ts); the retry gets 404
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      .delete(POD)
+      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'))
+      .post(EVENTS, (body: any) => body.reason === 'FalcoResponseDeleted')
+      .reply(201, {});
+    const { handler } = handlerWith();
+
+    // When
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    // Then
+    api.done();
+    assert.equal(answer.status, 'done');
+    assert.equal(
+      answer.message,
+      "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)",
+    );
+    assert.deepEqual(answer.details, { owner: 'none', eventRecorded: true });
+  });
+
   it('leaves a new pod that took the same name alone (uid precondition refused: 409)', async () => {
     const api = fakeApi()
       .get(POD)
