@@ -1,5 +1,8 @@
 import nock from 'nock';
-import { KubeClient } from '../../lib/kube/client';
+import type { PodAction } from '../../lib/action';
+import { KubeClient, type Kube } from '../../lib/kube/client';
+import { memoryLogger } from '../../lib/log';
+import { podActionHandler, type KubelessHandler } from '../../lib/runner';
 
 /** The fake API server every unit test talks to through nock; no real connection is ever made. */
 export const API_SERVER = 'https://kube.test:6443';
@@ -51,4 +54,18 @@ export function podObject(
 /** The API server's Status object for an error answer. */
 export function status(code: number, reason: string, message: string) {
   return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code };
+}
+
+/**
+ * A pod action's handler as its bundle builds it, talking to the fake API server through a real KubeClient, with
+ * its log lines kept: `const { handler, log } = handlerFor(action, { RULES: '*' })`.
+ */
+export function handlerFor(
+  action: PodAction,
+  env: Record<string, string> = {},
+  options: { kube?: Kube; ownNamespace?: string } = {},
+): { handler: KubelessHandler; log: ReturnType<typeof memoryLogger> } {
+  const log = memoryLogger();
+  const handler = podActionHandler(action, { env, kube: options.kube ?? testKube(), log, ownNamespace: options.ownNamespace ?? 'falco-response' });
+  return { handler, log };
 }

@@ -1,18 +1,13 @@
 import { strict as assert } from 'assert';
 import nock from 'nock';
 import action from '../../functions/delete-pod/action';
-import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, status, testKube } from '../helpers/fake-cluster';
+import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
 const EVENTS = '/api/v1/namespaces/default/events';
 
-function handlerWith(env: Record<string, string> = {}, kube = testKube()) {
-  const log = memoryLogger();
-  return { handler: podActionHandler(action, { env, kube, log, ownNamespace: 'falco-response' }), log };
-}
+const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
 
 describe('delete-pod', () => {
   it('deletes the pod a terminal-shell alert names, with a uid precondition, and records an Event', async () => {

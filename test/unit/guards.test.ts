@@ -2,12 +2,10 @@ import { strict as assert } from 'assert';
 import action from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, testKube } from '../helpers/fake-cluster';
+import { fakeApi, podObject, testKube, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
-function handlerWith(env: Record<string, string> = {}) {
-  return podActionHandler(action, { env, kube: testKube(), log: memoryLogger(), ownNamespace: 'responders' });
-}
+const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env, { ownNamespace: 'responders' }).handler;
 
 async function answerTo(data: unknown, env: Record<string, string> = {}) {
   const { event, response } = kubelessEvent(data);

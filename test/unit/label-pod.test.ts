@@ -1,10 +1,8 @@
 import { strict as assert } from 'assert';
 import action from '../../functions/label-pod/action';
 import { fitText } from '../../functions/label-pod/plan';
-import { memoryLogger } from '../../lib/log';
 import { ConfigurationError, readParams } from '../../lib/params';
-import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, status, testKube } from '../helpers/fake-cluster';
+import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -13,10 +11,7 @@ const MERGE_PATCH = 'application/merge-patch+json';
 const UUID = '3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11';
 const RULE_VALUE = 'Terminal-shell-in-container-e0e5b21b';
 
-function handlerWith(env: Record<string, string> = {}) {
-  const log = memoryLogger();
-  return { handler: podActionHandler(action, { env, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
-}
+const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
 
 /** The annotations label-pod writes for an alert, with the default prefix. */
 function annotationsOf(a: Record<string, any>) {

@@ -2,10 +2,8 @@ import { strict as assert } from 'assert';
 import type nock from 'nock';
 import action from '../../functions/network-isolate/action';
 import { canonicalSpec, cidrProblem, sameSpec } from '../../functions/network-isolate/policy';
-import { memoryLogger } from '../../lib/log';
 import { ConfigurationError, readParams } from '../../lib/params';
-import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, status, testKube } from '../helpers/fake-cluster';
+import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -16,10 +14,7 @@ const MERGE_PATCH = 'application/merge-patch+json';
 const UUID = '3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11';
 const QUARANTINE = 'falco-response.io/quarantine';
 
-function handlerWith(env: Record<string, string> = {}) {
-  const log = memoryLogger();
-  return { handler: podActionHandler(action, { env, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
-}
+const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
 
 /** The policy network-isolate sends with the default configuration: deny all ingress and egress. */
 function wantedPolicy(spec: Record<string, unknown> = {}) {
