@@ -1,3 +1,4 @@
+import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
 import type { FunctionDescriptor } from '../lib/action';
 
 export const FUNCTIONS_DOC = 'docs/functions.md';
@@ -36,6 +37,11 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
         : `Kubernetes permissions (its ClusterRole): ${d.permissions
             .map((p) => `${p.verbs.join('/')} on \`${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}\``)
             .join('; ')}.\n`,
+    );
+    parts.push(
+      d.callsFunctions === true
+        ? `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): callers must send key \`forwarder-token\` as \`Authorization: Bearer\` when it is set (\`${INBOUND_SECRET_ENV}\`); key \`token\` is sent to the actions (\`${OUTBOUND_SECRET_ENV}\`).\n`
+        : `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): when its key \`token\` is set, calls without \`Authorization: Bearer <token>\` are refused with 401 (\`${INBOUND_SECRET_ENV}\`).\n`,
     );
   }
   return `${parts.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
