@@ -408,24 +408,46 @@ describe('e2e: fault injection on single calls to the real API server (built bun
   if (functionExists('network-isolate')) {
     it('network-isolate: ten pods of a namespace with no policy isolated at once: the real server answers 409 nine times, one policy, ten labels, ten done', async function () {
       // Given: ten pods, and every function's read of the policy held until all ten have read it, so that all ten
-      // find no policy and all ten try to create it
+      // find no policy and all ten try to create it. The gate waits for the tenth read however slow the machine is,
+      // so this instance gets a deadline far beyond the gate's own bound: the race, not the clock, is under test.
       const ns = await freshNamespace('fi-409');
       const pods = Array.from({ length: 10 }, (_, i) => `pod-${i}`);
       await Promise.all(pods.map((pod) => createPod(cluster, ns, pod)));
+      const token = await serviceAccountToken(cluster, 'network-isolate');
+      const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'network-isolate-race.json'), token, relay.url);
+      const racing = await ServedFunction.start('network-isolate', { env: { KUBECONFIG: kubeconfig, ...caseOf('network-isolate').env }, timeoutSeconds: 60 });
       const policyPath = new RegExp(`^${policyCollection(ns)}/${QUARANTINE_POLICY}$`);
+      let readsHeld = 0;
       let releaseReads!: () => void;
       const allRead = new Promise<void>((resolve) => (releaseReads = resolve));
-      // Should fewer than ten reads arrive, the gate opens anyway and the counts below say what happened.
-      const gateTimer = setTimeout(releaseReads, 2000);
       const disarm = inject('GET', policyPath, (n) => {
+        if (n > pods.length) return undefined;
+        readsHeld = n;
         if (n === pods.length) releaseReads();
-        return n <= pods.length ? { kind: 'hold', until: allRead } : undefined;
+        return { kind: 'hold', until: allRead };
       });
 
       // When
-      const answers = await Promise.all(pods.map((pod) => fn('network-isolate').post(terminalShellAlert(ns, pod))));
-      disarm();
-      clearTimeout(gateTimer);
+      let answers: FunctionAnswer[];
+      try {
+        const posted = Promise.all(pods.map((pod) => racing.post(terminalShellAlert(ns, pod))));
+        const gateBound = 30_000;
+        let bound: NodeJS.Timeout | undefined;
+        const gateTimedOut = await Promise.race([
+          allRead.then(() => false),
+          new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(true), gateBound))),
+        ]);
+        clearTimeout(bound);
+        if (gateTimedOut) {
+          releaseReads();
+          await posted.catch(() => undefined);
+          assert.fail(`only ${readsHeld} of the ten reads of the policy reached the relay within ${gateBound / 1000} s`);
+        }
+        answers = await posted;
+      } finally {
+        disarm();
+        await racing.stop();
+      }
 
       // Then: every answer done, none failed; one policy; every pod labelled
       const texts = answers.map((a) => a.text).join('\n');
@@ -442,7 +464,7 @@ describe('e2e: fault injection on single calls to the real API server (built bun
       const policies = await apiOk(cluster, { method: 'GET', path: policyCollection(ns) });
       assert.deepEqual(policies.items.map((p: any) => p.metadata.name), [QUARANTINE_POLICY]);
       for (const pod of pods) await caseOf('network-isolate').assertEffect(cluster, ns, pod);
-      assert.doesNotMatch(fn('network-isolate').logs, /"level":"error"/);
+      assert.doesNotMatch(racing.logs, /"level":"error"/);
     });
   }
 

@@ -137,7 +137,10 @@ describe('forwarder: fan-out over HTTP to the actions (on 127.0.0.1)', function 
 
     assert.ok(elapsed < 1000, `answered after ${elapsed} ms: Kubeless's FUNC_TIMEOUT of 1 s has passed`);
     const isolate = (answer.results as any[]).find((r) => r.action === 'network-isolate');
-    assert.match(isolate.message, /^no answer within (8\d\d|900) ms \(the forwarder's own deadline\)$/);
+    // What was left of the 900 ms budget when the call started: less on a busy machine, never more.
+    const left = /^no answer within (\d+) ms \(the forwarder's own deadline\)$/.exec(isolate.message);
+    assert.ok(left !== null, isolate.message);
+    assert.ok(Number(left[1]) > 0 && Number(left[1]) <= 900, isolate.message);
   });
 
   it('sends every action the headers Falcosidekick sends, the same event-id and the same body', async () => {
