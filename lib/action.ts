@@ -48,6 +48,8 @@ export interface ConfigFile {
   readonly description: string;
   /** The default content, written into the generated ConfigMap. */
   readonly content: string;
+  /** When the function reads the mounted file: once at start, or again whenever it changes (an edited ConfigMap). */
+  readonly read: 'at-start' | 'followed';
   /**
    * Every problem of a content, each naming where it is; the build fails on any. `functions` are the names of the
    * functions the build found, for files that name other functions.

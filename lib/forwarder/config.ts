@@ -1,5 +1,5 @@
+/** The forwarder's descriptor, its parameters (read and checked once, at load) and its routing table (followed). */
 import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, secretFrom } from '../auth';
-/** The forwarder's descriptor, its parameters, and its configuration, read and checked once when the module loads. */
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import * as t from 'io-ts';
@@ -8,7 +8,9 @@ import { describeValue } from '../decode';
 import { SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
+import type { Logger } from '../log';
 import { ActionCaller, Limiter } from './invoke';
+import { FollowedFile } from './table-file';
 import { parseRoutingTable, type RoutingTable } from './routes';
 
 /** The environment variable that holds the routing table's path (the generator points it at the mounted ConfigMap). */
@@ -113,6 +115,7 @@ export function defineForwarder(spec: ForwarderSpec): Forwarder {
         env: ROUTES_ENV,
         description: 'the routing table: which actions run for which alerts',
         content: `${JSON.stringify(spec.defaultRoutes, null, 2)}\n`,
+        read: 'followed',
         check: (content, { functions }) => {
           const result = parseRoutingTable(content, { self: name, functions });
           return result.ok ? [] : result.problems;
@@ -124,10 +127,16 @@ export function defineForwarder(spec: ForwarderSpec): Forwarder {
   };
 }
 
-export interface Ready {
-  readonly params: ParamValues<ForwarderParams>;
+/** The routing table in effect and an address for every action it names: always taken together. */
+export interface Routing {
   readonly table: RoutingTable;
   readonly urls: ReadonlyMap<string, URL>;
+}
+
+export interface Ready {
+  readonly params: ParamValues<ForwarderParams>;
+  /** The mounted routing table, followed while the function runs (an edited ConfigMap takes effect without restart). */
+  readonly routing: FollowedFile<Routing>;
   /** The actions' namespace when known: sent as event-namespace, as Falcosidekick sends the function's. */
   readonly namespace: string | undefined;
   readonly caller: ActionCaller;
@@ -156,30 +165,21 @@ function ownNamespace(env: Readonly<Record<string, string | undefined>>): string
   return fromFile !== undefined && isDns1123Label(fromFile) ? fromFile : undefined;
 }
 
-/** Reads and checks everything once, at load: parameters, the routing table, an address for every routed action. */
-export function prepare(forwarder: Forwarder, env: Readonly<Record<string, string | undefined>>): Ready {
-  const params = readParams(forwarder.parameters, env);
-  const file = env[ROUTES_ENV];
-  if (file === undefined || file.trim() === '') {
-    throw new ConfigurationError([
-      `${ROUTES_ENV}: not set; it must hold the path of the routing table (the generated Function mounts the ConfigMap ${forwarder.name}-config and sets it)`,
-    ]);
-  }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigurationError([`${ROUTES_ENV}: cannot read the routing table at ${file}: ${(error as Error).message}`]);
-  }
+/** A routing table's text made usable: parsed, checked, and every action it names given an address. */
+function routingOf(
+  text: string,
+  file: string,
+  forwarder: Forwarder,
+  namespace: string | undefined,
+  endpoints: ReadonlyMap<string, URL>,
+): Routing {
   const parsed = parseRoutingTable(text, { self: forwarder.name });
   if (!parsed.ok) throw new ConfigurationError(parsed.problems.map((p) => `the routing table ${file}: ${p}`));
-  const namespace = params.actionsNamespace ?? ownNamespace(env);
   const urls = new Map<string, URL>();
   const unreachable: string[] = [];
   for (const action of parsed.table.actions) {
     const url =
-      params.actionEndpoints.get(action) ??
-      (namespace === undefined ? undefined : new URL(`http://${action}.${namespace}.svc.cluster.local:${FUNCTION_PORT}/`));
+      endpoints.get(action) ?? (namespace === undefined ? undefined : new URL(`http://${action}.${namespace}.svc.cluster.local:${FUNCTION_PORT}/`));
     if (url === undefined) unreachable.push(action);
     else urls.set(action, url);
   }
@@ -189,10 +189,31 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
         `${NAMESPACE_ENV} as the generated Function does) and ACTION_ENDPOINTS does not name them`,
     ]);
   }
+  return { table: parsed.table, urls };
+}
+
+/**
+ * Reads and checks the parameters once, at load (a bad one throws), and starts following the routing table: its
+ * problems, at load or after an edit, are the table's state (Ready.routing), logged by it, not thrown here.
+ */
+export function prepare(forwarder: Forwarder, env: Readonly<Record<string, string | undefined>>, log: Logger, now: () => number): Ready {
+  const params = readParams(forwarder.parameters, env);
+  const file = env[ROUTES_ENV];
+  if (file === undefined || file.trim() === '') {
+    throw new ConfigurationError([
+      `${ROUTES_ENV}: not set; it must hold the path of the routing table (the generated Function mounts the ConfigMap ${forwarder.name}-config and sets it)`,
+    ]);
+  }
+  const namespace = params.actionsNamespace ?? ownNamespace(env);
+  const routing = new FollowedFile<Routing>(
+    { env: ROUTES_ENV, file, what: 'the routing table' },
+    (text) => routingOf(text, file, forwarder, namespace, params.actionEndpoints),
+    log,
+    now,
+  );
   return {
     params,
-    table: parsed.table,
-    urls,
+    routing,
     namespace,
     caller: new ActionCaller(params.maxConcurrentCalls),
     limiter: new Limiter(params.maxConcurrentCalls),

@@ -8,7 +8,7 @@ import { isDns1123Label } from '../names';
 import { isAuthorized } from '../auth';
 import { UnauthorizedError } from '../outcome';
 import { budgetMs, type KubelessHandler } from '../runner';
-import { prepare, type Forwarder, type Ready } from './config';
+import { prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
 import { planFor, type AlertFacts, type Plan } from './routes';
@@ -26,7 +26,8 @@ export type ForwarderHandler = KubelessHandler & { close(): void };
 
 /**
  * Turns the forwarder into the Kubeless handler: decode once, route, invoke every matching action over HTTP, answer
- * one result per action. A bad configuration is logged loudly once, at load, and answered 500 on every call.
+ * one result per action. A bad configuration is logged loudly once and answered 500 on every call: a bad parameter
+ * until a restart, a bad routing table until the mounted table is fixed (it is followed, lib/forwarder/table-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
   const env = options.env ?? process.env;
@@ -34,7 +35,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
   const now = options.now ?? Date.now;
   let ready: Ready | Error;
   try {
-    ready = prepare(forwarder, env);
+    ready = prepare(forwarder, env, log, now);
   } catch (error) {
     ready = error as Error;
     log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
@@ -47,8 +48,9 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     let outcome: ForwardOutcome;
     try {
       if (ready instanceof Error) throw ready;
+      const routing = ready.routing.current();
       if (!isAuthorized(event, ready.inboundSecret)) throw new UnauthorizedError();
-      outcome = await forward(ready, event, deadline, seen, now);
+      outcome = await forward(ready, routing, event, deadline, seen, now);
     } catch (error) {
       outcome = forwardOutcomeOfError(error);
     }
@@ -121,6 +123,7 @@ function bodyToForward(event: unknown, data: unknown): Buffer {
 
 async function forward(
   ready: Ready,
+  routing: Routing,
   event: unknown,
   deadline: number,
   seen: { alert?: FalcoAlert; eventId?: string; namespace?: string | undefined },
@@ -137,7 +140,7 @@ async function forward(
     return { status: 'skipped', code: 'test-event', reason: "Falcosidekick's test event: no action is invoked" };
   }
   const facts: AlertFacts = { rule: alert.rule, priority: alert.priority, tags: alert.tags ?? [], source: alert.source ?? undefined, namespace };
-  const plan = planFor(ready.table, facts);
+  const plan = planFor(routing.table, facts);
   if (plan.routes.length === 0) {
     return {
       status: 'skipped',
@@ -157,7 +160,7 @@ async function forward(
   const eventNamespace = ready.namespace ?? incomingNamespace;
   if (eventNamespace !== undefined) headers['event-namespace'] = eventNamespace;
   const body = bodyToForward(event, envelope.data);
-  const results = await execute(plan, (action) => invoke(ready, action, plan, { headers, body }, deadline, now));
+  const results = await execute(plan, (action) => invoke(ready, routing.urls.get(action)!, action, plan, { headers, body }, deadline, now));
   return outcomeOfReports(
     eventId,
     plan.routes.map((r) => r.route.name),
@@ -196,6 +199,7 @@ function notInvoked(action: string, plan: Plan, why: string): ActionReport {
 
 async function invoke(
   ready: Ready,
+  url: URL,
   action: string,
   plan: Plan,
   request: { headers: Record<string, string>; body: Buffer },
@@ -211,7 +215,7 @@ async function invoke(
     if (left <= 0) return notInvoked(action, plan, "the forwarder's deadline ran out first");
     const callTimeout = ready.params.callTimeoutSeconds * 1000;
     answer = await ready.caller.post({
-      url: ready.urls.get(action)!,
+      url,
       headers: request.headers,
       body: request.body,
       timeoutMs: Math.min(callTimeout, left),

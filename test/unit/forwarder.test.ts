@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import nock from 'nock';
@@ -7,10 +7,14 @@ import forwarder from '../../functions/forwarder/action';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/forwarder/runner';
 import { memoryLogger } from '../../lib/log';
 import { budgetMs } from '../../lib/runner';
+import { RECHECK_MS } from '../../lib/forwarder/table-file';
 import { startStub, type HttpStub, type ReceivedRequest, type StubAnswer } from '../helpers/http-stub';
 import { alert, alertText, FIXTURES, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const EVENT_ID = '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f';
+/** What the forwarder logs when its routing table becomes unusable, and when an edit of it takes effect. */
+const UNUSABLE = 'the routing table is unusable: every call will fail until it is fixed (it is read again when it changes)';
+const CHANGED = 'the routing table changed: the new one is in effect';
 const routesFile = (name: string) => path.join(FIXTURES, 'routes', `${name}.json`);
 
 /** What an action built by lib/runner.ts answers, in the shape the forwarder passes on. */
@@ -378,7 +382,7 @@ describe('forwarder: fan-out over HTTP to the actions (on 127.0.0.1)', function 
   });
 });
 
-describe('forwarder: configuration, read once at load', () => {
+describe('forwarder: configuration: parameters read at load, the routing table followed while it runs', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'forwarder-'));
@@ -411,9 +415,158 @@ describe('forwarder: configuration, read once at load', () => {
       [{ status: 'failed', error: expected }, 500],
       [{ status: 'failed', error: expected }, 500],
     ]);
-    const loud = log.lines.filter((l) => l.message === 'the function cannot start: every call will fail until the configuration is fixed');
+    const loud = log.lines.filter((l) => l.message === UNUSABLE);
     assert.deepEqual(loud.map((l) => [l.level, l.error]), [['error', expected]]);
     assert.equal(log.lines.indexOf(loud[0]), 0, 'said at load, before any call');
+  });
+
+  it('logs a bad parameter once, loudly, at load', () => {
+    const { log } = loaded({ ROUTES_FILE: routesFile('fan-out'), ACTIONS_NAMESPACE: 'x', MAX_CONCURRENT_CALLS: 'many' });
+    assert.deepEqual(
+      log.lines.map((l) => [l.level, l.message, l.error]),
+      [['error', 'the function cannot start: every call will fail until the configuration is fixed', 'invalid configuration: MAX_CONCURRENT_CALLS: expected a whole number from 1 to 256, got "many"']],
+    );
+  });
+
+  describe('an edited routing table takes effect without a restart', () => {
+    const SERVICE = 'http://label-pod.falco-response.svc.cluster.local:8080';
+    const shellToLabel = { routes: [{ name: 'shell', rules: ['Terminal shell in container'], actions: ['label-pod'] }] };
+    const otherRuleOnly = { routes: [{ name: 'other', rules: ['Read sensitive file untrusted'], actions: ['label-pod'] }] };
+    let clock: number;
+
+    /** A forwarder on a table file and a clock of the test's own: RECHECK_MS pass when the test says so. */
+    function following(file: string) {
+      clock = 1_000_000;
+      const log = memoryLogger();
+      const handler = forwarderHandler(forwarder, { env: { ROUTES_FILE: file, ACTIONS_NAMESPACE: 'falco-response' }, log, now: () => clock });
+      const call = async () => {
+        const { event, response } = kubelessEvent(alert('terminal-shell'));
+        const answer = await handler(event, kubelessContext());
+        return { answer, status: response.statusCode };
+      };
+      return { handler, log, call };
+    }
+
+    const labelPodAnswers = (times: number) =>
+      nock(SERVICE).post('/').times(times).reply(200, { status: 'done', action: 'label-pod', message: 'labelled' });
+
+    it('reads the file again once RECHECK_MS have passed, and logs the change once', async () => {
+      // Given: a table that routes the alert to label-pod
+      const file = path.join(dir, 'routes.json');
+      writeFileSync(file, JSON.stringify(shellToLabel));
+      const { handler, log, call } = following(file);
+      const service = labelPodAnswers(2);
+      assert.equal((await call()).answer.status, 'done');
+
+      // When: the table stops routing that rule; within RECHECK_MS the old table still holds, after it the new one
+      writeFileSync(file, JSON.stringify(otherRuleOnly));
+      clock += RECHECK_MS - 1;
+      const before = await call();
+      clock += 1;
+      const after = await call();
+      const again = await call();
+      handler.close();
+
+      // Then
+      service.done();
+      assert.equal(before.answer.status, 'done');
+      assert.deepEqual([after.status, after.answer.status, after.answer.code], [200, 'skipped', 'no-route']);
+      assert.equal(again.answer.status, 'skipped');
+      const changes = log.lines.filter((l) => l.message === CHANGED);
+      assert.deepEqual(changes.map((l) => [l.level, l.file]), [['info', file]]);
+    });
+
+    it('answers 500 with the reason while an edit leaves the table broken, logs it once, and recovers when it is fixed', async () => {
+      // Given
+      const file = path.join(dir, 'routes.json');
+      writeFileSync(file, JSON.stringify(shellToLabel));
+      const { handler, log, call } = following(file);
+      const service = labelPodAnswers(1);
+
+      // When: broken (a misspelt criterion), three calls; then fixed
+      writeFileSync(file, JSON.stringify({ routes: [{ name: 'shell', rules: ['Terminal shell in container'], minPriority: 'Notice', actions: ['label-pod'] }] }));
+      const broken = [];
+      for (let i = 0; i < 3; i++) {
+        clock += RECHECK_MS;
+        broken.push(await call());
+      }
+      writeFileSync(file, JSON.stringify(shellToLabel));
+      clock += RECHECK_MS;
+      const fixed = await call();
+      handler.close();
+
+      // Then
+      service.done();
+      const reason = broken[0].answer.error as string;
+      assert.match(reason, new RegExp(`^invalid configuration: the routing table ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: routes\\[0\\] \\("shell"\\)\\.minPriority: `));
+      assert.deepEqual(broken.map((b) => [b.status, b.answer]), Array(3).fill([500, { status: 'failed', error: reason }]));
+      assert.equal(fixed.answer.status, 'done');
+      assert.deepEqual(
+        log.lines.filter((l) => l.message === UNUSABLE || l.message === CHANGED).map((l) => [l.level, l.message, l.error]),
+        [
+          ['error', UNUSABLE, reason],
+          ['info', CHANGED, undefined],
+        ],
+      );
+    });
+
+    it('follows a ConfigMap volume as the kubelet updates it: a ..data link swapped atomically to a new folder', async () => {
+      // Given: <mount>/routes.json -> ..data/routes.json, ..data -> ..<version>/ (the layout of a mounted ConfigMap)
+      const mount = path.join(dir, 'mount');
+      mkdirSync(mount);
+      const publish = (version: string, table: unknown) => {
+        mkdirSync(path.join(mount, version));
+        writeFileSync(path.join(mount, version, 'routes.json'), JSON.stringify(table));
+        symlinkSync(version, path.join(mount, '..data_tmp'));
+        renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
+      };
+      publish('..v1', shellToLabel);
+      symlinkSync(path.join('..data', 'routes.json'), path.join(mount, 'routes.json'));
+      const { handler, log, call } = following(path.join(mount, 'routes.json'));
+      const service = labelPodAnswers(1);
+      const first = await call();
+
+      // When: the ConfigMap is edited
+      publish('..v2', otherRuleOnly);
+      rmSync(path.join(mount, '..v1'), { recursive: true });
+      clock += RECHECK_MS;
+      const second = await call();
+      handler.close();
+
+      // Then
+      service.done();
+      assert.equal(first.answer.status, 'done');
+      assert.equal(second.answer.code, 'no-route');
+      assert.equal(log.lines.filter((l) => l.message === CHANGED).length, 1);
+    });
+
+    it('answers 500 naming the file while it cannot be read, and recovers when it is back', async () => {
+      // Given
+      const file = path.join(dir, 'routes.json');
+      writeFileSync(file, JSON.stringify(otherRuleOnly));
+      const { handler, log, call } = following(file);
+
+      // When
+      rmSync(file);
+      clock += RECHECK_MS;
+      const gone = await call();
+      writeFileSync(file, JSON.stringify(otherRuleOnly));
+      clock += RECHECK_MS;
+      const back = await call();
+      handler.close();
+
+      // Then
+      const reason = `invalid configuration: ROUTES_FILE: cannot read the routing table at ${file}: ENOENT: no such file or directory, open '${file}'`;
+      assert.deepEqual([gone.status, gone.answer], [500, { status: 'failed', error: reason }]);
+      assert.deepEqual([back.status, back.answer.code], [200, 'no-route']);
+      assert.deepEqual(
+        log.lines.filter((l) => l.message === UNUSABLE || l.message === CHANGED).map((l) => [l.level, l.error]),
+        [
+          ['error', reason],
+          ['info', undefined],
+        ],
+      );
+    });
   });
 
   it('names every other configuration problem precisely', async () => {
