@@ -4,13 +4,14 @@
  * nothing at all.
  */
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { ACTION_CASES, functionExists } from './helpers/cases';
 import { apiOk, createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, DEPLOY_NAMESPACE, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, canI, ledger } from './helpers/least-privilege';
+import { RECHECK_MS } from '../../lib/forwarder/table-file';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
 
@@ -96,6 +97,42 @@ if (functionExists(FORWARDER)) {
         [['delete-pod', 'done']],
       );
       assert.equal(await readPod(cluster, namespace, pod), undefined);
+    });
+
+    it('follows an edit of its mounted ConfigMap without a restart: the next alert takes the new route', async function () {
+      // Given: the deployed table, mounted the way the kubelet mounts a ConfigMap (routes.json -> ..data/routes.json,
+      // ..data -> a folder per version, swapped atomically), serving a forwarder that routes a shell to label-pod only
+      const mount = path.join(scratch, uniqueName('mount'));
+      mkdirSync(mount);
+      let version = 0;
+      const publish = (table: unknown) => {
+        const folder = `..${++version}`;
+        mkdirSync(path.join(mount, folder));
+        writeFileSync(path.join(mount, folder, 'routes.json'), JSON.stringify(table));
+        symlinkSync(folder, path.join(mount, '..data_tmp'));
+        renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
+      };
+      publish({ routes: [{ name: 'shell-label', rules: ['Terminal shell in container'], actions: ['label-pod'] }] });
+      symlinkSync(path.join('..data', 'routes.json'), path.join(mount, 'routes.json'));
+      const endpoints = Object.fromEntries([...actions].map(([name, fn]) => [name, fn.url]));
+      const forwarder = await ServedFunction.start(FORWARDER, {
+        env: { ROUTES_FILE: path.join(mount, 'routes.json'), ACTION_ENDPOINTS: JSON.stringify(endpoints), POD_NAMESPACE: DEPLOY_NAMESPACE },
+      });
+      const [labelled, deleted] = [uniqueName('followed-label'), uniqueName('followed-delete')];
+      await Promise.all([createPod(cluster, namespace, labelled), createPod(cluster, namespace, deleted)]);
+      const before = await forwarder.post(terminalShellAlert(namespace, labelled));
+
+      // When: the operator's edit reaches the mount, and the forwarder's next look at it is due
+      publish({ routes: [{ name: 'shell-delete', rules: ['Terminal shell in container'], actions: ['delete-pod'] }] });
+      await new Promise((resolve) => setTimeout(resolve, RECHECK_MS + 100));
+      const after = await forwarder.post(terminalShellAlert(namespace, deleted));
+
+      // Then
+      assert.deepEqual(before.body.results.map((r: any) => [r.action, r.status]), [['label-pod', 'done']], before.text);
+      assert.deepEqual(after.body.results.map((r: any) => [r.action, r.status]), [['delete-pod', 'done']], after.text);
+      assert.equal(await readPod(cluster, namespace, deleted), undefined);
+      assert.notEqual(await readPod(cluster, namespace, labelled), undefined);
+      assert.match(forwarder.logs, /"message":"the routing table changed: the new one is in effect"/);
     });
 
     it("has a ServiceAccount that may do nothing: can-i says no, and every call is refused 403", async function () {
