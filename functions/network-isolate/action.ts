@@ -18,6 +18,11 @@ import { cidrListText, policyNameText, quarantinePolicy, sameSpec, type Quaranti
 
 /** What the policy step found or did. */
 type PolicyStep = 'created' | 'restored' | 'unchanged';
+/** `createAnswerLost`: a create was retried after its answer was lost, and the retry found the policy in place. */
+interface PolicyResult {
+  readonly step: PolicyStep;
+  readonly createAnswerLost: boolean;
+}
 
 /** Reads and writes race with other callers (ten alerts at once): a 409 means read again, a bounded number of times. */
 const POLICY_ATTEMPTS = 3;
@@ -26,7 +31,8 @@ const POLICY_ATTEMPTS = 3;
  * Makes the namespace's quarantine policy equal `wanted`: create it when absent, PUT it back (with the resourceVersion
  * read) when it drifted, leave it when equal. In dry run it only reads, and says what it would do.
  */
-async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: QuarantinePolicy, deadline: number, dryRun: boolean): Promise<PolicyStep> {
+async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: QuarantinePolicy, deadline: number, dryRun: boolean): Promise<PolicyResult> {
+  let createAnswerLost = false;
   for (let attempt = 1; ; attempt++) {
     let existing: NetworkPolicy | undefined;
     try {
@@ -37,24 +43,31 @@ async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: Quarantin
     try {
       if (existing === undefined) {
         if (!dryRun) await createNetworkPolicy(kube, ref, wanted, deadline);
-        return 'created';
+        return { step: 'created', createAnswerLost: false };
       }
-      if (sameSpec(existing.spec, wanted.spec)) return 'unchanged';
+      // Found as configured right after our own create was retried into a 409: reported as this call's creation,
+      // as delete-pod reports a retried DELETE that finds the pod gone.
+      if (sameSpec(existing.spec, wanted.spec)) return createAnswerLost ? { step: 'created', createAnswerLost } : { step: 'unchanged', createAnswerLost };
       // The whole object as read, spec replaced: whatever else people or tools put on it (labels, annotations) stays.
       if (!dryRun) await replaceNetworkPolicy(kube, ref, { ...existing, spec: wanted.spec }, deadline);
-      return 'restored';
+      return { step: 'restored', createAnswerLost: false };
     } catch (error) {
       // 409: a concurrent caller created or changed it since it was read; read it again and carry on from there.
-      if (isApiStatus(error, 409) && attempt < POLICY_ATTEMPTS) continue;
+      if (isApiStatus(error, 409) && attempt < POLICY_ATTEMPTS) {
+        // A 409 to a create's retry: the first attempt most likely created it and its answer was lost.
+        if (existing === undefined && error.attempts > 1) createAnswerLost = true;
+        continue;
+      }
       throw error;
     }
   }
 }
 
-function policyPhrase(step: PolicyStep, ref: NetworkPolicyRef, dryRun: boolean): string {
+function policyPhrase({ step, createAnswerLost }: PolicyResult, ref: NetworkPolicyRef, dryRun: boolean): string {
   const policy = `the NetworkPolicy '${ref.name}'`;
   switch (step) {
     case 'created':
+      if (createAnswerLost) return `created ${policy} (the answer to an earlier attempt was lost, and the retry found it in place)`;
       return `${dryRun ? 'would create' : 'created'} ${policy}`;
     case 'restored':
       return `${dryRun ? 'would restore' : 'restored'} ${policy} (it had drifted from its configuration)`;
@@ -118,17 +131,18 @@ export default definePodAction({
     const label = `${key}=true`;
 
     // The policy first: a pod must never carry the quarantine label while nothing enforces it.
-    let step: PolicyStep;
+    let result: PolicyResult;
     try {
-      step = await ensurePolicy(kube, ref, quarantinePolicy(ref, params), deadline, dryRun);
+      result = await ensurePolicy(kube, ref, quarantinePolicy(ref, params), deadline, dryRun);
     } catch (error) {
       throw new ActionFailedError(
         `${describePod(target)} was not isolated and not labelled ${label}, because ${describeNetworkPolicy(ref)} could not be put in place: ${(error as Error).message}`,
       );
     }
 
+    const { step } = result;
     const alreadyLabelled = pod.metadata?.labels?.[key] === 'true';
-    const policy = policyPhrase(step, ref, dryRun);
+    const policy = policyPhrase(result, ref, dryRun);
     const details = { policy: ref.name, policyStep: step, labelled: !alreadyLabelled };
     if (dryRun) {
       const labelling = alreadyLabelled ? `the pod already carries ${label}` : `would label the pod ${label}`;

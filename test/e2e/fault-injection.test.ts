@@ -268,6 +268,14 @@ describe('e2e: fault injection on single calls to the real API server (built bun
             `deleted ${describePod(ns, pod)} (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)`,
           );
           assert.equal(answer.body.details.eventRecorded, true, answer.text);
+        } else if (step.action === 'network-isolate') {
+          caseOf(step.action).assertAnswer(answer, ns, pod);
+          assert.equal(
+            answer.body.message,
+            `isolated ${describePod(ns, pod)}: created the NetworkPolicy '${QUARANTINE_POLICY}' (the answer to an earlier attempt was lost, ` +
+              `and the retry found it in place); labelled the pod ${QUARANTINE_LABEL}=true`,
+          );
+          assert.equal(answer.body.details.policyStep, 'created', answer.text);
         } else {
           caseOf(step.action).assertAnswer(answer, ns, pod);
         }

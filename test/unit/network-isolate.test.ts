@@ -251,6 +251,35 @@ describe('network-isolate', () => {
     );
   });
 
+  it("a create whose answer was lost, retried into 409: reports the policy as this call's creation", async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(404, status(404, 'NotFound', 'not found'))
+      .post(POLICIES, wantedPolicy())
+      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      .post(POLICIES, wantedPolicy())
+      .reply(409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists'))
+      .get(POLICY)
+      .reply(200, storedPolicy())
+      .patch(POD, labelPatch)
+      .reply(200, {})
+      .post(EVENTS)
+      .reply(201, {});
+    const { handler } = handlerWith();
+
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    api.done();
+    assert.equal(
+      answer.message,
+      `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine' ` +
+        `(the answer to an earlier attempt was lost, and the retry found it in place); labelled the pod ${QUARANTINE}=true`,
+    );
+    assert.equal((answer.details as any).policyStep, 'created');
+  });
+
   it('409 on replace (changed again since read): reads it again and restores it', async () => {
     const api = fakeApi()
       .get(POD)
