@@ -202,6 +202,9 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
       res.statusCode = code;
       return res;
     };
+    // As Kubeless's Express (body-parser raw): the body's bytes stay on the request, so that a function can pass them
+    // on exactly (the forwarder does: JSON.parse rounds evt.time, above 2^53).
+    (req as http.IncomingMessage & { body?: Buffer }).body = body;
     const event = {
       data: parsed.data,
       'event-id': header(req, 'event-id'),

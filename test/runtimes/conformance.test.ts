@@ -156,6 +156,12 @@ const EXCHANGES: readonly Exchange[] = [
     expected: () => ({ status: 200, json: probeEcho('object', {}) }),
   },
   {
+    name: "the body's very bytes stay on the request (request.body, as Express's raw parser keeps them): big integers intact",
+    appliesTo: probe,
+    request: { path: '/raw-body', body: '{"output_fields":{"evt.time":1685022245478445995}}\n' },
+    expected: () => ({ status: 200, text: 'bytes: {"output_fields":{"evt.time":1685022245478445995}}\n' }),
+  },
+  {
     name: 'a status the function sets, with its string as the body',
     appliesTo: probe,
     request: { path: '/status-202', body: '{}' },
