@@ -48,6 +48,17 @@ export default definePodAction({
       };
     }
     const grace = params.gracePeriodSeconds;
+    // A pod already terminating, as fast as we would make it: a burst of alerts from one pod deletes it once, not once
+    // per alert. A longer grace period someone else gave it is cut short by our DELETE, so that one is deleted again.
+    const terminating = pod.metadata?.deletionTimestamp;
+    const theirGrace = pod.metadata?.deletionGracePeriodSeconds;
+    if (terminating !== undefined && theirGrace !== undefined && theirGrace <= grace) {
+      return {
+        status: 'skipped',
+        code: 'pod-gone',
+        reason: `${describePod(target)} is already being deleted (since ${String(terminating)}, grace period ${theirGrace} s): deleting it again would not hasten it`,
+      };
+    }
     if (dryRun) {
       return { status: 'done', message: `would delete ${describePod(target)} (grace period ${grace} s)`, details: { owner } };
     }

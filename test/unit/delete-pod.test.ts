@@ -94,6 +94,45 @@ describe('delete-pod', () => {
     assert.equal(answer.reason, "the pod 'kubecon' in the namespace 'default' is already deleted");
   });
 
+  describe('a pod already terminating', () => {
+    const terminating = (deletionGracePeriodSeconds: number) => {
+      const pod = podObject('default', 'kubecon');
+      return { ...pod, metadata: { ...pod.metadata, deletionTimestamp: '2026-11-26T10:00:01Z', deletionGracePeriodSeconds } };
+    };
+
+    it('is left to finish when its grace period is no longer than ours: a burst of alerts deletes it once', async () => {
+      const api = fakeApi().get(POD).reply(200, terminating(1));
+      const { handler } = handlerWith();
+
+      const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+      api.done();
+      assert.deepEqual(answer, {
+        status: 'skipped',
+        code: 'pod-gone',
+        reason: "the pod 'kubecon' in the namespace 'default' is already being deleted (since 2026-11-26T10:00:01Z, grace period 1 s): deleting it again would not hasten it",
+        target: { namespace: 'default', pod: 'kubecon' },
+      });
+    });
+
+    it('is deleted again when it was given a longer grace period: ours cuts it short', async () => {
+      const api = fakeApi()
+        .get(POD)
+        .reply(200, terminating(3600))
+        .delete(POD, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: 'uid-kubecon' } })
+        .reply(200, terminating(1))
+        .post(EVENTS)
+        .reply(201, {});
+      const { handler } = handlerWith();
+
+      const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+      api.done();
+      assert.equal(answer.status, 'done');
+      assert.equal(answer.message, "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)");
+    });
+  });
+
   it('reports and audits its own deletion when the answer to the first DELETE was lost and the retry finds the pod gone', async () => {
     // Given: the server deleted the pod but the connection broke before the answer (seen on a real API server,
     // test/e2e/fault-injection.test.ts); the retry gets 404
