@@ -62,6 +62,37 @@ describe('e2e: the same alert again changes nothing more on the real server', fu
     assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted').length, 1);
   });
 
+  it('delete-pod: a bound pod left terminating (no kubelet here) is deleted once for ten alerts; one given a longer grace period is cut short', async function () {
+    // Given: two pods bound to a node, so deletion is graceful and they stay terminating; one already being deleted
+    // by someone else with a grace period of an hour
+    const [burst, slow] = [uniqueName('terminating'), uniqueName('slow-grace')];
+    await Promise.all([burst, slow].map((pod) => createPod(cluster, namespace, pod, { app: 'e2e' }, { nodeName: 'e2e-node' })));
+    await api(cluster, { method: 'DELETE', path: `/api/v1/namespaces/${namespace}/pods/${slow}`, body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 3600 } });
+    const fn = await serve('delete-pod');
+
+    // When
+    const answers = [];
+    for (let i = 0; i < 10; i++) answers.push(await fn.post(terminalShellAlert(namespace, burst)));
+    const cutShort = await fn.post(terminalShellAlert(namespace, slow));
+
+    // Then: one deletion, nine answers that it is under way, one Event; the hour-long grace period cut to ours
+    const texts = answers.map((a) => a.text).join('\n');
+    assert.equal(answers[0].body.status, 'done', texts);
+    const terminating = await readPod(cluster, namespace, burst);
+    assert.ok(terminating?.metadata.deletionTimestamp !== undefined, 'the pod is not terminating');
+    assert.equal(terminating.metadata.deletionGracePeriodSeconds, 1);
+    for (const answer of answers.slice(1)) {
+      assert.deepEqual([answer.status, answer.body.status, answer.body.code], [200, 'skipped', 'pod-gone'], texts);
+      assert.equal(
+        answer.body.reason,
+        `the pod '${burst}' in the namespace '${namespace}' is already being deleted (since ${terminating.metadata.deletionTimestamp}, grace period 1 s): deleting it again would not hasten it`,
+      );
+    }
+    assert.equal((await podEvents(cluster, namespace, burst)).filter((e) => e.reason === 'FalcoResponseDeleted').length, 1);
+    assert.equal(cutShort.body.status, 'done', cutShort.text);
+    assert.equal((await readPod(cluster, namespace, slow))?.metadata.deletionGracePeriodSeconds, 1);
+  });
+
   it('delete-pod: ten copies of one alert at once all succeed and delete the pod, each answering done or "already gone/deleted"', async function () {
     // Given
     const pod = uniqueName('ten-at-once');

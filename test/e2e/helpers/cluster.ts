@@ -166,7 +166,13 @@ export async function deleteNamespaces(cluster: Cluster, names: readonly string[
 }
 
 /** A bare pod; with no kubelet it stays Pending, which is all an action needs. */
-export async function createPod(cluster: Cluster, namespace: string, name: string, labels: Record<string, string> = { app: 'e2e' }): Promise<any> {
+export async function createPod(
+  cluster: Cluster,
+  namespace: string,
+  name: string,
+  labels: Record<string, string> = { app: 'e2e' },
+  spec: { readonly nodeName?: string } = {},
+): Promise<any> {
   return apiOk(cluster, {
     method: 'POST',
     path: `/api/v1/namespaces/${namespace}/pods`,
@@ -174,8 +180,10 @@ export async function createPod(cluster: Cluster, namespace: string, name: strin
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace, labels },
-      // Never pulled (no kubelet); a bare image name keeps any registry host out of the repository.
-      spec: { containers: [{ name: 'app', image: 'busybox:1.36' }], terminationGracePeriodSeconds: 1 },
+      // Never pulled (no kubelet); a bare image name keeps any registry host out of the repository. A pod given a
+      // nodeName is bound: deleting it is graceful, and with no kubelet to confirm, it stays terminating (the pod
+      // garbage collector removes it as an orphan of a missing node only after a 40 s quarantine).
+      spec: { containers: [{ name: 'app', image: 'busybox:1.36' }], terminationGracePeriodSeconds: 1, ...spec },
     },
   });
 }
