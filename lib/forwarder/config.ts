@@ -10,7 +10,7 @@ import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
 import type { Logger } from '../log';
 import { ActionCaller, Limiter } from './invoke';
-import { FollowedFile } from './table-file';
+import { FollowedFile } from './followed-file';
 import { parseRoutingTable, type RoutingTable } from './routes';
 
 /** The environment variable that holds the routing table's path (the generator points it at the mounted ConfigMap). */

@@ -27,7 +27,7 @@ export type ForwarderHandler = KubelessHandler & { close(): void };
 /**
  * Turns the forwarder into the Kubeless handler: decode once, route, invoke every matching action over HTTP, answer
  * one result per action. A bad configuration is logged loudly once and answered 500 on every call: a bad parameter
- * until a restart, a bad routing table until the mounted table is fixed (it is followed, lib/forwarder/table-file.ts).
+ * until a restart, a bad routing table until the mounted table is fixed (it is followed, lib/forwarder/followed-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
   const env = options.env ?? process.env;

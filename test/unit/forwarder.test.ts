@@ -7,7 +7,7 @@ import forwarder from '../../functions/forwarder/action';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/forwarder/runner';
 import { memoryLogger } from '../../lib/log';
 import { budgetMs } from '../../lib/runner';
-import { RECHECK_MS } from '../../lib/forwarder/table-file';
+import { RECHECK_MS } from '../../lib/forwarder/followed-file';
 import { startStub, type HttpStub, type ReceivedRequest, type StubAnswer } from '../helpers/http-stub';
 import { alert, alertText, FIXTURES, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 

@@ -45,11 +45,6 @@ export class FollowedFile<T> {
     return this.state;
   }
 
-  /** The problem of the file as last read, if it has one. */
-  problem(): ConfigurationError | undefined {
-    return this.state instanceof ConfigurationError ? this.state : undefined;
-  }
-
   private read(first: boolean): void {
     let text: string | undefined;
     let readError: string | undefined;
