@@ -32,19 +32,17 @@ export type SkipCode =
   | 'pod-gone'
   | 'not-applicable';
 
-/** The one place where outcomes become HTTP statuses. */
+/** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
+export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
+  invalid: 400,
+  unauthorized: 401,
+  skipped: 200,
+  done: 200,
+  failed: 500,
+};
+
 export function httpStatusOf(outcome: Outcome): number {
-  switch (outcome.status) {
-    case 'invalid':
-      return 400;
-    case 'unauthorized':
-      return 401;
-    case 'skipped':
-    case 'done':
-      return 200;
-    case 'failed':
-      return 500;
-  }
+  return HTTP_STATUS[outcome.status];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { outcomeOfError } from '../outcome';
+import { HTTP_STATUS, outcomeOfError } from '../outcome';
 
 /** What one action did with the alert, as it answered; or why it was not asked. */
 export interface ActionReport {
@@ -44,21 +44,11 @@ export type ForwardOutcome =
     }
   | { readonly status: 'failed'; readonly error: string };
 
-/** The one place where the forwarder's outcomes become HTTP statuses. */
+/** The pod actions' statuses, and 502 for an action that failed: a gateway whose upstream failed. */
+const FORWARD_STATUS: Readonly<Record<ForwardOutcome['status'], number>> = { ...HTTP_STATUS, 'actions-failed': 502 };
+
 export function forwardStatusOf(outcome: ForwardOutcome): number {
-  switch (outcome.status) {
-    case 'invalid':
-      return 400;
-    case 'unauthorized':
-      return 401;
-    case 'skipped':
-    case 'done':
-      return 200;
-    case 'actions-failed':
-      return 502;
-    case 'failed':
-      return 500;
-  }
+  return FORWARD_STATUS[outcome.status];
 }
 
 /** Errors become outcomes exactly as for pod actions: InvalidInputError is 400, anything else 500. */
