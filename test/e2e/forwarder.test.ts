@@ -4,7 +4,7 @@
  * nothing at all.
  */
 import { strict as assert } from 'assert';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { ACTION_CASES, functionExists } from './helpers/cases';
@@ -12,6 +12,7 @@ import { apiOk, createNamespace, createPod, deleteNamespaces, podEvents, readPod
 import { clusterRoleRules, DEPLOY_NAMESPACE, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, canI, ledger } from './helpers/least-privilege';
 import { RECHECK_MS } from '../../lib/forwarder/followed-file';
+import { ConfigMapVolume } from '../helpers/configmap-volume';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
 
@@ -100,30 +101,23 @@ if (functionExists(FORWARDER)) {
     });
 
     it('follows an edit of its mounted ConfigMap without a restart: the next alert takes the new route', async function () {
-      // Given: the deployed table, mounted the way the kubelet mounts a ConfigMap (routes.json -> ..data/routes.json,
-      // ..data -> a folder per version, swapped atomically), serving a forwarder that routes a shell to label-pod only
-      const mount = path.join(scratch, uniqueName('mount'));
-      mkdirSync(mount);
-      let version = 0;
-      const publish = (table: unknown) => {
-        const folder = `..${++version}`;
-        mkdirSync(path.join(mount, folder));
-        writeFileSync(path.join(mount, folder, 'routes.json'), JSON.stringify(table));
-        symlinkSync(folder, path.join(mount, '..data_tmp'));
-        renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
-      };
-      publish({ routes: [{ name: 'shell-label', rules: ['Terminal shell in container'], actions: ['label-pod'] }] });
-      symlinkSync(path.join('..data', 'routes.json'), path.join(mount, 'routes.json'));
+      // Given: a table that routes a shell to label-pod only, mounted the way the kubelet mounts a ConfigMap
+      // (routes.json -> ..data/routes.json, ..data -> a folder per version, swapped atomically)
+      const volume = ConfigMapVolume.create(
+        path.join(scratch, uniqueName('mount')),
+        'routes.json',
+        JSON.stringify({ routes: [{ name: 'shell-label', rules: ['Terminal shell in container'], actions: ['label-pod'] }] }),
+      );
       const endpoints = Object.fromEntries([...actions].map(([name, fn]) => [name, fn.url]));
       const forwarder = await ServedFunction.start(FORWARDER, {
-        env: { ROUTES_FILE: path.join(mount, 'routes.json'), ACTION_ENDPOINTS: JSON.stringify(endpoints), POD_NAMESPACE: DEPLOY_NAMESPACE },
+        env: { ROUTES_FILE: volume.path, ACTION_ENDPOINTS: JSON.stringify(endpoints), POD_NAMESPACE: DEPLOY_NAMESPACE },
       });
       const [labelled, deleted] = [uniqueName('followed-label'), uniqueName('followed-delete')];
       await Promise.all([createPod(cluster, namespace, labelled), createPod(cluster, namespace, deleted)]);
       const before = await forwarder.post(terminalShellAlert(namespace, labelled));
 
       // When: the operator's edit reaches the mount, and the forwarder's next look at it is due
-      publish({ routes: [{ name: 'shell-delete', rules: ['Terminal shell in container'], actions: ['delete-pod'] }] });
+      volume.publish(JSON.stringify({ routes: [{ name: 'shell-delete', rules: ['Terminal shell in container'], actions: ['delete-pod'] }] }));
       await new Promise((resolve) => setTimeout(resolve, RECHECK_MS + 100));
       const after = await forwarder.post(terminalShellAlert(namespace, deleted));
 

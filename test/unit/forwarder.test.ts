@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import nock from 'nock';
@@ -8,6 +8,7 @@ import { forwarderHandler, type ForwarderHandler } from '../../lib/forwarder/run
 import { memoryLogger } from '../../lib/log';
 import { budgetMs } from '../../lib/runner';
 import { RECHECK_MS } from '../../lib/forwarder/followed-file';
+import { ConfigMapVolume } from '../helpers/configmap-volume';
 import { startStub, type HttpStub, type ReceivedRequest, type StubAnswer } from '../helpers/http-stub';
 import { alert, alertText, FIXTURES, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
@@ -512,23 +513,13 @@ describe('forwarder: configuration: parameters read at load, the routing table f
 
     it('follows a ConfigMap volume as the kubelet updates it: a ..data link swapped atomically to a new folder', async () => {
       // Given: <mount>/routes.json -> ..data/routes.json, ..data -> ..<version>/ (the layout of a mounted ConfigMap)
-      const mount = path.join(dir, 'mount');
-      mkdirSync(mount);
-      const publish = (version: string, table: unknown) => {
-        mkdirSync(path.join(mount, version));
-        writeFileSync(path.join(mount, version, 'routes.json'), JSON.stringify(table));
-        symlinkSync(version, path.join(mount, '..data_tmp'));
-        renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
-      };
-      publish('..v1', shellToLabel);
-      symlinkSync(path.join('..data', 'routes.json'), path.join(mount, 'routes.json'));
-      const { handler, log, call } = following(path.join(mount, 'routes.json'));
+      const volume = ConfigMapVolume.create(path.join(dir, 'mount'), 'routes.json', JSON.stringify(shellToLabel));
+      const { handler, log, call } = following(volume.path);
       const service = labelPodAnswers(1);
       const first = await call();
 
       // When: the ConfigMap is edited
-      publish('..v2', otherRuleOnly);
-      rmSync(path.join(mount, '..v1'), { recursive: true });
+      volume.publish(JSON.stringify(otherRuleOnly));
       clock += RECHECK_MS;
       const second = await call();
       handler.close();
