@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
-import { isApiStatus } from '../../lib/kube/errors';
+import { isApiStatus, isApiStatusAfterLostAnswer } from '../../lib/kube/errors';
 import { deletePod, describePod } from '../../lib/kube/pods';
 import { integerText, listText, param } from '../../lib/params';
 
@@ -68,10 +68,9 @@ export default definePodAction({
       await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
     } catch (error) {
       if (!isApiStatus(error, 404) && !isApiStatus(error, 409)) throw error;
-      // A retry that finds the pod gone follows an attempt without a clear answer (a reset, a 5xx) that the server
-      // may well have carried out: on a real API server, the first DELETE deleted the pod and its answer was lost.
-      // Reported and audited as this deletion, not as "already deleted" with no Event on the pod.
-      if (error.status === 404 && error.attempts > 1) {
+      // Seen on a real API server: the first DELETE deleted the pod and its answer was lost. Reported and audited as
+      // this deletion, not as "already deleted" with no Event on the pod.
+      if (isApiStatusAfterLostAnswer(error, 404)) {
         answerLost = true;
       } else if (error.status === 404) {
         return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };

@@ -1,7 +1,7 @@
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
 import type { Kube } from '../../lib/kube/client';
-import { isApiStatus } from '../../lib/kube/errors';
+import { isApiStatus, isApiStatusAfterLostAnswer } from '../../lib/kube/errors';
 import {
   createNetworkPolicy,
   describeNetworkPolicy,
@@ -54,8 +54,7 @@ async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: Quarantin
     } catch (error) {
       // 409: a concurrent caller created or changed it since it was read; read it again and carry on from there.
       if (isApiStatus(error, 409) && attempt < POLICY_ATTEMPTS) {
-        // A 409 to a create's retry: the first attempt most likely created it and its answer was lost.
-        if (existing === undefined && error.attempts > 1) createAnswerLost = true;
+        if (existing === undefined && isApiStatusAfterLostAnswer(error, 409)) createAnswerLost = true;
         continue;
       }
       throw error;

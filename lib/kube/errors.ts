@@ -75,3 +75,11 @@ export class DeadlineExceededError extends Error {
 export function isApiStatus(error: unknown, status: number): error is KubeApiError {
   return error instanceof KubeApiError && error.status === status;
 }
+
+/**
+ * The API server answered `status` to a retry: an earlier attempt got no clear answer (a reset, a 5xx) and may well
+ * have been carried out, so a 404 to a DELETE or a 409 to a create most likely reports our own earlier write.
+ */
+export function isApiStatusAfterLostAnswer(error: unknown, status: number): boolean {
+  return isApiStatus(error, status) && error.attempts > 1;
+}
