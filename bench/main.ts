@@ -134,7 +134,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     progress(`${why}: stopping what was started`);
-    void runCleanups().finally(() => process.exit(code));
+    runCleanups().then(
+      () => process.exit(code),
+      (error: unknown) => {
+        progress(`cleaning up failed: ${String(error)}`);
+        process.exit(code === 0 ? 1 : code);
+      },
+    );
   };
   const watchdog = setTimeout(() => abort(`the watchdog fired after ${plan.watchdogSeconds} s`, 1), plan.watchdogSeconds * 1000);
   watchdog.unref();

@@ -135,9 +135,9 @@ function startRuntime(name: string, runtimeFile: string, env: Record<string, str
     };
     lines(child.stdout, true);
     lines(child.stderr, false);
-    void exited.then(() => {
+    exited.then(() => {
       if (port === undefined) reject(new ServeError(`${name} exited before it listened (code ${child.exitCode}, signal ${child.signalCode})`));
-    });
+    }, reject);
   });
 }
 
@@ -298,15 +298,27 @@ async function main(): Promise<void> {
   const stop = (code: number) => {
     if (stopping) return;
     stopping = true;
-    void served.stop().then(() => process.exit(code));
+    served.stop().then(
+      () => process.exit(code),
+      (error: unknown) => {
+        note(`stopping failed: ${String(error)}`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
-  void served.exited.then((name) => {
-    if (stopping) return;
-    note(`${name} exited: stopping the others`);
-    stop(1);
-  });
+  served.exited.then(
+    (name) => {
+      if (stopping) return;
+      note(`${name} exited: stopping the others`);
+      stop(1);
+    },
+    (error: unknown) => {
+      note(`watching the functions failed: ${String(error)}`);
+      stop(1);
+    },
+  );
 }
 
 if (require.main === module) {

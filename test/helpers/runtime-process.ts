@@ -107,10 +107,10 @@ export function spawnRuntime(options: SpawnOptions): Promise<RuntimeProcess> {
         resolve(port);
       }
     });
-    void exited.then(({ code, signal }) => {
+    exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`${options.runtimeFile} exited (code ${code}, signal ${signal}) before listening; stderr: ${err}`));
-    });
+    }, reject);
   });
   return started.then((port) => ({
     port,

@@ -94,7 +94,7 @@ function startRuntime(name: string, env: Record<string, string>): Promise<Runnin
       const listening = /\{"message":"listening","port":(\d+)/.exec(stdout);
       if (listening !== null) resolve({ child, port: Number(listening[1]), stderr: () => stderr, exited });
     });
-    void exited.then((code) => reject(new Error(`the runtime exited with ${String(code)} before listening: ${stderr}`)));
+    exited.then((code) => reject(new Error(`the runtime exited with ${String(code)} before listening: ${stderr}`)), reject);
   });
 }
 

@@ -119,7 +119,9 @@ export class FaultRelay {
     ca: Buffer,
   ) {
     this.upstreamAgent = new https.Agent({ keepAlive: true, ca });
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => res.destroy(error instanceof Error ? error : new Error(String(error))));
+    });
     // Longer than any test: an idle connection closed by the relay while the function reuses it would be a fault of
     // its own, counted as an attempt that the test did not inject.
     this.server.keepAliveTimeout = 120000;

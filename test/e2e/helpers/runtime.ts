@@ -70,7 +70,9 @@ export class ServedFunction {
   /** SIGTERM (the runtime closes gracefully), SIGKILL if it is still there after 3 s. */
   async stop(): Promise<void> {
     running.delete(this);
-    const timer = setTimeout(() => void this.runtime.stop('SIGKILL'), 3000);
+    const timer = setTimeout(() => {
+      this.runtime.stop('SIGKILL').catch(() => undefined); // the SIGTERM below reports the failure
+    }, 3000);
     await this.runtime.stop('SIGTERM');
     clearTimeout(timer);
   }
