@@ -1,5 +1,6 @@
 import type { FalcoAlert } from './alert';
-import { describeValue, printable } from './decode';
+import { describeValue } from './decode';
+import { printable } from './text';
 import type { Kube } from './kube/client';
 import { recordPodEvent } from './kube/events';
 import type { Logger } from './log';

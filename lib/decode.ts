@@ -1,5 +1,6 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
+import { printable } from './text';
 
 /** A decode failure as an operator reads it: the path inside the input, what was expected and what came. */
 export class InvalidInputError extends Error {
@@ -11,16 +12,6 @@ export class InvalidInputError extends Error {
 
 const MAX_SHOWN_VALUE = 80;
 const MAX_PROBLEMS = 5;
-
-// JSON escapes C0 controls and lone surrogates but leaves C1 controls (U+009B is a terminal's CSI), bidi overrides
-// and invisible format characters, which could make a line in `kubectl logs` read other than it is.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]/gu;
-
-/** Attacker-written text made safe to print: `printable('a\u202eb')` is `a\\u202eb` (an escape, not the character). */
-export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 /** Cuts text for a message without splitting a surrogate pair. */
 function shorten(text: string, max: number): string {

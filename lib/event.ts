@@ -1,5 +1,6 @@
 import * as t from 'io-ts';
-import { decodeOrThrow, describeValue, InvalidInputError, printable } from './decode';
+import { decodeOrThrow, describeValue, InvalidInputError } from './decode';
+import { printable } from './text';
 import { FalcoAlert } from './alert';
 
 /** The Kubeless runtime's event, the envelope around the body (shared/PROTOCOLS.md section 1). */

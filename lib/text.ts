@@ -1,0 +1,14 @@
+/**
+ * Attacker-written text made inert, with no dependency so that every bundle (the runtime's too) can share it.
+ *
+ * JSON escapes C0 controls and lone surrogates but leaves C1 controls (U+009B is a terminal's CSI), bidi overrides
+ * and invisible format characters, which could make a line in `kubectl logs` or `kubectl describe` read other than it
+ * is. One character class, matched once per character: linear in the text whatever it holds.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]/gu;
+
+/** `printable('a\u202eb')` is `a\\u202eb` (an escape, not the character). */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
