@@ -1,4 +1,5 @@
 import * as t from 'io-ts';
+import { withoutPrototypeKeys } from './decode';
 import { PriorityCodec } from './priority';
 
 /** Falco sends strings, numbers (pids, uids, ports), booleans and null (unknown) as field values. */
@@ -12,9 +13,10 @@ const optional = <C extends t.Mixed>(codec: C) => t.union([codec, t.null, t.unde
 
 /**
  * The Falco payload as Falcosidekick POSTs it (shared/PROTOCOLS.md sections 3 and 4).
- * Extra keys are tolerated: newer Falco versions add them.
+ * Extra keys are tolerated: newer Falco versions add them; a `__proto__` key anywhere is refused before the rest is
+ * read, since the intersection's merge would make it the alert's prototype (lib/decode.ts).
  */
-export const FalcoAlert = t.intersection(
+export const FalcoAlert = withoutPrototypeKeys(t.intersection(
   [
     t.type({
       output: t.string,
@@ -31,7 +33,7 @@ export const FalcoAlert = t.intersection(
     }),
   ],
   'FalcoAlert',
-);
+));
 export type FalcoAlert = t.TypeOf<typeof FalcoAlert>;
 
 /** The rule Falcosidekick sends when asked for a test event; it bypasses minimumpriority. */

@@ -41,18 +41,102 @@ function isTransparent(type: t.Decoder<unknown, unknown>): boolean {
   return type instanceof t.UnionType || type instanceof t.IntersectionType || type instanceof t.RefinementType;
 }
 
+/** One step of a path: `[2]` in a list, `.name` or `["k8s.pod.name"]` in an object. */
+function pathStep(path: string, key: string, inList: boolean): string {
+  if (inList) return `${path}[${key}]`;
+  if (key.length <= MAX_SHOWN_VALUE && /^[A-Za-z_$][\w$]*$/.test(key)) return path === '' ? key : `${path}.${key}`;
+  return `${path}[${quoteKey(key)}]`;
+}
+
 /** Renders a context path such as `output_fields["k8s.pod.name"]` or `tags[2]`. */
 export function pathOf(context: t.Context): string {
   let path = '';
   for (let i = 1; i < context.length; i++) {
     const parent = context[i - 1].type;
-    const key = context[i].key;
     if (isTransparent(parent)) continue;
-    if (parent instanceof t.ArrayType) path += `[${key}]`;
-    else if (key.length <= MAX_SHOWN_VALUE && /^[A-Za-z_$][\w$]*$/.test(key)) path += path === '' ? key : `.${key}`;
-    else path += `[${quoteKey(key)}]`;
+    path = pathStep(path, context[i].key, parent instanceof t.ArrayType);
   }
   return path === '' ? '(the whole value)' : path;
+}
+
+/**
+ * The one key JSON.parse keeps as an ordinary key but assignment does not: `copy['__proto__'] = v` replaces the
+ * copy's prototype. io-ts builds new objects by assignment (intersections merge their members' results key by key,
+ * records copy), so a body holding it could lend the decoded alert fields it never had, unvalidated.
+ * `constructor` and `prototype` are plain keys to assignment, and nothing here merges objects deeply: they stay.
+ */
+export const PROTOTYPE_KEY = '__proto__';
+
+const PROTOTYPE_KEY_EXPECTED = `no key named ${PROTOTYPE_KEY} (copying the object would make its value the prototype)`;
+
+/** A value met by the walk, with the way back to the root (contexts are built only for what is reported). */
+interface Visit {
+  readonly value: unknown;
+  readonly key: string;
+  readonly inList: boolean;
+  readonly parent: Visit | undefined;
+}
+
+/**
+ * Finds `__proto__` keys in a parsed JSON value, at any depth, in the order of the text: one pass with its own
+ * stack (no recursion, so no nesting overflows it), each value visited once. Counts them all, keeps the first `keep`.
+ */
+function findPrototypeKeys(root: unknown, keep: number): { readonly first: Visit[]; readonly count: number } {
+  const first: Visit[] = [];
+  let count = 0;
+  const stack: Visit[] = [{ value: root, key: '', inList: false, parent: undefined }];
+  while (stack.length > 0) {
+    const visit = stack.pop()!;
+    if (!visit.inList && visit.key === PROTOTYPE_KEY && visit.parent !== undefined) {
+      if (count++ < keep) first.push(visit);
+      continue;
+    }
+    const value = visit.value;
+    if (typeof value !== 'object' || value === null) continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i] as unknown, key: String(i), inList: true, parent: visit });
+    } else {
+      const keys = Object.keys(value);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        stack.push({ value: (value as Record<string, unknown>)[keys[i]], key: keys[i], inList: false, parent: visit });
+      }
+    }
+  }
+  return { first, count };
+}
+
+/** A list, as far as pathOf is concerned: its keys are indexes. */
+const LIST = t.array(t.unknown);
+const typeOfValue = (value: unknown): t.Decoder<unknown, unknown> => (Array.isArray(value) ? LIST : t.unknown);
+
+/** The decoding context of a visit, so that reportErrors names its path as it names any other. */
+function contextOf(visit: Visit, c: t.Context): t.Context {
+  const steps: t.ContextEntry[] = [];
+  let root = visit;
+  for (; root.parent !== undefined; root = root.parent) steps.push({ key: root.key, type: typeOfValue(root.value), actual: root.value });
+  const top = c[c.length - 1];
+  return [...c.slice(0, -1), { ...top, type: typeOfValue(root.value) }, ...steps.reverse()];
+}
+
+/**
+ * The codec, refusing first any `__proto__` key anywhere in the input (linear in the input):
+ * `output_fields.__proto__: expected an object without a key named __proto__ (…), got {"k8s.pod.name":"x"}`.
+ */
+export function withoutPrototypeKeys<A, O>(codec: t.Type<A, O, unknown>): t.Type<A, O, unknown> {
+  return new t.Type<A, O, unknown>(
+    codec.name,
+    codec.is,
+    (u, c) => {
+      const { first, count } = findPrototypeKeys(u, MAX_PROBLEMS);
+      // As the codec itself, so that paths read `tags[0]` and not `0.tags[0]`.
+      if (count === 0) return codec.validate(u, [...c.slice(0, -1), { ...c[c.length - 1], type: codec }]);
+      const errors: t.ValidationError[] = first.map((visit) => ({ value: visit.value, context: contextOf(visit, c), message: PROTOTYPE_KEY_EXPECTED }));
+      // The others are only counted ("and 3 more problem(s)"): a path each would cost their depth each.
+      for (let i = first.length; i < count; i++) errors.push({ value: null, context: [...c, { key: `#${i}`, type: t.never }], message: PROTOTYPE_KEY_EXPECTED });
+      return t.failures(errors);
+    },
+    codec.encode,
+  );
 }
 
 /** The name of the type at the path's last key: a union's own name rather than that of its last member. */

@@ -1,3 +1,5 @@
+import { printable } from './text';
+
 /** Structured logs: one JSON object per line, so `kubectl logs` output can be filtered with jq. */
 export type Fields = Readonly<Record<string, unknown>>;
 
@@ -16,10 +18,17 @@ export function clipped(text: string, max: number = MAX_LOGGED_TEXT): string {
   return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
 }
 
-/** `jsonLogger({ function: 'delete-pod' })` writes `{"time":…,"level":"info","function":"delete-pod","message":…}`. */
+/**
+ * `jsonLogger({ function: 'delete-pod' })` writes `{"time":…,"level":"info","function":"delete-pod","message":…}`.
+ *
+ * Every string of a line reaches the terminal inert, whoever wrote it (the alert's rule, the event-id header, an
+ * error quoting either): JSON.stringify escapes C0 controls and lone surrogates, and printable() then escapes what
+ * it leaves raw (C1 controls such as U+009B, bidi overrides, U+2028). Outside strings JSON holds only ASCII, and
+ * inside them `\u009b` is a JSON escape of the same character: the line stays valid JSON and jq reads the original.
+ */
 export function jsonLogger(base: Fields, write: (level: Level, line: string) => void = defaultWrite): Logger {
   const log = (level: Level) => (message: string, fields: Fields = {}) => {
-    write(level, JSON.stringify({ time: new Date().toISOString(), level, ...base, message, ...fields }));
+    write(level, printable(JSON.stringify({ time: new Date().toISOString(), level, ...base, message, ...fields })));
   };
   return { info: log('info'), warn: log('warn'), error: log('error') };
 }

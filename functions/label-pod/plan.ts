@@ -5,6 +5,7 @@ import { describeValue } from '../../lib/decode';
 import { labelKeyExpectation, labelValueFrom } from '../../lib/labels';
 import type { PodMetadataPatch } from '../../lib/kube/pods';
 import { isDns1123Subdomain, isLabelValue } from '../../lib/names';
+import { printable } from '../../lib/text';
 
 /** One item of LABELS: a fixed value, a value derived from the alert, or a removal (`key-`, as kubectl writes it). */
 export type LabelItem =
@@ -201,12 +202,13 @@ function alertAnnotations(
   const prefix = settings.annotationPrefix;
   if (prefix === '') return {};
   const key = (name: string) => `${prefix}/${name}`;
+  // Alert text, escaped before it is measured and cut: `kubectl describe pod` prints annotations raw to a terminal.
   const short: [string, string | null][] = [
-    [key('rule'), fitText(alert.rule, RULE_ANNOTATION_MAX_BYTES).text],
+    [key('rule'), fitText(printable(alert.rule), RULE_ANNOTATION_MAX_BYTES).text],
     [key('priority'), alert.priority],
-    [key('time'), fitText(alert.time, SHORT_ANNOTATION_MAX_BYTES).text],
+    [key('time'), fitText(printable(alert.time), SHORT_ANNOTATION_MAX_BYTES).text],
     // null: a uuid left by an earlier alert must not pass for this one's
-    [key('uuid'), typeof alert.uuid === 'string' ? fitText(alert.uuid, SHORT_ANNOTATION_MAX_BYTES).text : null],
+    [key('uuid'), typeof alert.uuid === 'string' ? fitText(printable(alert.uuid), SHORT_ANNOTATION_MAX_BYTES).text : null],
   ];
   const ours = new Set([...short.map(([k]) => k), key('output')]);
   const others = bytesOf(Object.entries(current).filter(([k]) => !ours.has(k)));
@@ -219,12 +221,13 @@ function alertAnnotations(
   room -= Buffer.byteLength(key('output'), 'utf8');
   if (settings.outputMaxBytes === 0) return result;
   const outputMax = Math.min(settings.outputMaxBytes, room);
-  if (Buffer.byteLength(alert.output, 'utf8') > outputMax && outputMax < MIN_USEFUL_OUTPUT_BYTES) {
+  const outputText = printable(alert.output);
+  if (Buffer.byteLength(outputText, 'utf8') > outputMax && outputMax < MIN_USEFUL_OUTPUT_BYTES) {
     result[key('output')] = null;
     notes.push(`the annotation ${key('output')} was left out: the pod's annotations leave too little room for it`);
     return result;
   }
-  const output = fitText(alert.output, outputMax);
+  const output = fitText(outputText, outputMax);
   result[key('output')] = output.text;
   if (output.cut) notes.push(`the annotation ${key('output')} was cut to ${outputMax} bytes (the alert's output has ${output.bytes})`);
   return result;

@@ -251,17 +251,31 @@ function ruleSelected(route: Route, rule: string): boolean {
   return route.ruleGlobs.some((g) => globMatches(g, rule)) || route.ruleRegexes.some((r) => r.test(rule));
 }
 
+/**
+ * The tags and source as routing reads them: a list of strings and a string, or none. The decoder guarantees both;
+ * this keeps a criterion from ever matching by accident (a text's `includes` matches a substring).
+ */
+function taggedFacts(facts: AlertFacts): { readonly tags: readonly string[]; readonly source: string | undefined } {
+  const tags: unknown = facts.tags;
+  const source: unknown = facts.source;
+  return {
+    tags: Array.isArray(tags) ? tags.filter((tag): tag is string => typeof tag === 'string') : [],
+    source: typeof source === 'string' ? source : undefined,
+  };
+}
+
 /** Why a route does not take an alert, or undefined when it does. The first criterion that fails is named. */
 export function whyNot(route: Route, facts: AlertFacts): string | undefined {
   if (!ruleSelected(route, facts.rule)) return 'the rule is not selected';
   if (!atLeast(facts.priority, route.minimumPriority)) return `the priority ${facts.priority} is below ${route.minimumPriority}`;
-  const missing = route.tagsAllOf.filter((tag) => !facts.tags.includes(tag));
+  const { tags, source } = taggedFacts(facts);
+  const missing = route.tagsAllOf.filter((tag) => !tags.includes(tag));
   if (missing.length > 0) return `the tag(s) ${missing.map((m) => describeValue(m)).join(', ')} are missing`;
-  if (route.tagsAnyOf.length > 0 && !route.tagsAnyOf.some((tag) => facts.tags.includes(tag))) {
+  if (route.tagsAnyOf.length > 0 && !route.tagsAnyOf.some((tag) => tags.includes(tag))) {
     return `none of the tags ${route.tagsAnyOf.map((m) => describeValue(m)).join(', ')} is present`;
   }
-  if (route.sources !== undefined && (facts.source === undefined || !route.sources.includes(facts.source))) {
-    return `the source ${describeValue(facts.source ?? null)} is not one of ${route.sources.join(', ')}`;
+  if (route.sources !== undefined && (source === undefined || !route.sources.includes(source))) {
+    return `the source ${describeValue(source ?? null)} is not one of ${route.sources.join(', ')}`;
   }
   const ns = facts.namespace;
   if (route.namespacesInclude !== undefined && (ns === undefined || !route.namespacesInclude.some((p) => globMatches(p, ns)))) {

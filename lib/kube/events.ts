@@ -1,6 +1,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { Kube } from './client';
 import type { PodRef } from '../target';
+import { printable } from '../text';
 import { describePod } from './pods';
 
 /** The fields of a core/v1 Event we send; timestamps are RFC 3339 text on the wire. */
@@ -22,6 +23,17 @@ export interface EventBody {
 
 /** Kubernetes keeps an Event's message to 1 KiB; longer text is cut and says so. */
 const MAX_EVENT_MESSAGE = 1024;
+
+/**
+ * The message as `kubectl describe pod` may show it: controls and bidi overrides escaped (it quotes alert text),
+ * cut to the limit without splitting a surrogate pair.
+ */
+export function eventMessage(message: string): string {
+  const text = printable(message);
+  if (text.length <= MAX_EVENT_MESSAGE) return text;
+  const end = MAX_EVENT_MESSAGE - 20;
+  return `${text.slice(0, /[\ud800-\udbff]/.test(text.charAt(end - 1)) ? end - 1 : end)}… (truncated)`;
+}
 
 /**
  * Records what was done on the pod's own event stream, so `kubectl describe pod` shows it:
@@ -49,7 +61,7 @@ export function recordPodEvent(
       ...(pod.uid === undefined ? {} : { uid: pod.uid }),
     },
     reason,
-    message: message.length > MAX_EVENT_MESSAGE ? `${message.slice(0, MAX_EVENT_MESSAGE - 20)}… (truncated)` : message,
+    message: eventMessage(message),
     type: 'Warning',
     source: { component },
     firstTimestamp: time,

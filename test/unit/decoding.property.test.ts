@@ -166,6 +166,25 @@ describe('decoding under property-based tests (fast-check)', () => {
     );
   });
 
+  it('decodeEvent: a __proto__ key put in the body or in output_fields, holding anything, is refused by its path', () => {
+    // A marker key stands for __proto__ until the text is made: an object literal cannot hold one as an own key.
+    const MARKER = '__proto__marker_9f1c';
+    fc.assert(
+      fc.property(wellTyped, fc.boolean(), fc.jsonValue({ maxDepth: 2 }), fc.boolean(), (shaped, inFields, lent, asText) => {
+        const body = JSON.parse(JSON.stringify(shaped)) as Record<string, any>;
+        const where = inFields && typeof body.output_fields === 'object' && body.output_fields !== null ? body.output_fields : body;
+        where[MARKER] = lent;
+        const text = JSON.stringify(body).replace(`"${MARKER}":`, '"__proto__":');
+        const decided = decide(() => decodeEvent({ data: asText ? text : JSON.parse(text) }));
+        assert.ok(!decided.ok, 'accepted a body holding __proto__');
+        const path = where === body ? '__proto__' : 'output_fields.__proto__';
+        const problems = decided.error.message.split('; alert: ');
+        assert.ok(problems.some((p) => p.replace(/^alert: /, '').startsWith(`${path}: expected no key named __proto__`)), decided.error.message);
+      }),
+      RUNS,
+    );
+  });
+
   it('targetOf: an accepted pod has valid names taken verbatim; valid names are always accepted; the rest is refused or skipped', () => {
     const alerts = fc.record({
       namespace: fc.oneof(names, fc.integer(), fc.boolean(), fc.constant(null)),
