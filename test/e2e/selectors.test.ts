@@ -13,8 +13,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
+import type { DeploymentConfig } from '../../build/config';
+import { discoverFunctions } from '../../build/discover';
+import { functionObjects } from '../../build/manifests';
 import { api, apiOk, createNamespace, createPod, deleteNamespaces, kubectlOk, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
-import { DEPLOY_NAMESPACE, ensureDeployed, functionFolders, manifestObjects, MANIFESTS, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
+import { DEPLOY_NAMESPACE, ensureDeployed, functionFolders, manifestObjects, MANIFESTS, ROOT, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { namespacesMatching, podsMatching, podsOfPeer, type Peer } from './helpers/selectors';
 import { terminalShellAlert } from './helpers/sidekick';
@@ -180,6 +183,31 @@ describe('e2e: every generated namespace and pod selector, LISTed on a real Kube
         name,
       );
     }
+  });
+
+  it("with callers.falcosidekick.namespaceLabels configured, the callers policy admits exactly Falcosidekick's pod, by labels falco carries instead", async function () {
+    // Given: falco labelled with another label as well, and a decoy namespace carrying it with another value
+    const label = 'e2e.falco-response.io/team';
+    await kubectlOk(cluster, ['label', 'namespace', SIDEKICK_NAMESPACE, `${label}=security`]);
+    await kubectlOk(cluster, ['label', 'namespace', decoy, `${label}=shop`]);
+    const config: DeploymentConfig = {
+      namespace: DEPLOY_NAMESPACE,
+      runtime: 'nodejs14',
+      timeoutSeconds: 30,
+      resources: { requests: {}, limits: {} },
+      callers: { falcosidekick: { namespace: SIDEKICK_NAMESPACE, namespaceLabels: { [label]: 'security' }, podLabels: { 'app.kubernetes.io/name': 'falcosidekick' } } },
+    };
+    const deletePod = discoverFunctions(ROOT).find((f) => f.name === 'delete-pod')!;
+    const bundle = { name: 'delete-pod', code: '', bytes: 0, sha256: '0'.repeat(64) };
+
+    // When
+    const policy = (functionObjects(deletePod.descriptor, bundle, config, ['forwarder']) as any[]).find((o) => o.kind === 'NetworkPolicy');
+    const sidekick: Peer = policy.spec.ingress[0].from[0];
+
+    // Then
+    assert.deepEqual(sidekick.namespaceSelector, { matchLabels: { [label]: 'security' } });
+    assert.deepEqual(await namespacesMatching(cluster, sidekick.namespaceSelector), [SIDEKICK_NAMESPACE]);
+    assert.deepEqual(await podsOfPeer(cluster, DEPLOY_NAMESPACE, sidekick), ['falco/falcosidekick-e2e']);
   });
 
   describe("network-isolate's quarantine policy, as the built function writes it", function () {
