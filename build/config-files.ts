@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import type { FunctionDescriptor } from '../lib/action';
+import { AFTER_EDIT } from '../lib/after-edit';
 
 /** Where a function's ConfigMap is mounted; the Kubeless runtime owns /kubeless. */
 export const CONFIG_MOUNT_PATH = '/etc/falco-response';
@@ -16,7 +17,7 @@ export interface ConfigWiring {
   readonly volumeMounts: readonly unknown[];
   /**
    * On the pod template: the content's hash, so that applying a changed ConfigMap from manifests/ also rolls the
-   * pod (the function reads its files once, at start).
+   * pod, which a file read only at start needs (a followed file would not, but the roll does no harm).
    */
   readonly podAnnotations: Readonly<Record<string, string>>;
 }
@@ -42,7 +43,7 @@ export function configWiring(descriptor: FunctionDescriptor, namespace: string, 
           namespace,
           labels,
           annotations: {
-            'falco-response.io/description': `configuration of ${descriptor.name}: ${files.map((f) => `${f.name}, ${f.description}`).join('; ')}. Read when the pod starts: restart it after an edit.`,
+            'falco-response.io/description': `configuration of ${descriptor.name}: ${files.map((f) => `${f.name}, ${f.description} (${AFTER_EDIT[f.read]})`).join('; ')}`,
           },
         },
         data,

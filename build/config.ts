@@ -3,10 +3,14 @@ import * as t from 'io-ts';
 import { parse } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import { decodeOrThrow, describeValue } from '../lib/decode';
-import { isDns1123Label, isLabelValue, isQualifiedName } from '../lib/names';
+import { isDns1123Label, isLabelValue, isQualifiedName, NAMESPACE_NAME_LABEL } from '../lib/names';
 import { readParams } from '../lib/params';
 
 const Quantities = t.partial({ cpu: t.string, memory: t.string });
+
+const LabelMap = t.record(t.refinement(t.string, isQualifiedName, 'a label key'), t.refinement(t.string, isLabelValue, 'a label value'));
+/** An empty namespace selector selects every namespace: a policy's peer would then admit those pods from anywhere. */
+const NamespaceLabels = t.refinement(LabelMap, (labels) => Object.keys(labels).length > 0, 'at least one namespace label (none would select every namespace)');
 
 /**
  * A stock official Node.js image pinned to an exact version (`node:14.21.3-alpine`), optionally by digest and from a
@@ -41,10 +45,11 @@ const DeploymentConfig = t.intersection([
     functions: t.record(t.string, t.partial({ parameters: t.record(t.string, t.string, 'environment variable names to text values') })),
     /** Who may call the functions: the generated NetworkPolicies admit these pods only. */
     callers: t.partial({
-      falcosidekick: t.type({
-        namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'),
-        podLabels: t.record(t.refinement(t.string, isQualifiedName, 'a label key'), t.refinement(t.string, isLabelValue, 'a label value')),
-      }),
+      falcosidekick: t.intersection([
+        t.type({ namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'), podLabels: LabelMap }),
+        /** The labels that select Falcosidekick's namespace; by default its name label (set by Kubernetes 1.21+). */
+        t.partial({ namespaceLabels: NamespaceLabels }),
+      ]),
     }),
     /** The standalone target (manifests/standalone/): Deployments of a stock Node image, no Kubeless. */
     standalone: t.partial({ image: NodeImage }),
@@ -98,6 +103,15 @@ export function standaloneImage(config: DeploymentConfig): { readonly image: str
 /** The falcosidekick Helm chart's pod labels, in the falco chart's namespace. */
 export const DEFAULT_FALCOSIDEKICK = { namespace: 'falco', podLabels: { 'app.kubernetes.io/name': 'falcosidekick' } };
 
-export function falcosidekickCallers(config: DeploymentConfig): { namespace: string; podLabels: Record<string, string> } {
-  return config.callers?.falcosidekick ?? DEFAULT_FALCOSIDEKICK;
+export interface FalcosidekickCallers {
+  readonly namespace: string;
+  /** What the callers NetworkPolicy selects Falcosidekick's namespace by: never empty; by default its name label. */
+  readonly namespaceLabels: Readonly<Record<string, string>>;
+  readonly podLabels: Readonly<Record<string, string>>;
+}
+
+export function falcosidekickCallers(config: DeploymentConfig): FalcosidekickCallers {
+  const configured = config.callers?.falcosidekick;
+  const { namespace, podLabels } = configured ?? DEFAULT_FALCOSIDEKICK;
+  return { namespace, podLabels, namespaceLabels: configured?.namespaceLabels ?? { [NAMESPACE_NAME_LABEL]: namespace } };
 }

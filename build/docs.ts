@@ -1,16 +1,8 @@
 import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
-import type { ConfigFile, FunctionDescriptor } from '../lib/action';
+import type { FunctionDescriptor } from '../lib/action';
+import { AFTER_EDIT } from '../lib/after-edit';
 
 export const FUNCTIONS_DOC = 'docs/functions.md';
-
-/** How each kind of configuration file is read, in the reference's words. */
-const READ_WHEN: Record<ConfigFile['read'], string> = {
-  'at-start': 'read when the pod starts',
-  followed:
-    'read at start and followed: an edit of the ConfigMap takes effect without a restart, once the kubelet has updated the ' +
-    'mounted file (about a minute) and the function has looked again (at most a second later); while the file is unusable, ' +
-    'every call answers 500 with the reason',
-};
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const code = (text: string) => (text === '' ? '(empty)' : `\`${text}\``);
@@ -37,7 +29,7 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
     }
     for (const f of d.configFiles ?? []) {
       parts.push(
-        `Configuration file \`${f.name}\` (${f.description}): in the ConfigMap \`${d.name}-config\`, its path in \`${f.env}\`; ${READ_WHEN[f.read]}.\n`,
+        `Configuration file \`${f.name}\` (${f.description}): in the ConfigMap \`${d.name}-config\`, its path in \`${f.env}\`; ${AFTER_EDIT[f.read]}.\n`,
       );
     }
     parts.push(

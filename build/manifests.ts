@@ -156,7 +156,9 @@ function secretEnv(descriptor: FunctionDescriptor): unknown[] {
 
 /**
  * Who may call the function: Falcosidekick's pods, and the pods of the functions that call others (the forwarder).
- * Pods are selected by `function: <name>`, the label both targets give them. It takes an enforcing CNI.
+ * Pods are selected by `function: <name>`, the label both targets give them; Falcosidekick's namespace by the labels
+ * of `callers.falcosidekick.namespaceLabels` (default: its name label, which Kubernetes sets only from 1.21 on).
+ * It takes an enforcing CNI.
  */
 function callersPolicy(name: string, namespace: string, labels: Record<string, string>, config: DeploymentConfig, callers: readonly string[]) {
   const sidekick = falcosidekickCallers(config);
@@ -171,8 +173,8 @@ function callersPolicy(name: string, namespace: string, labels: Record<string, s
         {
           from: [
             {
-              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': sidekick.namespace } },
-              podSelector: { matchLabels: sidekick.podLabels },
+              namespaceSelector: { matchLabels: { ...sidekick.namespaceLabels } },
+              podSelector: { matchLabels: { ...sidekick.podLabels } },
             },
             ...callers.filter((caller) => caller !== name).map((caller) => ({ podSelector: { matchLabels: { function: caller } } })),
           ],

@@ -31,3 +31,10 @@ export function isQualifiedName(key: string): boolean {
   if (prefix !== undefined && (prefix === '' || !isDns1123Subdomain(prefix))) return false;
   return name.length <= 63 && LABEL_NAME.test(name);
 }
+
+/**
+ * The label the API server gives every namespace, its value the namespace's name, from Kubernetes 1.21 on only: on
+ * 1.17 to 1.20 a namespace carries it once someone labels it (`kubectl label namespace falco
+ * kubernetes.io/metadata.name=falco`), so until then a selector built on it matches no namespace there.
+ */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';

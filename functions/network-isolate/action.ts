@@ -14,7 +14,7 @@ import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../..
 import { labelKeyText } from '../../lib/labels';
 import { ActionFailedError } from '../../lib/outcome';
 import { booleanText, namespaceListText, param } from '../../lib/params';
-import { cidrListText, policyNameText, quarantinePolicy, sameSpec, type QuarantinePolicy } from './policy';
+import { cidrListText, NAMESPACE_NAME_LABEL, namespaceNameLabelText, policyNameText, quarantinePolicy, sameSpec, type QuarantinePolicy } from './policy';
 
 /** What the policy step found or did. */
 type PolicyStep = 'created' | 'restored' | 'unchanged';
@@ -97,7 +97,7 @@ export default definePodAction({
       'ALLOW_DNS',
       booleanText,
       'false',
-      'true: let isolated pods query cluster DNS (UDP and TCP 53 to the pods labelled k8s-app=kube-dns in kube-system)',
+      'true: let isolated pods query cluster DNS (UDP and TCP 53 to the pods labelled k8s-app=kube-dns in the namespace kube-system, selected by NAMESPACE_NAME_LABEL)',
     ),
     allowCidrs: param(
       'ALLOW_CIDRS',
@@ -109,7 +109,15 @@ export default definePodAction({
       'ALLOW_NAMESPACES',
       namespaceListText,
       '',
-      'namespaces whose pods isolated pods may still exchange traffic with (both ways), comma-separated, selected by kubernetes.io/metadata.name',
+      'namespaces whose pods isolated pods may still exchange traffic with (both ways), comma-separated, selected by NAMESPACE_NAME_LABEL',
+    ),
+    namespaceNameLabel: param(
+      'NAMESPACE_NAME_LABEL',
+      namespaceNameLabelText,
+      NAMESPACE_NAME_LABEL,
+      "the namespace label whose value is the namespace's name, by which ALLOW_DNS and ALLOW_NAMESPACES select namespaces; Kubernetes sets " +
+        `${NAMESPACE_NAME_LABEL} itself from 1.21 on only: on 1.17 to 1.20 label those namespaces (kubectl label namespace kube-system ` +
+        `${NAMESPACE_NAME_LABEL}=kube-system) or name a label they carry`,
     ),
   },
   permissions: [

@@ -3,14 +3,24 @@ import { isIPv4, isIPv6 } from 'net';
 import * as t from 'io-ts';
 import { describeValue } from '../../lib/decode';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyRef, NetworkPolicySpec } from '../../lib/kube/networkpolicies';
-import { isDns1123Subdomain } from '../../lib/names';
+import { isDns1123Subdomain, isQualifiedName, NAMESPACE_NAME_LABEL } from '../../lib/names';
 
-/** The label every namespace carries with its own name (Kubernetes 1.21+): a namespace is selected by name with it. */
-export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+/** The default of NAMESPACE_NAME_LABEL: right from Kubernetes 1.21 on, to be set by hand before (lib/names.ts). */
+export { NAMESPACE_NAME_LABEL };
 
 /** Where cluster DNS runs in practically every distribution (CoreDNS keeps the kube-dns label). */
-const DNS_NAMESPACE = 'kube-system';
-const DNS_POD_LABELS = { 'k8s-app': 'kube-dns' };
+export const DNS_NAMESPACE = 'kube-system';
+export const DNS_POD_LABELS: Readonly<Record<string, string>> = { 'k8s-app': 'kube-dns' };
+
+const NAME_LABEL_EXPECTED =
+  "a label key (an optional DNS subdomain prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.') whose value is the namespace's name";
+/** NAMESPACE_NAME_LABEL: the namespace label, its value the namespace's name, that ALLOW_DNS and ALLOW_NAMESPACES select by. */
+export const namespaceNameLabelText = new t.Type<string, string, string>(
+  'a label key',
+  t.string.is,
+  (s, c) => (isQualifiedName(s.trim()) ? t.success(s.trim()) : t.failure(s, c, NAME_LABEL_EXPECTED)),
+  (s) => s,
+);
 
 /** The label and value that mark the policy as ours, for people listing policies. */
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'falco-response' };
@@ -98,22 +108,24 @@ export interface QuarantineSettings {
   readonly allowDns: boolean;
   readonly allowCidrs: readonly string[];
   readonly allowNamespaces: readonly string[];
+  /** The namespace label whose value is the namespace's name: how the DNS namespace and allowNamespaces are selected. */
+  readonly namespaceNameLabel: string;
 }
 
 /**
  * The quarantine policy of a namespace: it selects the pods labelled `<quarantineLabel>: "true"` and, being of both
  * types, denies them all ingress and egress but what the settings allow (traffic to and from the listed CIDRs and
- * namespaces, and DNS queries to kube-dns).
+ * namespaces, and DNS queries to kube-dns). Namespaces are selected by `<namespaceNameLabel>: <name>`.
  */
 export function quarantinePolicy(ref: NetworkPolicyRef, settings: QuarantineSettings): QuarantinePolicy {
   const peers: V1NetworkPolicyPeer[] = [
     ...settings.allowCidrs.map((cidr) => ({ ipBlock: { cidr } })),
-    ...settings.allowNamespaces.map((namespace) => ({ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } } })),
+    ...settings.allowNamespaces.map((namespace) => ({ namespaceSelector: { matchLabels: { [settings.namespaceNameLabel]: namespace } } })),
   ];
   const egress: V1NetworkPolicyEgressRule[] = [];
   if (settings.allowDns) {
     egress.push({
-      to: [{ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: DNS_NAMESPACE } }, podSelector: { matchLabels: { ...DNS_POD_LABELS } } }],
+      to: [{ namespaceSelector: { matchLabels: { [settings.namespaceNameLabel]: DNS_NAMESPACE } }, podSelector: { matchLabels: { ...DNS_POD_LABELS } } }],
       ports: [
         { protocol: 'UDP', port: 53 },
         { protocol: 'TCP', port: 53 },

@@ -1,11 +1,19 @@
 import { strict as assert } from 'assert';
-import { readFileSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import * as path from 'path';
+import nock from 'nock';
 import { parseAllDocuments } from 'yaml';
 import deletePod from '../../functions/delete-pod/action';
-import forwarder from '../../functions/forwarder/action';
+import forwarder, { DEFAULT_ROUTES_DESCRIPTION } from '../../functions/forwarder/action';
 import type { FunctionDescriptor } from '../../lib/action';
+import { AFTER_EDIT } from '../../lib/after-edit';
+import { RECHECK_MS } from '../../lib/forwarder/followed-file';
 import { parseRoutingTable } from '../../lib/forwarder/routes';
+import { forwarderHandler } from '../../lib/forwarder/runner';
+import { memoryLogger } from '../../lib/log';
+import { ConfigMapVolume } from '../helpers/configmap-volume';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import type { Bundle } from '../../build/bundle';
 import { CONFIG_FILE, loadConfig } from '../../build/config';
 import { checkConfigFiles } from '../../build/config-files';
@@ -103,5 +111,69 @@ describe('generator: config files in a ConfigMap, mounted into the Function', ()
       () => checkConfigFiles([badName]),
       (error: Error) => error.message === 'functions/forwarder: the config file name "routes/default.json" is not a unique ConfigMap key ([-._a-zA-Z0-9]+)',
     );
+  });
+
+  describe('what an edit of the routing table does: one wording, and the forwarder does what it says', () => {
+    const FOLLOWED =
+      'read at start and followed: an edit of the ConfigMap takes effect without a restart, once the kubelet has updated the ' +
+      'mounted file (about a minute) and the function has looked again (at most a second later); while the file is unusable, ' +
+      'every call answers 500 with the reason';
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), 'falco-response-after-edit-'))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("says it in the ConfigMap's annotation and in the shipped table's description, never 'restart the pod'", () => {
+      // When
+      const configMap = generated(forwarder).find((o) => o.kind === 'ConfigMap');
+      const shipped = JSON.parse(configMap.data['routes.json']);
+
+      // Then
+      assert.equal(AFTER_EDIT.followed, FOLLOWED);
+      assert.equal(
+        configMap.metadata.annotations['falco-response.io/description'],
+        `configuration of forwarder: routes.json, the routing table: which actions run for which alerts (${FOLLOWED})`,
+      );
+      assert.equal(shipped.description, `Default routes of falco-response, in the ConfigMap forwarder-config; ${FOLLOWED}.`);
+      assert.equal(shipped.description, DEFAULT_ROUTES_DESCRIPTION);
+      // The wording has one source: routes.default.json holds none of its own that could say otherwise.
+      const source = JSON.parse(readFileSync(path.join(ROOT, 'functions', 'forwarder', 'routes.default.json'), 'utf8'));
+      assert.equal(source.description, undefined);
+      assert.doesNotMatch(JSON.stringify([configMap, shipped]), /restart (it|the)/);
+    });
+
+    it('takes an edit of the mounted ConfigMap within a second, without a restart, and answers 500 with the reason while it is unusable', async () => {
+      // Given: the shipped table, mounted as the kubelet mounts the ConfigMap, and a clock of the test's own
+      const configMap = generated(forwarder).find((o) => o.kind === 'ConfigMap');
+      const volume = ConfigMapVolume.create(path.join(dir, 'mount'), 'routes.json', configMap.data['routes.json']);
+      let clock = 1_000_000;
+      const handler = forwarderHandler(forwarder, { env: { ROUTES_FILE: volume.path, ACTIONS_NAMESPACE: 'falco-response' }, log: memoryLogger(), now: () => clock });
+      const call = async () => {
+        const { event, response } = kubelessEvent(alert('terminal-shell'));
+        const answer = await handler(event, kubelessContext());
+        return { status: response.statusCode, answer };
+      };
+      const actions = ['label-pod', 'network-isolate'].map((action) =>
+        nock(`http://${action}.falco-response.svc.cluster.local:8080`).post('/').reply(200, { status: 'done', action, message: 'done' }),
+      );
+      const routed = await call();
+
+      // When: the ConfigMap is edited to route another rule only, then broken
+      volume.publish(JSON.stringify({ routes: [{ name: 'other', rules: ['Read sensitive file untrusted'], actions: ['label-pod'] }] }));
+      clock += RECHECK_MS;
+      const edited = await call();
+      volume.publish('{"routes": [');
+      clock += RECHECK_MS;
+      const broken = await call();
+      handler.close();
+
+      // Then: "at most a second later", and the same handler (no restart) follows the file
+      assert.equal(RECHECK_MS, 1000);
+      actions.forEach((scope) => scope.done());
+      assert.deepEqual([routed.status, routed.answer.status], [200, 'done']);
+      assert.deepEqual([edited.status, edited.answer.status, edited.answer.code], [200, 'skipped', 'no-route']);
+      assert.equal(broken.status, 500);
+      assert.equal(broken.answer.status, 'failed');
+      assert.match(broken.answer.error as string, /^invalid configuration: the routing table .*routes\.json: /);
+    });
   });
 });
