@@ -102,8 +102,3 @@ export class KubeAnswerError extends Error {
     super(`${describe(op)} failed: ${problem}`);
   }
 }
-
-/** The predicate the actions used before lib/kube returned outcomes: now exact, as the one above. */
-export function isApiStatusAfterLostAnswer(error: unknown, status: number): boolean {
-  return isApiStatusAfterPossiblyAppliedAttempt(error, status);
-}
