@@ -127,6 +127,37 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
     );
     assert.equal((answer.details as { policyStep?: string }).policyStep, 'unchanged');
   });
+
+  it('network-isolate: a restoring PUT answered 503, retried into 409, then found restored: reported as restored and audited, not "already isolated"', async () => {
+    // Given: the pod already carries the label; the policy drifted (allows all ingress); the first PUT restored it
+    // but its answer was a 503, so the retry's resourceVersion is stale
+    const drifted = { ...policyStored(), spec: { ...policyStored().spec, ingress: [{}] } };
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon', { labels: { app: 'web', [QUARANTINE]: 'true' } }))
+      .get(POLICY)
+      .reply(200, drifted)
+      .put(POLICY)
+      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
+      .put(POLICY)
+      .reply(409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again'))
+      .get(POLICY)
+      .reply(200, { ...policyStored(), metadata: { ...policyStored().metadata, resourceVersion: '4243' } })
+      .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseIsolated')
+      .reply(201, {});
+
+    // When
+    const { answer } = await run(networkIsolate);
+
+    // Then
+    api.done();
+    assert.equal(
+      answer.message,
+      "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its " +
+        `configuration; the answer to an earlier attempt was lost, and the retry found it restored); the pod already carried ${QUARANTINE}=true`,
+    );
+    assert.equal((answer.details as { policyStep?: string }).policyStep, 'restored');
+  });
 });
 
 describe('KubeClient: which earlier attempts may have been carried out', () => {
