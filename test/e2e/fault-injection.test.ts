@@ -610,6 +610,39 @@ describe('e2e: fault injection on single calls to the real API server (built bun
     }
   });
 
+  if (functionExists('network-isolate')) {
+    it('network-isolate: a 200 to GET networkpolicy that is another policy: failed, no policy written, the pod not labelled, no Event', async function () {
+      // Given: the relay answers the read of the quarantine policy with a policy of another name
+      const step = WRITE_STEPS.find((s) => s.action === 'network-isolate')!;
+      const { ns, pod, before } = await target(step, 'junk-policy');
+      const read = new RegExp(`^${policyCollection(ns)}/${QUARANTINE_POLICY}$`);
+      const other = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'allow-all', namespace: ns, uid: 'u', resourceVersion: '1' },
+        spec: { podSelector: {}, ingress: [{}] },
+      };
+      const disarm = inject('GET', read, (n) => (n === 1 ? { kind: 'answer', status: 200, body: other } : undefined));
+
+      // When
+      const answer = await fn('network-isolate').post(terminalShellAlert(ns, pod));
+      disarm();
+
+      // Then
+      const policy = `the NetworkPolicy '${QUARANTINE_POLICY}' in the namespace '${ns}'`;
+      assertFailed(
+        answer,
+        ns,
+        pod,
+        `${describePod(ns, pod)} was not isolated and not labelled ${QUARANTINE_LABEL}=true, because ${policy} could not be put in place: ` +
+          `get ${policy} failed: the API server's answer is not that NetworkPolicy (metadata.name: expected "${QUARANTINE_POLICY}", got "allow-all")`,
+      );
+      await step.assertUntouched(cluster, ns, pod, before);
+      const ours = (await podEvents(cluster, ns, pod)).filter((e) => String(e.reason).startsWith('FalcoResponse'));
+      assert.deepEqual(ours, []);
+    });
+  }
+
   describe('404 from the real server: the pod deleted between the action\'s read and its write', function () {
     const gone: Record<string, (ns: string, pod: string) => RegExp> = {
       'delete-pod': (ns, pod) => new RegExp(`^${escape(describePod(ns, pod))} is already deleted$`),
