@@ -1,7 +1,7 @@
 import { UNAUTHORIZED_MESSAGE } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
-import { DeadlineExceededError, KubeApiError, KubeUnreachableError } from './kube/errors';
+import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError } from './kube/errors';
 import type { PodRef } from './target';
 
 /**
@@ -70,6 +70,7 @@ export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
     error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
     error instanceof KubeApiError ||
+    error instanceof KubeAnswerError ||
     error instanceof KubeUnreachableError ||
     error instanceof DeadlineExceededError
   ) {

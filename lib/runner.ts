@@ -5,7 +5,7 @@ import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
 import { loadConnection } from './kube/connection';
-import { DeadlineExceededError, isApiStatus } from './kube/errors';
+import { DeadlineExceededError } from './kube/errors';
 import { getPod } from './kube/pods';
 import { clipped, jsonLogger, type Logger } from './log';
 import { answerBody, httpStatusOf, outcomeOfError, UnauthorizedError, type Outcome } from './outcome';
@@ -145,14 +145,10 @@ async function handle<P extends ParamSpecs>(
   const protectedNamespace = namespaceGuard(pod, settings, setup.ownNamespace);
   if (protectedNamespace !== undefined) return protectedNamespace;
 
-  let found;
-  try {
-    found = await getPod(setup.kube, pod, deadline);
-  } catch (error) {
-    if (isApiStatus(error, 404)) {
-      return { status: 'skipped', code: 'pod-gone', reason: `the pod '${pod.name}' in the namespace '${pod.namespace}' is already gone`, target: pod };
-    }
-    throw error;
+  // undefined: the API server said NotFound; an answer that is not this very pod throws (lib/kube/pods.ts).
+  const found = await getPod(setup.kube, pod, deadline);
+  if (found === undefined) {
+    return { status: 'skipped', code: 'pod-gone', reason: `the pod '${pod.name}' in the namespace '${pod.namespace}' is already gone`, target: pod };
   }
   const optedOut = podGuard(pod, found, settings);
   if (optedOut !== undefined) return optedOut;

@@ -1,8 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
-import { isApiStatus, isApiStatusAfterLostAnswer } from '../../lib/kube/errors';
-import { deletePod, describePod } from '../../lib/kube/pods';
+import { deletePod, describePod, replacedReason } from '../../lib/kube/pods';
 import { integerText, listText, param } from '../../lib/params';
 
 /** `none` stands for a bare pod, one no controller owns (nothing will recreate it). */
@@ -63,25 +62,13 @@ export default definePodAction({
       return { status: 'done', message: `would delete ${describePod(target)} (grace period ${grace} s)`, details: { owner } };
     }
     const uid = pod.metadata?.uid;
-    let answerLost = false;
-    try {
-      await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
-    } catch (error) {
-      if (!isApiStatus(error, 404) && !isApiStatus(error, 409)) throw error;
-      // Seen on a real API server: the first DELETE deleted the pod and its answer was lost. Reported and audited as
-      // this deletion, not as "already deleted" with no Event on the pod.
-      if (isApiStatusAfterLostAnswer(error, 404)) {
-        answerLost = true;
-      } else if (error.status === 404) {
-        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };
-      } else {
-        return {
-          status: 'skipped',
-          code: 'pod-gone',
-          reason: `${describePod(target)} was replaced by a new pod of the same name since it was inspected (uid ${uid ?? 'unknown'}): the new pod is left alone`,
-        };
-      }
-    }
+    const deleted = await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
+    // A 404 to a retry after a 429 reports someone else's deletion, not ours: skipped, and no Event that would claim it.
+    if (deleted.outcome === 'already-gone') return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };
+    if (deleted.outcome === 'replaced') return { status: 'skipped', code: 'pod-gone', reason: replacedReason(target, uid) };
+    // Seen on a real API server: the first DELETE deleted the pod and its answer was lost. Reported and audited as
+    // this deletion, not as "already deleted" with no Event on the pod.
+    const answerLost = deleted.answerLost;
     const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid }, {
       action: 'delete-pod',
       reason: 'FalcoResponseDeleted',

@@ -1,7 +1,6 @@
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
-import { isApiStatus } from '../../lib/kube/errors';
-import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
+import { describePod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
 import { integerText, param } from '../../lib/params';
 import { annotationPrefixText, describeLabels, labelItemsText, planLabelling } from './plan';
 
@@ -59,16 +58,12 @@ export default definePodAction({
     if (dryRun) {
       return { status: 'done', message: `would label ${describePod(target)} (${labels})${notes}`, details: { ...details, changed: true, patch: plan.patch } };
     }
-    try {
-      await mergePatchPod(kube, target, plan.patch, deadline);
-    } catch (error) {
-      if (isApiStatus(error, 404)) {
-        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled` };
-      }
-      if (isReplacedPod(error)) {
-        return { status: 'skipped', code: 'pod-gone', reason: replacedReason(target, pod.metadata?.uid) };
-      }
-      throw error;
+    const patched = await mergePatchPod(kube, target, plan.patch, deadline);
+    if (patched.outcome === 'gone') {
+      return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled` };
+    }
+    if (patched.outcome === 'replaced') {
+      return { status: 'skipped', code: 'pod-gone', reason: replacedReason(target, pod.metadata?.uid) };
     }
     const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid: pod.metadata?.uid }, {
       action: 'label-pod',

@@ -1,16 +1,14 @@
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
 import type { Kube } from '../../lib/kube/client';
-import { isApiStatus, isApiStatusAfterLostAnswer } from '../../lib/kube/errors';
 import {
   createNetworkPolicy,
   describeNetworkPolicy,
   getNetworkPolicy,
   replaceNetworkPolicy,
-  type NetworkPolicy,
   type NetworkPolicyRef,
 } from '../../lib/kube/networkpolicies';
-import { describePod, isReplacedPod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
+import { describePod, mergePatchPod, replacedReason } from '../../lib/kube/pods';
 import { labelKeyText } from '../../lib/labels';
 import { ActionFailedError } from '../../lib/outcome';
 import { booleanText, namespaceListText, param } from '../../lib/params';
@@ -18,10 +16,10 @@ import { cidrListText, NAMESPACE_NAME_LABEL, namespaceNameLabelText, policyNameT
 
 /** What the policy step found or did. */
 type PolicyStep = 'created' | 'restored' | 'unchanged';
-/** `createAnswerLost`: a create was retried after its answer was lost, and the retry found the policy in place. */
+/** `answerLost`: a write was retried after its answer was lost, and the read after it found the policy as wanted. */
 interface PolicyResult {
   readonly step: PolicyStep;
-  readonly createAnswerLost: boolean;
+  readonly answerLost: boolean;
 }
 
 /** Reads and writes race with other callers (ten alerts at once): a 409 means read again, a bounded number of times. */
@@ -32,43 +30,40 @@ const POLICY_ATTEMPTS = 3;
  * read) when it drifted, leave it when equal. In dry run it only reads, and says what it would do.
  */
 async function ensurePolicy(kube: Kube, ref: NetworkPolicyRef, wanted: QuarantinePolicy, deadline: number, dryRun: boolean): Promise<PolicyResult> {
-  let createAnswerLost = false;
-  for (let attempt = 1; ; attempt++) {
-    let existing: NetworkPolicy | undefined;
-    try {
-      existing = await getNetworkPolicy(kube, ref, deadline);
-    } catch (error) {
-      if (!isApiStatus(error, 404)) throw error;
+  // The write of ours that may have been done although its retry met a 409: the next read tells whether it stands.
+  let lostWrite: 'created' | 'restored' | undefined;
+  for (let attempt = 1; attempt <= POLICY_ATTEMPTS; attempt++) {
+    const existing = await getNetworkPolicy(kube, ref, deadline);
+    if (existing === undefined) {
+      if (dryRun) return { step: 'created', answerLost: false };
+      const created = await createNetworkPolicy(kube, ref, wanted, deadline);
+      if (created.outcome === 'created' && !created.answerLost) return { step: 'created', answerLost: false };
+      // A 409: a concurrent caller created it since it was read, or our own earlier attempt did; read it again.
+      if (created.outcome === 'created') lostWrite = 'created';
+      continue;
     }
-    try {
-      if (existing === undefined) {
-        if (!dryRun) await createNetworkPolicy(kube, ref, wanted, deadline);
-        return { step: 'created', createAnswerLost: false };
-      }
-      // Found as configured right after our own create was retried into a 409: reported as this call's creation,
-      // as delete-pod reports a retried DELETE that finds the pod gone.
-      if (sameSpec(existing.spec, wanted.spec)) return createAnswerLost ? { step: 'created', createAnswerLost } : { step: 'unchanged', createAnswerLost };
-      // The whole object as read, spec replaced: whatever else people or tools put on it (labels, annotations) stays.
-      if (!dryRun) await replaceNetworkPolicy(kube, ref, { ...existing, spec: wanted.spec }, deadline);
-      return { step: 'restored', createAnswerLost: false };
-    } catch (error) {
-      // 409: a concurrent caller created or changed it since it was read; read it again and carry on from there.
-      if (isApiStatus(error, 409) && attempt < POLICY_ATTEMPTS) {
-        if (existing === undefined && isApiStatusAfterLostAnswer(error, 409)) createAnswerLost = true;
-        continue;
-      }
-      throw error;
-    }
+    // Found as configured right after our own write was retried into a 409: reported as this call's write, as
+    // delete-pod reports a retried DELETE that finds the pod gone.
+    if (sameSpec(existing.spec, wanted.spec)) return lostWrite === undefined ? { step: 'unchanged', answerLost: false } : { step: lostWrite, answerLost: true };
+    lostWrite = undefined;
+    if (dryRun) return { step: 'restored', answerLost: false };
+    // The whole object as read, spec replaced: whatever else people or tools put on it (labels, annotations) stays.
+    const replaced = await replaceNetworkPolicy(kube, ref, { ...existing, spec: wanted.spec }, deadline);
+    if (replaced.outcome === 'replaced') return { step: 'restored', answerLost: false };
+    // A 409: it changed again since it was read (or our own earlier attempt changed it); read it again.
+    if (replaced.answerLost) lostWrite = 'restored';
   }
+  throw new Error(`${describeNetworkPolicy(ref)} kept changing while it was written: the API server answered 409 Conflict ${POLICY_ATTEMPTS} times`);
 }
 
-function policyPhrase({ step, createAnswerLost }: PolicyResult, ref: NetworkPolicyRef, dryRun: boolean): string {
+function policyPhrase({ step, answerLost }: PolicyResult, ref: NetworkPolicyRef, dryRun: boolean): string {
   const policy = `the NetworkPolicy '${ref.name}'`;
   switch (step) {
     case 'created':
-      if (createAnswerLost) return `created ${policy} (the answer to an earlier attempt was lost, and the retry found it in place)`;
+      if (answerLost) return `created ${policy} (the answer to an earlier attempt was lost, and the retry found it in place)`;
       return `${dryRun ? 'would create' : 'created'} ${policy}`;
     case 'restored':
+      if (answerLost) return `restored ${policy} (it had drifted from its configuration; the answer to an earlier attempt was lost, and the retry found it restored)`;
       return `${dryRun ? 'would restore' : 'restored'} ${policy} (it had drifted from its configuration)`;
     case 'unchanged':
       return `${policy} is as configured`;
@@ -164,17 +159,13 @@ export default definePodAction({
     }
     if (!alreadyLabelled) {
       const uid = pod.metadata?.uid;
-      try {
-        // uid: were the pod replaced by a new one of the same name, the API server refuses to label the newcomer.
-        await mergePatchPod(kube, target, { metadata: { ...(uid === undefined ? {} : { uid }), labels: { [key]: 'true' } } }, deadline);
-      } catch (error) {
-        if (isApiStatus(error, 404)) {
-          return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled ${label} (${policy})` };
-        }
-        if (isReplacedPod(error)) {
-          return { status: 'skipped', code: 'pod-gone', reason: `${replacedReason(target, uid)} (${policy})` };
-        }
-        throw error;
+      // uid: were the pod replaced by a new one of the same name, the API server refuses to label the newcomer.
+      const patched = await mergePatchPod(kube, target, { metadata: { ...(uid === undefined ? {} : { uid }), labels: { [key]: 'true' } } }, deadline);
+      if (patched.outcome === 'gone') {
+        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled ${label} (${policy})` };
+      }
+      if (patched.outcome === 'replaced') {
+        return { status: 'skipped', code: 'pod-gone', reason: `${replacedReason(target, uid)} (${policy})` };
       }
     }
     const done = `${policy}; ${alreadyLabelled ? `the pod already carried ${label}` : `labelled the pod ${label}`}`;

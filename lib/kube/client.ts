@@ -1,7 +1,7 @@
 import * as http from 'http';
 import * as https from 'https';
 import type { Connection } from './connection';
-import { DeadlineExceededError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
+import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -30,6 +30,18 @@ export interface Kube {
 }
 
 const RETRIED_STATUSES = new Set([429, 500, 502, 503, 504]);
+/**
+ * Answers after which the request may have been carried out: the API server (or a gateway in front of it) failed
+ * while or after handling it. A 429 is not one: the API server's rate limiting answers it before doing anything.
+ */
+const MAY_HAVE_APPLIED_STATUSES = new Set([500, 502, 503, 504]);
+
+/**
+ * The most bytes of an answer read. An object is at most about 1.5 MiB in etcd (and 3 MiB in a request), so a real Pod
+ * or NetworkPolicy, even as JSON with its managedFields, stays well below; a broken proxy's endless answer stops
+ * here instead of filling the memory (a 200 MB answer made the RSS grow by 600 to 800 MB).
+ */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
 interface RawResponse {
   status: number;
@@ -37,8 +49,19 @@ interface RawResponse {
   text: string;
 }
 
+/** `written`: the request had been sent whole when the connection failed, so the server may have acted on it. */
 class TransportError extends Error {
   override name = 'TransportError';
+  constructor(
+    message: string,
+    readonly written: boolean,
+  ) {
+    super(message);
+  }
+}
+/** The answer was longer than MAX_ANSWER_BYTES: not retried, a broken proxy would answer the same again. */
+class AnswerTooLarge extends Error {
+  override name = 'AnswerTooLarge';
 }
 class RequestTimedOut extends Error {
   override name = 'RequestTimedOut';
@@ -68,6 +91,9 @@ export class KubeClient implements Kube {
 
   async request<T>(request: KubeRequest, deadline: number): Promise<T> {
     const budget = deadline - this.now();
+    // Whether an earlier attempt may have been carried out: sent whole with its answer lost, or answered 5xx. It tells
+    // a 404 or 409 that reports our own lost write from one that reports someone else's (errors.ts).
+    let mayHaveBeenApplied = false;
 
     for (let attempt = 1; ; attempt++) {
       if (this.now() >= deadline) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
@@ -76,6 +102,8 @@ export class KubeClient implements Kube {
         response = await this.send(request, deadline);
       } catch (error) {
         if (error instanceof RequestTimedOut) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
+        if (error instanceof AnswerTooLarge) throw new KubeAnswerError(request.op, error.message);
+        if (error instanceof TransportError && error.written) mayHaveBeenApplied = true;
         const cause = (error as Error).message;
         if (attempt >= this.retry.attempts) {
           throw new KubeUnreachableError(request.op, this.connection.server.origin, cause, attempt);
@@ -86,12 +114,14 @@ export class KubeClient implements Kube {
         continue;
       }
       if (response.status >= 200 && response.status < 300) return parseBody(response.text) as T;
-      if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw apiError(request.op, response, attempt);
+      const earlier = mayHaveBeenApplied;
+      if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw apiError(request.op, response, attempt, undefined, earlier);
+      if (MAY_HAVE_APPLIED_STATUSES.has(response.status)) mayHaveBeenApplied = true;
       const retryAfter = retryAfterMs(response.headers['retry-after']);
       const wait = retryAfter ?? this.backoff(attempt);
       await this.pause(wait, deadline, () => {
         const asked = retryAfter === undefined ? '' : ` (Retry-After asked for ${retryAfter / 1000} s)`;
-        return apiError(request.op, response, attempt, `no time left to retry before the deadline${asked}`);
+        return apiError(request.op, response, attempt, `no time left to retry before the deadline${asked}`, earlier);
       });
     }
   }
@@ -120,6 +150,9 @@ export class KubeClient implements Kube {
     const basePath = server.pathname.replace(/\/+$/, '');
     const transport = server.protocol === 'http:' ? http : https;
     return new Promise<RawResponse>((resolve, reject) => {
+      // Set on 'finish', when the whole request was handed to the connection. A failure before it (refused, reset
+      // while connecting) means the server cannot have acted; one after it may follow a write that was carried out.
+      let written = false;
       const req = transport.request(
         {
           method: request.method,
@@ -131,29 +164,55 @@ export class KubeClient implements Kube {
           agent: this.agent,
         },
         (res) => {
+          // An answer means the request reached a server: from here on a broken connection may follow a write done.
+          written = true;
           const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let received = 0;
+          const tooLarge = (what: string) => {
+            clearTimeout(timer);
+            reject(new AnswerTooLarge(`the API server's answer is over the limit of ${MAX_ANSWER_BYTES} bytes on answers (${what})`));
+            // Stop reading: destroying the socket drops what is still coming instead of buffering it.
+            res.destroy();
+            req.destroy();
+          };
+          const announced = Number(res.headers['content-length']);
+          if (announced > MAX_ANSWER_BYTES) {
+            tooLarge(`its Content-Length is ${announced}`);
+            return;
+          }
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            if (received > MAX_ANSWER_BYTES) {
+              tooLarge('no Content-Length; reading stopped at the limit');
+              return;
+            }
+            chunks.push(chunk);
+          });
           res.on('end', () => {
             clearTimeout(timer);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
           });
           res.on('error', (error) => {
             clearTimeout(timer);
-            reject(new TransportError(error.message));
+            reject(new TransportError(error.message, written));
           });
           // Node 12 and 14 signal a response cut off mid-body with 'aborted' only, never 'error' nor 'end'.
           res.on('aborted', () => {
             clearTimeout(timer);
-            reject(new TransportError('the connection closed in the middle of the response'));
+            reject(new TransportError('the connection closed in the middle of the response', written));
           });
         },
       );
+      req.on('finish', () => {
+        written = true;
+      });
       const timer = setTimeout(() => {
         req.destroy(new RequestTimedOut('deadline'));
       }, Math.max(deadline - this.now(), 0));
       req.on('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(error instanceof RequestTimedOut ? error : new TransportError(error.code ?? error.message));
+        // writableFinished as well: it is set when the request was flushed even where 'finish' has not fired yet.
+        reject(error instanceof RequestTimedOut ? error : new TransportError(error.code ?? error.message, written || req.writableFinished));
       });
       req.end(body);
     });
@@ -169,7 +228,7 @@ function parseBody(text: string): unknown {
   }
 }
 
-function apiError(op: Operation, response: RawResponse, attempts: number, stoppedBy?: string): KubeApiError {
+function apiError(op: Operation, response: RawResponse, attempts: number, stoppedBy: string | undefined, earlierMayHaveApplied: boolean): KubeApiError {
   const parsed = parseBody(response.text);
   // A proxy in front of the API server may answer with any JSON, `null` included.
   const body = (parsed === null ? undefined : parsed) as { reason?: unknown; message?: unknown } | string | undefined;
@@ -180,7 +239,7 @@ function apiError(op: Operation, response: RawResponse, attempts: number, stoppe
       : typeof body === 'string' && body !== ''
         ? body.slice(0, 500)
         : http.STATUS_CODES[response.status] ?? 'no message';
-  return new KubeApiError(op, response.status, reason, message, attempts, stoppedBy);
+  return new KubeApiError(op, response.status, reason, message, attempts, stoppedBy, earlierMayHaveApplied);
 }
 
 /** Retry-After in seconds (the API server never sends the date form). */

@@ -25,6 +25,8 @@ export class KubeApiError extends Error {
     readonly apiMessage: string,
     readonly attempts: number = 1,
     readonly stoppedBy?: string,
+    /** An earlier attempt of the same request may have been carried out (see KubeClient: `mayHaveBeenApplied`). */
+    readonly earlierAttemptMayHaveApplied: boolean = false,
   ) {
     super(
       `${describe(op)} failed: the API server answered ${status}${reason ? ` ${reason}` : ''}: ${apiMessage}${hint(op, status)}` +
@@ -77,9 +79,26 @@ export function isApiStatus(error: unknown, status: number): error is KubeApiErr
 }
 
 /**
- * The API server answered `status` to a retry: an earlier attempt got no clear answer (a reset, a 5xx) and may well
- * have been carried out, so a 404 to a DELETE or a 409 to a create most likely reports our own earlier write.
+ * The API server answered `status` to a retry of a request an earlier attempt of which may have been carried out: it
+ * was sent whole and its answer was lost (a reset, a timeout) or was a 500/502/503/504. So a 404 to a DELETE or a 409
+ * to a create most likely reports our own earlier write. A 429, a refused connection or a 4xx before it does not
+ * count: the API server did nothing then.
  */
-export function isApiStatusAfterLostAnswer(error: unknown, status: number): boolean {
-  return isApiStatus(error, status) && error.attempts > 1;
+export function isApiStatusAfterPossiblyAppliedAttempt(error: unknown, status: number): error is KubeApiError {
+  return isApiStatus(error, status) && error.earlierAttemptMayHaveApplied;
+}
+
+/**
+ * A 2xx answer that cannot be acted on: over the size cap, or not the object asked for (a broken proxy in front of
+ * the API server may answer anything). Reads `get the pod 'x' in the namespace 'y' failed: the API server's answer is
+ * not that pod (metadata.uid: required, but missing)`.
+ */
+export class KubeAnswerError extends Error {
+  override name = 'KubeAnswerError';
+  constructor(
+    readonly op: Operation,
+    readonly problem: string,
+  ) {
+    super(`${describe(op)} failed: ${problem}`);
+  }
 }

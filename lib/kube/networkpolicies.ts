@@ -1,6 +1,8 @@
+import * as t from 'io-ts';
 import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, V1NetworkPolicySpec } from '@kubernetes/client-node';
+import { decodeAnswer, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
-import type { Operation } from './errors';
+import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 
 // The client library's model names an ingress rule's `from` `_from` (its serializer renames it); we send and read the
 // JSON itself, so these types put the wire name back.
@@ -31,22 +33,83 @@ const policyOp = (verb: string, policy: NetworkPolicyRef): Operation => ({
   object: describeNetworkPolicy(policy),
 });
 
-export function getNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, deadline: number): Promise<NetworkPolicy> {
-  return kube.request<NetworkPolicy>({ method: 'GET', path: policyPath(policy), op: policyOp('get', policy) }, deadline);
+/** A label selector down to its lists, which network-isolate's comparison walks. */
+const selectorAnswer = t.partial({ matchLabels: stringMap, matchExpressions: t.array(t.partial({ values: t.array(t.string) })) });
+const peersAnswer = t.array(t.partial({ podSelector: selectorAnswer, namespaceSelector: selectorAnswer, ipBlock: t.partial({ except: t.array(t.string) }) }));
+const portsAnswer = t.array(t.UnknownRecord);
+
+/**
+ * The fields of a NetworkPolicy that network-isolate reads, checked before it compares the spec or PUTs the object
+ * back: the resourceVersion above all, which makes that PUT refuse to overwrite a change it did not see.
+ */
+const policyAnswer = t.type(
+  {
+    apiVersion: t.literal('networking.k8s.io/v1'),
+    kind: t.literal('NetworkPolicy'),
+    metadata: t.intersection([
+      t.type({ name: t.string, namespace: t.string, uid: t.string, resourceVersion: t.string }),
+      t.partial({ labels: stringMap, annotations: stringMap }),
+    ]),
+    spec: t.partial({
+      podSelector: selectorAnswer,
+      policyTypes: t.array(t.string),
+      ingress: t.array(t.partial({ from: peersAnswer, ports: portsAnswer })),
+      egress: t.array(t.partial({ to: peersAnswer, ports: portsAnswer })),
+    }),
+  },
+  'a NetworkPolicy',
+);
+
+/** The policy, or `undefined` when the API server says there is none (404 NotFound); a 2xx that is not it throws. */
+export async function getNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, deadline: number): Promise<NetworkPolicy | undefined> {
+  const op = policyOp('get', policy);
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>({ method: 'GET', path: policyPath(policy), op }, deadline);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  // Checked down to every list the comparison walks; the rest is the API server's as sent, and is PUT back as such.
+  return decodeAnswer(policyAnswer, answer, op, 'that NetworkPolicy', policy) as unknown as NetworkPolicy;
 }
 
-/** Creates the policy `body` describes (its metadata names `policy`); 409 when one of that name exists. */
-export function createNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<NetworkPolicy> {
-  return kube.request<NetworkPolicy>(
-    { method: 'POST', path: collectionPath(policy.namespace), op: policyOp('create', policy), body },
-    deadline,
-  );
+/**
+ * What a create did: `created` (`answerLost`: an earlier attempt may have created it and its answer was lost, so the
+ * retry found it in place), or `already-there` (someone else created one of that name first).
+ */
+export type CreatePolicyResult = { readonly outcome: 'created'; readonly answerLost: boolean } | { readonly outcome: 'already-there' };
+
+/** Creates the policy `body` describes (its metadata names `policy`). */
+export async function createNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<CreatePolicyResult> {
+  try {
+    await kube.request<unknown>({ method: 'POST', path: collectionPath(policy.namespace), op: policyOp('create', policy), body }, deadline);
+    return { outcome: 'created', answerLost: false };
+  } catch (error) {
+    if (isApiStatus(error, 409) && error.reason === 'AlreadyExists') {
+      // After a 429 or a refused connection nothing was created: the policy in place is someone else's.
+      return isApiStatusAfterPossiblyAppliedAttempt(error, 409) ? { outcome: 'created', answerLost: true } : { outcome: 'already-there' };
+    }
+    throw error;
+  }
 }
+
+/**
+ * What a replace did: `replaced`, or `changed-since-read` (409: it changed since it was read; `answerLost`: an earlier
+ * attempt may have been that change, its answer lost).
+ */
+export type ReplacePolicyResult = { readonly outcome: 'replaced' } | { readonly outcome: 'changed-since-read'; readonly answerLost: boolean };
 
 /**
  * Replaces the whole policy (PUT). `body.metadata.resourceVersion` must be the one read: the API server answers 409
  * when the policy changed in between, instead of overwriting that change unseen.
  */
-export function replaceNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<NetworkPolicy> {
-  return kube.request<NetworkPolicy>({ method: 'PUT', path: policyPath(policy), op: policyOp('update', policy), body }, deadline);
+export async function replaceNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<ReplacePolicyResult> {
+  try {
+    await kube.request<unknown>({ method: 'PUT', path: policyPath(policy), op: policyOp('update', policy), body }, deadline);
+    return { outcome: 'replaced' };
+  } catch (error) {
+    if (isApiStatus(error, 409)) return { outcome: 'changed-since-read', answerLost: isApiStatusAfterPossiblyAppliedAttempt(error, 409) };
+    throw error;
+  }
 }

@@ -1,6 +1,8 @@
+import * as t from 'io-ts';
 import type { V1Pod } from '@kubernetes/client-node';
+import { decodeAnswer, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
-import { isApiStatus, type Operation } from './errors';
+import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 import type { PodRef } from '../target';
 
 /** The pod in words, as every message names it: "the pod 'web-1' in the namespace 'prod'". */
@@ -11,27 +13,85 @@ export function describePod(pod: PodRef): string {
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
 const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods', group: '', object: describePod(pod) });
 
-export function getPod(kube: Kube, pod: PodRef, deadline: number): Promise<V1Pod> {
-  return kube.request<V1Pod>({ method: 'GET', path: podPath(pod), op: podOp('get', pod) }, deadline);
+/**
+ * The fields of a Pod that the guards and actions read, checked before any of them is believed: a uid above all,
+ * since every write carries it as a precondition.
+ */
+const podAnswer = t.type(
+  {
+    apiVersion: t.literal('v1'),
+    kind: t.literal('Pod'),
+    metadata: t.intersection([
+      t.type({ name: t.string, namespace: t.string, uid: t.string }),
+      t.partial({
+        resourceVersion: t.string,
+        deletionTimestamp: t.string,
+        deletionGracePeriodSeconds: t.number,
+        labels: stringMap,
+        annotations: stringMap,
+        ownerReferences: t.array(t.intersection([t.type({ kind: t.string }), t.partial({ controller: t.boolean })])),
+      }),
+    ]),
+    spec: t.partial({ hostNetwork: t.boolean }),
+  },
+  'a Pod',
+);
+
+/**
+ * The pod as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
+ * other answer, a 2xx that is not this very pod included, throws.
+ */
+export async function getPod(kube: Kube, pod: PodRef, deadline: number): Promise<V1Pod | undefined> {
+  const op = podOp('get', pod);
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>({ method: 'GET', path: podPath(pod), op }, deadline);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  // The fields read are checked; the client library's type describes the rest, which is the API server's as sent.
+  return decodeAnswer(podAnswer, answer, op, 'that pod', pod) as unknown as V1Pod;
 }
+
+/**
+ * What a DELETE of the pod did: `deleted` (`answerLost`: an earlier attempt may have deleted it and its answer was
+ * lost, so the retry found it gone), `already-gone` (someone else deleted it first), `replaced` (the uid precondition
+ * failed: the name holds a new pod, left alone).
+ */
+export type DeletePodResult =
+  | { readonly outcome: 'deleted'; readonly answerLost: boolean }
+  | { readonly outcome: 'already-gone' }
+  | { readonly outcome: 'replaced' };
 
 /**
  * Deletes the pod, but only the very pod that was inspected: the uid precondition makes the API server refuse (409)
  * when a new pod took the name in between.
  */
-export function deletePod(
+export async function deletePod(
   kube: Kube,
   pod: PodRef,
   options: { gracePeriodSeconds: number; uid?: string | undefined },
   deadline: number,
-): Promise<V1Pod> {
+): Promise<DeletePodResult> {
   const body = {
     apiVersion: 'v1',
     kind: 'DeleteOptions',
     gracePeriodSeconds: options.gracePeriodSeconds,
     ...(options.uid === undefined ? {} : { preconditions: { uid: options.uid } }),
   };
-  return kube.request<V1Pod>({ method: 'DELETE', path: podPath(pod), op: podOp('delete', pod), body }, deadline);
+  try {
+    await kube.request<unknown>({ method: 'DELETE', path: podPath(pod), op: podOp('delete', pod), body }, deadline);
+    return { outcome: 'deleted', answerLost: false };
+  } catch (error) {
+    // Seen on a real API server: the first DELETE deleted the pod and its answer was lost; the retry's 404 reports
+    // our own deletion. After a 429 or a refused connection nothing was done, and the 404 is someone else's.
+    if (isNotFound(error)) {
+      return isApiStatusAfterPossiblyAppliedAttempt(error, 404) ? { outcome: 'deleted', answerLost: true } : { outcome: 'already-gone' };
+    }
+    if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
+    throw error;
+  }
 }
 
 /** A JSON merge patch (RFC 7386) of the pod's metadata: a key set to null is removed. */
@@ -44,18 +104,28 @@ export interface PodMetadataPatch {
   };
 }
 
-export function mergePatchPod(kube: Kube, pod: PodRef, patch: PodMetadataPatch, deadline: number): Promise<V1Pod> {
-  return kube.request<V1Pod>(
-    { method: 'PATCH', path: podPath(pod), op: podOp('patch', pod), body: patch, contentType: 'application/merge-patch+json' },
-    deadline,
-  );
+/** What a metadata patch did: `patched`, `gone` (the pod was deleted since it was read), `replaced` (another pod holds the name). */
+export type PatchPodResult = { readonly outcome: 'patched' } | { readonly outcome: 'gone' } | { readonly outcome: 'replaced' };
+
+export async function mergePatchPod(kube: Kube, pod: PodRef, patch: PodMetadataPatch, deadline: number): Promise<PatchPodResult> {
+  try {
+    await kube.request<unknown>(
+      { method: 'PATCH', path: podPath(pod), op: podOp('patch', pod), body: patch, contentType: 'application/merge-patch+json' },
+      deadline,
+    );
+    return { outcome: 'patched' };
+  } catch (error) {
+    if (isNotFound(error)) return { outcome: 'gone' };
+    if (isReplacedPod(error)) return { outcome: 'replaced' };
+    throw error;
+  }
 }
 
 /**
  * A metadata patch's uid precondition failed: the name now holds another pod. The uid is immutable, so the API server
  * answers 422 naming `metadata.uid` (seen on v1.20: `metadata.uid: Invalid value: "…": field is immutable`).
  */
-export function isReplacedPod(error: unknown): boolean {
+function isReplacedPod(error: unknown): boolean {
   return isApiStatus(error, 422) && /\bmetadata\.uid\b/.test(error.apiMessage);
 }
 

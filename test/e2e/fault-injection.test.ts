@@ -476,6 +476,173 @@ describe('e2e: fault injection on single calls to the real API server (built bun
     });
   }
 
+  describe('a 429 before someone else acted: the retry\'s 404 or 409 is not taken for our own write', function () {
+    if (functionExists('delete-pod')) {
+      it('delete-pod: DELETE answered 429 while someone else deletes the pod; the retry gets 404: skipped "already deleted", no Event', async function () {
+        // Given: the relay deletes the pod as an administrator, then answers the function's DELETE with 429
+        const step = WRITE_STEPS.find((s) => s.action === 'delete-pod')!;
+        const { ns, pod } = await target(step, 'rate-limited');
+        const write = step.path(ns, pod);
+        const disarm = inject('DELETE', write, (n) =>
+          n === 1
+            ? {
+                kind: 'answer',
+                status: 429,
+                headers: { 'Retry-After': '0' },
+                body: status(429, 'TooManyRequests', 'too many requests, please try again later'),
+                before: async () => {
+                  await apiOk(cluster, { method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods/${pod}`, body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 } });
+                  await waitFor(`${describePod(ns, pod)} to be gone`, async () => ((await readPod(cluster, ns, pod)) === undefined ? true : undefined), 5000, 20);
+                },
+              }
+            : undefined,
+        );
+
+        // When
+        const answer = await fn('delete-pod').post(terminalShellAlert(ns, pod));
+        disarm();
+
+        // Then: the real server's 404 reports someone else's deletion; nothing claims it as ours
+        assert.deepEqual(
+          relay.requestsTo('DELETE', write).map((r) => [r.fault ?? 'forwarded', r.upstreamStatus]),
+          [
+            ['answer', undefined],
+            ['forwarded', 404],
+          ],
+        );
+        assert.equal(answer.status, 200, answer.text);
+        assert.deepEqual(answer.body, {
+          status: 'skipped',
+          code: 'pod-gone',
+          reason: `${describePod(ns, pod)} is already deleted`,
+          target: { namespace: ns, pod },
+        });
+        const events = (await podEvents(cluster, ns, pod)).filter((e) => e.reason === 'FalcoResponseDeleted');
+        assert.deepEqual(events, [], 'a FalcoResponseDeleted Event claims a deletion the function did not make');
+        count(tally.real, 404);
+      });
+    }
+
+    if (functionExists('network-isolate')) {
+      it('network-isolate: create answered 429 while someone else creates the same policy; the retry gets 409: "as configured", not "created"', async function () {
+        // Given: the relay creates the very policy the function sends, as an administrator, then answers 429
+        const step = WRITE_STEPS.find((s) => s.action === 'network-isolate')!;
+        const { ns, pod } = await target(step, 'rate-limited');
+        const write = step.path(ns, pod);
+        const disarm = inject('POST', write, (n) =>
+          n === 1
+            ? {
+                kind: 'answer',
+                status: 429,
+                headers: { 'Retry-After': '0' },
+                body: status(429, 'TooManyRequests', 'too many requests, please try again later'),
+                before: async (body) => {
+                  await apiOk(cluster, { method: 'POST', path: policyCollection(ns), body: JSON.parse(body.toString('utf8')) });
+                },
+              }
+            : undefined,
+        );
+
+        // When
+        const answer = await fn('network-isolate').post(terminalShellAlert(ns, pod));
+        disarm();
+
+        // Then
+        assert.deepEqual(
+          relay.requestsTo('POST', write).map((r) => [r.fault ?? 'forwarded', r.upstreamStatus]),
+          [
+            ['answer', undefined],
+            ['forwarded', 409],
+          ],
+        );
+        caseOf('network-isolate').assertAnswer(answer, ns, pod);
+        assert.equal(
+          answer.body.message,
+          `isolated ${describePod(ns, pod)}: the NetworkPolicy '${QUARANTINE_POLICY}' is as configured; labelled the pod ${QUARANTINE_LABEL}=true`,
+        );
+        assert.equal(answer.body.details.policyStep, 'unchanged', answer.text);
+        await caseOf('network-isolate').assertEffect(cluster, ns, pod);
+        count(tally.real, 409);
+      });
+    }
+  });
+
+  describe('a 200 to the runner\'s GET pod that is not that pod: failed, nothing written, no Event', function () {
+    const JUNK: readonly { readonly name: string; readonly fault: (ns: string, pod: string) => Fault; readonly why: string }[] = [
+      {
+        name: 'an HTML page',
+        fault: () => ({ kind: 'answer', status: 200, headers: { 'Content-Type': 'text/html' }, rawBody: '<html><body>Welcome</body></html>' }),
+        why: '(the whole value): expected a Pod, got "<html><body>Welcome</body></html>"',
+      },
+      {
+        name: 'an empty JSON array',
+        fault: () => ({ kind: 'answer', status: 200, body: [] }),
+        why: '(the whole value): expected a Pod, got []',
+      },
+      {
+        name: 'a pod with no uid',
+        fault: (ns, pod) => ({ kind: 'answer', status: 200, body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, namespace: ns }, spec: {} } }),
+        why: 'metadata.uid: required, but missing',
+      },
+    ];
+
+    for (const step of steps) {
+      for (const junk of JUNK) {
+        it(`${step.action}: ${junk.name}`, async function () {
+          // Given
+          const { ns, pod, before } = await target(step, 'junk');
+          const read = podPath(ns, pod);
+          const disarm = inject('GET', read, (n) => (n === 1 ? junk.fault(ns, pod) : undefined));
+
+          // When
+          const answer = await fn(step.action).post(terminalShellAlert(ns, pod));
+          disarm();
+
+          // Then
+          assertFailed(answer, ns, pod, `get ${describePod(ns, pod)} failed: the API server's answer is not that pod (${junk.why})`);
+          const writes = relay.requests.filter((r) => r.method !== 'GET' && r.path.includes(`/namespaces/${ns}/`) && r.at >= relay.requestsTo('GET', read)[0].at);
+          assert.deepEqual(writes.map((r) => `${r.method} ${r.path}`), []);
+          await step.assertUntouched(cluster, ns, pod, before);
+          const ours = (await podEvents(cluster, ns, pod)).filter((e) => String(e.reason).startsWith('FalcoResponse'));
+          assert.deepEqual(ours, []);
+        });
+      }
+    }
+  });
+
+  if (functionExists('network-isolate')) {
+    it('network-isolate: a 200 to GET networkpolicy that is another policy: failed, no policy written, the pod not labelled, no Event', async function () {
+      // Given: the relay answers the read of the quarantine policy with a policy of another name
+      const step = WRITE_STEPS.find((s) => s.action === 'network-isolate')!;
+      const { ns, pod, before } = await target(step, 'junk-policy');
+      const read = new RegExp(`^${policyCollection(ns)}/${QUARANTINE_POLICY}$`);
+      const other = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'allow-all', namespace: ns, uid: 'u', resourceVersion: '1' },
+        spec: { podSelector: {}, ingress: [{}] },
+      };
+      const disarm = inject('GET', read, (n) => (n === 1 ? { kind: 'answer', status: 200, body: other } : undefined));
+
+      // When
+      const answer = await fn('network-isolate').post(terminalShellAlert(ns, pod));
+      disarm();
+
+      // Then
+      const policy = `the NetworkPolicy '${QUARANTINE_POLICY}' in the namespace '${ns}'`;
+      assertFailed(
+        answer,
+        ns,
+        pod,
+        `${describePod(ns, pod)} was not isolated and not labelled ${QUARANTINE_LABEL}=true, because ${policy} could not be put in place: ` +
+          `get ${policy} failed: the API server's answer is not that NetworkPolicy (metadata.name: expected "${QUARANTINE_POLICY}", got "allow-all")`,
+      );
+      await step.assertUntouched(cluster, ns, pod, before);
+      const ours = (await podEvents(cluster, ns, pod)).filter((e) => String(e.reason).startsWith('FalcoResponse'));
+      assert.deepEqual(ours, []);
+    });
+  }
+
   describe('404 from the real server: the pod deleted between the action\'s read and its write', function () {
     const gone: Record<string, (ns: string, pod: string) => RegExp> = {
       'delete-pod': (ns, pod) => new RegExp(`^${escape(describePod(ns, pod))} is already deleted$`),

@@ -94,6 +94,8 @@ interface Fault {
   reply(attempt: number, healthy: () => Reply): Reply | Promise<Reply> | undefined;
   /** How the answer must read: as on a healthy cluster, or failed with this cause after so many attempts. */
   readonly expect: 'as-healthy' | 'not-found' | { readonly cause: string | RegExp; readonly attempts: number };
+  /** For 'not-found': the attempts at the faulty step (a 404 itself is never retried). */
+  readonly attempts?: number;
   readonly timeoutSeconds?: number;
 }
 
@@ -167,6 +169,13 @@ const FAULTS: readonly Fault[] = [
     reply: () => [404, status(404, 'NotFound', 'not found')],
     expect: 'not-found',
   },
+  {
+    // A 429 is answered before anything is done: the 404 after it reports someone else's doing, never our own write.
+    name: '429, then 404 Not Found (the object vanished while the call was rate-limited)',
+    reply: (n) => (n === 1 ? [429, status(429, 'TooManyRequests', 'too many requests, please try again later'), { 'Retry-After': '0' }] : [404, status(404, 'NotFound', 'not found')]),
+    expect: 'not-found',
+    attempts: 2,
+  },
 ];
 
 /** One fault at one step of the script: routes its namespace's requests, counts attempts at the faulty step. */
@@ -180,7 +189,7 @@ class FaultCase {
     private readonly script: readonly string[],
     readonly step: number,
     private readonly fault: Fault,
-    private readonly cluster: MemoryCluster,
+    readonly cluster: MemoryCluster,
   ) {}
 
   answer(method: string, path: string, body: unknown): Reply | Promise<Reply> {
@@ -232,10 +241,13 @@ function problemsOf(
     if (faulty.endsWith(` ${podPath}`)) {
       check(answer.status === 'skipped' && answer.code === 'pod-gone', `a 404 on the pod answered ${JSON.stringify(answer)}, not skipped pod-gone`);
       check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), 'no target');
+      const events = run.cluster.under(`/api/v1/namespaces/${ns}/events/`);
+      check(events.length === 0, `an Event claims a change the action did not make: ${JSON.stringify(events.map((e) => e.reason))}`);
     } else if (answer.status === 'failed') {
       check(error.includes('the API server answered 404 NotFound: not found'), `the cause is not named: ${error}`);
     }
-    check(run.attempts === 1, `a 404 was retried (${run.attempts} attempts)`);
+    const attempts = fault.attempts ?? 1;
+    check(run.attempts === attempts, `${run.attempts} attempts at the faulty step, expected ${attempts} (a 404 is never retried)`);
     return problems;
   }
 

@@ -56,8 +56,18 @@ export class CountingRelay {
 
 /** What the relay does with one request instead of (or before) forwarding it. */
 export type Fault =
-  /** Answers with this status (a JSON body, as the API server's Status), never forwarding. */
-  | { readonly kind: 'answer'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: unknown }
+  /**
+   * Answers with this status (a JSON body, as the API server's Status; `rawBody` is sent as it is instead), never
+   * forwarding; `before` runs first with the request's body (someone else acting on the cluster in between).
+   */
+  | {
+      readonly kind: 'answer';
+      readonly status: number;
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly body?: unknown;
+      readonly rawBody?: string;
+      readonly before?: (requestBody: Buffer) => Promise<void>;
+    }
   /** Destroys the client's connection on receipt: nothing is forwarded, the client sees a reset. */
   | { readonly kind: 'reset' }
   /** Answers nothing for `ms`, then forwards, unless the client gave up in between (then nothing is forwarded). */
@@ -195,7 +205,8 @@ export class FaultRelay {
     try {
       switch (fault?.kind) {
         case 'answer': {
-          const text = JSON.stringify(fault.body ?? {});
+          if (fault.before !== undefined) await fault.before(body);
+          const text = fault.rawBody ?? JSON.stringify(fault.body ?? {});
           res.writeHead(fault.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...fault.headers });
           res.end(text);
           return;

@@ -1,0 +1,189 @@
+/**
+ * Nothing the API server seems to say is believed unchecked: a 2xx that is not the object asked for fails closed
+ * before any write, and only the API server's own NotFound says an object is gone.
+ */
+import { strict as assert } from 'assert';
+import type nock from 'nock';
+import type { PodAction } from '../../lib/action';
+import deletePod from '../../functions/delete-pod/action';
+import networkIsolate from '../../functions/network-isolate/action';
+import { fakeApi, handlerFor, podObject } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { podActions } from '../helpers/pod-actions';
+
+const POD = '/api/v1/namespaces/default/pods/kubecon';
+const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
+const POLICY = `${POLICIES}/falco-response-quarantine`;
+const QUARANTINE = 'falco-response.io/quarantine';
+const OPT_OUT = { 'falco-response.io/ignore': 'true' };
+
+async function run(action: PodAction, env: Record<string, string> = {}) {
+  const { handler, log } = handlerFor(action, { RULES: '*', ...env });
+  const { event, response } = kubelessEvent(alert('terminal-shell'));
+  const answer = await handler(event, kubelessContext());
+  return { answer, status: response.statusCode, log: log.lines };
+}
+
+/** Every request nock answered, as `METHOD path`. */
+function recorded(scope: nock.Scope): string[] {
+  const calls: string[] = [];
+  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
+  return calls;
+}
+
+const policyStored = () => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: {
+    name: 'falco-response-quarantine',
+    namespace: 'default',
+    uid: 'policy-uid',
+    resourceVersion: '4242',
+    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
+  },
+  spec: { podSelector: { matchLabels: { [QUARANTINE]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
+});
+
+describe('a 404 that is not the API server\'s NotFound', () => {
+  it('GET pod: a 404 page from a proxy does not make the pod "already gone": failed, nothing else asked', async () => {
+    const api = fakeApi().get(POD).reply(404, 'default backend - 404', { 'Content-Type': 'text/plain' });
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.deepEqual(answer, {
+      status: 'failed',
+      error: "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: default backend - 404",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+  });
+
+  it('delete-pod: a 404 that is not the API server\'s NotFound (a proxy\'s page) proves nothing: failed, no Event', async () => {
+    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon')).delete(POD).reply(404, '<html>404 page not found</html>');
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.equal(answer.status, 'failed');
+    assert.equal(
+      answer.error,
+      "delete the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: <html>404 page not found</html>",
+    );
+  });
+
+});
+
+/** A 2xx answer to `GET pod` that is not that pod; `why` is what the failure must say was wrong. */
+interface JunkAnswer {
+  readonly name: string;
+  readonly status?: number;
+  readonly body: string | Record<string, unknown> | unknown[];
+  readonly headers?: Record<string, string>;
+  readonly why: string;
+}
+
+const optedOutPod = () => podObject('default', 'kubecon', { labels: OPT_OUT, ownerKind: 'ReplicaSet' });
+const withMetadata = (metadata: Record<string, unknown>) => {
+  const pod = optedOutPod();
+  return { ...pod, metadata: { ...pod.metadata, ...metadata } };
+};
+
+const JUNK_PODS: readonly JunkAnswer[] = [
+  {
+    name: 'JSON that is no object of Kubernetes',
+    body: { hello: 'world' },
+    why: 'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; spec: required, but missing',
+  },
+  {
+    name: 'an HTML page',
+    body: '<html><body><h1>Welcome to nginx!</h1></body></html>',
+    headers: { 'Content-Type': 'text/html' },
+    why: '(the whole value): expected a Pod, got "<html><body><h1>Welcome to nginx!</h1></body></html>"',
+  },
+  { name: 'an array holding the pod', body: [optedOutPod()], why: '(the whole value): expected a Pod, got [{"apiVersion":"v1","kind":"Pod","metadata":{"name":"kubecon","namespace":"defau… (400 characters)' },
+  { name: 'JSON null', body: 'null', headers: { 'Content-Type': 'application/json' }, why: '(the whole value): expected a Pod, got null' },
+  { name: 'an empty body', status: 200, body: '', why: 'the answer is empty' },
+  { name: 'a pod with no uid', body: withMetadata({ uid: undefined }), why: 'metadata.uid: required, but missing' },
+  { name: 'another pod', body: withMetadata({ name: 'other' }), why: 'metadata.name: expected "kubecon", got "other"' },
+  { name: 'the pod of another namespace', body: withMetadata({ namespace: 'prod' }), why: 'metadata.namespace: expected "default", got "prod"' },
+  { name: 'another kind', body: { ...optedOutPod(), kind: 'Service' }, why: 'kind: expected "Pod", got "Service"' },
+  { name: 'labels that are not strings', body: withMetadata({ labels: { 'falco-response.io/ignore': true } }), why: 'metadata.labels["falco-response.io/ignore"]: expected string, got true' },
+];
+
+describe('a 2xx answer to GET pod that is not that pod: failed, no write, no Event', () => {
+  for (const action of podActions()) {
+    describe(action.name, () => {
+      for (const junk of JUNK_PODS) {
+        it(junk.name, async () => {
+          // Given: only the read is answered; a write or an Event would find no interceptor and show in the answer
+          const api = fakeApi()
+            .get(POD)
+            .reply(junk.status ?? 200, junk.body === '' ? undefined : junk.body, junk.headers);
+          const calls = recorded(api);
+
+          // When
+          const { answer, status: code } = await run(action);
+
+          // Then
+          api.done();
+          assert.equal(code, 500);
+          assert.deepEqual(answer, {
+            status: 'failed',
+            error: `get the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${junk.why})`,
+            target: { namespace: 'default', pod: 'kubecon' },
+          });
+          assert.deepEqual(calls, [`GET ${POD}`]);
+        });
+      }
+    });
+  }
+});
+
+const withPolicyMetadata = (metadata: Record<string, unknown>) => {
+  const policy = policyStored();
+  return { ...policy, metadata: { ...policy.metadata, ...metadata } };
+};
+
+const JUNK_POLICIES: readonly JunkAnswer[] = [
+  {
+    name: 'an HTML page',
+    body: '<html>OK</html>',
+    headers: { 'Content-Type': 'text/html' },
+    why: '(the whole value): expected a NetworkPolicy, got "<html>OK</html>"',
+  },
+  { name: 'an array', body: [policyStored()], why: '(the whole value): expected a NetworkPolicy, got [{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":… (349 characters)' },
+  { name: 'the pod instead of the policy', body: podObject('default', 'kubecon'), why: 'apiVersion: expected "networking.k8s.io/v1", got "v1"; kind: expected "NetworkPolicy", got "Pod"' },
+  { name: 'a policy with no resourceVersion', body: withPolicyMetadata({ resourceVersion: undefined }), why: 'metadata.resourceVersion: required, but missing' },
+  { name: 'another policy', body: withPolicyMetadata({ name: 'allow-all' }), why: 'metadata.name: expected "falco-response-quarantine", got "allow-all"' },
+  { name: 'rules that are not lists', body: { ...policyStored(), spec: { podSelector: {}, ingress: 'all' } }, why: 'spec.ingress: expected Array<Partial<{ from: Array<Partial<{ podSelector: Partial<{ matchLabels: a map of strings, matchExpressions: Array<Partial<{ values: Array<string> }>> }>, namespaceSelector: Partial<{ matchLabels: a map of strings, matchExpressions: Array<Partial<{ values: Array<string> }>> }>, ipBlock: Partial<{ except: Array<string> }> }>>, ports: Array<UnknownRecord> }>>, got "all"' },
+];
+
+describe('network-isolate: a 2xx answer to GET networkpolicy that is not that policy: failed, nothing written, no Event', () => {
+  for (const junk of JUNK_POLICIES) {
+    it(junk.name, async () => {
+      // Given
+      const api = fakeApi()
+        .get(POD)
+        .reply(200, podObject('default', 'kubecon'))
+        .get(POLICY)
+        .reply(200, junk.body, junk.headers);
+      const calls = recorded(api);
+
+      // When
+      const { answer } = await run(networkIsolate);
+
+      // Then
+      api.done();
+      assert.deepEqual(answer, {
+        status: 'failed',
+        error:
+          `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
+          "'falco-response-quarantine' in the namespace 'default' could not be put in place: get the NetworkPolicy 'falco-response-quarantine' " +
+          `in the namespace 'default' failed: the API server's answer is not that NetworkPolicy (${junk.why})`,
+        target: { namespace: 'default', pod: 'kubecon' },
+      });
+      assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`]);
+    });
+  }
+});
+

@@ -1,0 +1,258 @@
+/**
+ * What the client believes of the API server's answers: an answer over the size cap is not read to its end, and a
+ * 404 or 409 is taken for our own lost write only after an attempt that may have been carried out (never after a 429,
+ * which the API server answers before doing anything).
+ */
+import { strict as assert } from 'assert';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import nock from 'nock';
+import type { PodAction } from '../../lib/action';
+import deletePod from '../../functions/delete-pod/action';
+import networkIsolate from '../../functions/network-isolate/action';
+import { KubeClient, MAX_ANSWER_BYTES } from '../../lib/kube/client';
+import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/kube/errors';
+import { fakeApi, handlerFor, podObject, status, testKube } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+
+const POD = '/api/v1/namespaces/default/pods/kubecon';
+const EVENTS = '/api/v1/namespaces/default/events';
+const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
+const POLICY = `${POLICIES}/falco-response-quarantine`;
+const QUARANTINE = 'falco-response.io/quarantine';
+const TOO_MANY = status(429, 'TooManyRequests', 'too many requests, please try again later');
+
+async function run(action: PodAction, env: Record<string, string> = {}) {
+  const { handler, log } = handlerFor(action, { RULES: '*', ...env });
+  const { event, response } = kubelessEvent(alert('terminal-shell'));
+  const answer = await handler(event, kubelessContext());
+  return { answer, status: response.statusCode, log: log.lines };
+}
+
+/** Every request nock answered, as `METHOD path`. */
+function recorded(scope: nock.Scope): string[] {
+  const calls: string[] = [];
+  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
+  return calls;
+}
+
+const policyStored = () => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: {
+    name: 'falco-response-quarantine',
+    namespace: 'default',
+    uid: 'policy-uid',
+    resourceVersion: '4242',
+    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
+  },
+  spec: { podSelector: { matchLabels: { [QUARANTINE]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
+});
+
+describe('a 404 or 409 after a retry is our own lost write only when an earlier attempt may have been carried out', () => {
+  it('delete-pod: DELETE 429 then 404: someone else deleted the pod; skipped "already deleted", no done, no Event', async () => {
+    // Given: the API server's rate limit refuses the first DELETE before doing anything; by the retry the pod is gone
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(429, TOO_MANY, { 'Retry-After': '0' })
+      .delete(POD)
+      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'));
+    const calls = recorded(api);
+
+    // When
+    const { answer, status: code, log } = await run(deletePod);
+
+    // Then: no POST of an Event (an unmatched POST would be a logged audit failure, and the answer done)
+    api.done();
+    assert.equal(code, 200);
+    assert.deepEqual(answer, {
+      status: 'skipped',
+      code: 'pod-gone',
+      reason: "the pod 'kubecon' in the namespace 'default' is already deleted",
+      target: { namespace: 'default', pod: 'kubecon' },
+    });
+    assert.deepEqual(calls, [`GET ${POD}`, `DELETE ${POD}`, `DELETE ${POD}`]);
+    assert.deepEqual(log.filter((l) => l.level !== 'info'), []);
+  });
+
+  it('delete-pod: DELETE 503 then 404: the first attempt may have deleted it; done, with the lost answer said, and audited', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
+      .delete(POD)
+      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'))
+      .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseDeleted')
+      .reply(201, {});
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.equal(answer.status, 'done');
+    assert.equal(
+      answer.message,
+      "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)",
+    );
+  });
+
+  it('network-isolate: create 429 then 409: someone else created the policy; reported as found in place, not as created', async () => {
+    // Given
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(404, status(404, 'NotFound', 'not found'))
+      .post(POLICIES)
+      .reply(429, TOO_MANY, { 'Retry-After': '0' })
+      .post(POLICIES)
+      .reply(409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists'))
+      .get(POLICY)
+      .reply(200, policyStored())
+      .patch(POD)
+      .reply(200, {})
+      .post(EVENTS, (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true)
+      .reply(201, {});
+
+    // When
+    const { answer } = await run(networkIsolate);
+
+    // Then
+    api.done();
+    assert.equal(
+      answer.message,
+      `isolated the pod 'kubecon' in the namespace 'default': the NetworkPolicy 'falco-response-quarantine' is as configured; labelled the pod ${QUARANTINE}=true`,
+    );
+    assert.equal((answer.details as { policyStep?: string }).policyStep, 'unchanged');
+  });
+
+  it('network-isolate: a restoring PUT answered 503, retried into 409, then found restored: reported as restored and audited, not "already isolated"', async () => {
+    // Given: the pod already carries the label; the policy drifted (allows all ingress); the first PUT restored it
+    // but its answer was a 503, so the retry's resourceVersion is stale
+    const drifted = { ...policyStored(), spec: { ...policyStored().spec, ingress: [{}] } };
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon', { labels: { app: 'web', [QUARANTINE]: 'true' } }))
+      .get(POLICY)
+      .reply(200, drifted)
+      .put(POLICY)
+      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
+      .put(POLICY)
+      .reply(409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again'))
+      .get(POLICY)
+      .reply(200, { ...policyStored(), metadata: { ...policyStored().metadata, resourceVersion: '4243' } })
+      .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseIsolated')
+      .reply(201, {});
+
+    // When
+    const { answer } = await run(networkIsolate);
+
+    // Then
+    api.done();
+    assert.equal(
+      answer.message,
+      "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its " +
+        `configuration; the answer to an earlier attempt was lost, and the retry found it restored); the pod already carried ${QUARANTINE}=true`,
+    );
+    assert.equal((answer.details as { policyStep?: string }).policyStep, 'restored');
+  });
+});
+
+describe('KubeClient: which earlier attempts may have been carried out', () => {
+  const OP = { verb: 'delete', resource: 'pods', group: '', object: "the pod 'kubecon' in the namespace 'default'" };
+  const NOT_FOUND = status(404, 'NotFound', 'pods "kubecon" not found');
+  const cases: readonly { readonly first: string; readonly reply: (scope: nock.Interceptor) => nock.Scope; readonly applied: boolean }[] = [
+    { first: '429 (the rate limit answers before doing anything)', reply: (i) => i.reply(429, TOO_MANY, { 'Retry-After': '0' }), applied: false },
+    { first: '500', reply: (i) => i.reply(500, status(500, 'InternalError', 'etcdserver: request timed out')), applied: true },
+    { first: '502', reply: (i) => i.reply(502, 'Bad Gateway'), applied: true },
+    { first: '503', reply: (i) => i.reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed')), applied: true },
+    { first: '504', reply: (i) => i.reply(504, 'Gateway Timeout'), applied: true },
+    { first: 'a reset after the request was sent', reply: (i) => i.replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), applied: true },
+  ];
+  for (const c of cases) {
+    it(`${c.first}, then 404: earlierAttemptMayHaveApplied is ${String(c.applied)}`, async () => {
+      // Given
+      const scope = c.reply(fakeApi().delete(POD));
+      scope.delete(POD).reply(404, NOT_FOUND);
+
+      // When
+      const error = await testKube().request({ method: 'DELETE', path: POD, op: OP }, Date.now() + 5000).then(
+        () => assert.fail('no error'),
+        (e: unknown) => e,
+      );
+
+      // Then
+      scope.done();
+      assert.ok(error instanceof KubeApiError, String(error));
+      assert.equal(error.earlierAttemptMayHaveApplied, c.applied);
+      assert.equal(isApiStatusAfterPossiblyAppliedAttempt(error, 404), c.applied);
+    });
+  }
+});
+
+describe('answers over the size cap are not read to their end', () => {
+  /** A local API server whose every answer is `size` bytes of spaces, made as they are sent; it counts what it wrote. */
+  async function hugeAnswerServer(size: number, announce: boolean) {
+    const chunk = Buffer.alloc(64 * 1024, ' ');
+    const stats = { written: 0, requests: [] as string[] };
+    const server = http.createServer((req, res) => {
+      stats.requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      res.writeHead(200, { 'Content-Type': 'application/json', ...(announce ? { 'Content-Length': String(size) } : {}) });
+      const pump = () => {
+        while (stats.written < size && !res.destroyed) {
+          const n = Math.min(chunk.length, size - stats.written);
+          stats.written += n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+        }
+        if (!res.destroyed) res.end();
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const kube = new KubeClient(
+      {
+        server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+        insecureSkipTlsVerify: false,
+        bearerToken: () => Promise.resolve('t'),
+        source: 'a test token',
+      },
+      { attempts: 4, baseDelayMs: 5, maxDelayMs: 50 },
+    );
+    const close = () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+    return { kube, stats, close };
+  }
+
+  before(() => nock.enableNetConnect('127.0.0.1'));
+  after(() => nock.disableNetConnect());
+
+  for (const announce of [false, true]) {
+    it(`a 200 MB answer to GET pod (${announce ? 'announced by Content-Length' : 'chunked, no length'}): failed with the cap, not retried, the connection dropped`, async () => {
+      // Given
+      const size = 200 * 1024 * 1024;
+      const { kube, stats, close } = await hugeAnswerServer(size, announce);
+      const rssBefore = process.memoryUsage().rss;
+
+      // When
+      const { handler } = handlerFor(deletePod, { RULES: '*' }, { kube });
+      const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext()).finally(close);
+
+      // Then
+      const grownMb = (process.memoryUsage().rss - rssBefore) / 1024 / 1024;
+      process.stdout.write(`      RSS grew by ${grownMb.toFixed(1)} MB; the server wrote ${(stats.written / 1024 / 1024).toFixed(1)} MB of ${size / 1024 / 1024} MB\n`);
+      const what = announce ? `its Content-Length is ${size}` : 'no Content-Length; reading stopped at the limit';
+      assert.deepEqual(answer, {
+        status: 'failed',
+        error: `get the pod 'kubecon' in the namespace 'default' failed: the API server's answer is over the limit of ${MAX_ANSWER_BYTES} bytes on answers (${what})`,
+        target: { namespace: 'default', pod: 'kubecon' },
+      });
+      assert.deepEqual(stats.requests, [`GET ${POD}`]);
+      // Bounds far above the cap: they catch reading on to the end (200 MB), not a few buffers more or less.
+      assert.ok(stats.written < 64 * 1024 * 1024, `the server could write ${stats.written} bytes`);
+    });
+  }
+});
