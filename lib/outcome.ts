@@ -1,8 +1,10 @@
-import { UNAUTHORIZED_MESSAGE } from './auth';
+import { SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
 import { DeadlineExceededError, KubeApiError, KubeUnreachableError } from './kube/errors';
 import type { PodRef } from './target';
+
+export { UnauthorizedError } from './auth';
 
 /**
  * The three outcomes of handling an alert (and "done"). Bad input is never retried (400); a skip is a success that
@@ -53,14 +55,6 @@ export class ActionFailedError extends Error {
   override name = 'ActionFailedError';
 }
 
-/** A call without the shared secret, when one is configured (lib/auth.ts). */
-export class UnauthorizedError extends Error {
-  override name = 'UnauthorizedError';
-  constructor() {
-    super(UNAUTHORIZED_MESSAGE);
-  }
-}
-
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
@@ -69,6 +63,7 @@ export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (
     error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
+    error instanceof SecretUnusableError ||
     error instanceof KubeApiError ||
     error instanceof KubeUnreachableError ||
     error instanceof DeadlineExceededError

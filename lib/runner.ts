@@ -1,6 +1,6 @@
 import type { PodAction } from './action';
 import type { FalcoAlert } from './alert';
-import { INBOUND_SECRET_ENV, isAuthorized, secretFrom } from './auth';
+import { callerCheck } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
@@ -8,7 +8,7 @@ import { loadConnection } from './kube/connection';
 import { DeadlineExceededError, isApiStatus } from './kube/errors';
 import { getPod } from './kube/pods';
 import { clipped, jsonLogger, type Logger } from './log';
-import { answerBody, httpStatusOf, outcomeOfError, UnauthorizedError, type Outcome } from './outcome';
+import { answerBody, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
 import { targetOf, type PodRef } from './target';
 
@@ -48,7 +48,6 @@ interface Ready<P extends ParamSpecs> {
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
-  readonly inboundSecret: string | undefined;
 }
 
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
@@ -64,13 +63,16 @@ function readOnly(kube: Kube): Kube {
 }
 
 /**
- * Turns a pod action into the Kubeless handler: decode, guards, run, answer. Configuration is read once, when the
- * module loads; a bad one is logged loudly there and makes every call answer 500 with the same message.
+ * Turns a pod action into the Kubeless handler: check the caller, decode, guards, run, answer. The secret is read
+ * first and apart; the rest of the configuration once, when the module loads; a bad one is logged loudly there and
+ * makes every call from an authorized caller answer 500 with the same message (an unauthorized one learns nothing
+ * from it).
  */
 export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, options: RunnerOptions = {}): KubelessHandler {
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: action.name });
   const now = options.now ?? Date.now;
+  const checkCaller = callerCheck(env, log);
   let ready: Ready<PodAction<P>['parameters']> | Error;
   try {
     const params = readParams(action.parameters, env);
@@ -79,7 +81,6 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       params,
       kube: options.kube ?? new KubeClient(connection!),
       ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
-      inboundSecret: secretFrom(env, INBOUND_SECRET_ENV),
     };
   } catch (error) {
     ready = error as Error;
@@ -94,9 +95,9 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     let outcome: Outcome;
     let timer: NodeJS.Timeout | undefined;
     try {
+      checkCaller(event);
       if (ready instanceof Error) throw ready;
       const setup = ready;
-      if (!isAuthorized(event, setup.inboundSecret)) throw new UnauthorizedError();
       const timeout = new Promise<never>((_, reject) => {
         // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
         // names the call, and should win the race; this one catches anything else that hangs.
