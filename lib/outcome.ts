@@ -1,3 +1,4 @@
+import { OverloadedError } from './admission';
 import { SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
@@ -8,7 +9,8 @@ export { UnauthorizedError } from './auth';
 
 /**
  * The three outcomes of handling an alert (and "done"). Bad input is never retried (400); a skip is a success that
- * says why nothing was done (200); a failure is the cluster's or the configuration's (500).
+ * says why nothing was done (200); a failure is the cluster's or the configuration's (500); a call refused because
+ * the function is at its limit (lib/admission.ts) may be sent again later (503).
  */
 export type Outcome =
   | { readonly status: 'invalid'; readonly error: string }
@@ -22,7 +24,8 @@ export type Outcome =
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef };
+  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef }
+  | { readonly status: 'overloaded'; readonly error: string };
 
 export type SkipCode =
   | 'test-event'
@@ -41,6 +44,7 @@ export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
   skipped: 200,
   done: 200,
   failed: 500,
+  overloaded: 503,
 };
 
 export function httpStatusOf(outcome: Outcome): number {
@@ -55,10 +59,12 @@ export class ActionFailedError extends Error {
   override name = 'ActionFailedError';
 }
 
+
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
   if (error instanceof UnauthorizedError) return { status: 'unauthorized', error: error.message };
+  if (error instanceof OverloadedError) return { status: 'overloaded', error: error.message };
   const withTarget = target === undefined ? {} : { target };
   if (
     error instanceof ActionFailedError ||

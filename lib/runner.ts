@@ -1,4 +1,5 @@
 import type { PodAction } from './action';
+import { Admission, type AdmissionSettings } from './admission';
 import type { FalcoAlert } from './alert';
 import { callerCheck } from './auth';
 import { decodeEvent, responseOf } from './event';
@@ -48,6 +49,7 @@ interface Ready<P extends ParamSpecs> {
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
+  readonly admission: Admission;
 }
 
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
@@ -63,10 +65,10 @@ function readOnly(kube: Kube): Kube {
 }
 
 /**
- * Turns a pod action into the Kubeless handler: check the caller, decode, guards, run, answer. The secret is read
- * first and apart; the rest of the configuration once, when the module loads; a bad one is logged loudly there and
- * makes every call from an authorized caller answer 500 with the same message (an unauthorized one learns nothing
- * from it).
+ * Turns a pod action into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), decode,
+ * guards, run, answer. The secret is read first and apart; the rest of the configuration once, when the module
+ * loads; a bad one is logged loudly there and makes every call from an authorized caller answer 500 with the same
+ * message (an unauthorized one learns nothing from it).
  */
 export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, options: RunnerOptions = {}): KubelessHandler {
   const env = options.env ?? process.env;
@@ -81,6 +83,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       params,
       kube: options.kube ?? new KubeClient(connection!),
       ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
+      admission: new Admission(params as unknown as AdmissionSettings, { log, now }),
     };
   } catch (error) {
     ready = error as Error;
@@ -94,10 +97,12 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     const seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef } = {};
     let outcome: Outcome;
     let timer: NodeJS.Timeout | undefined;
+    let leave: (() => void) | undefined;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
       const setup = ready;
+      leave = await setup.admission.enter(deadline);
       const timeout = new Promise<never>((_, reject) => {
         // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
         // names the call, and should win the race; this one catches anything else that hangs.
@@ -108,8 +113,11 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       outcome = outcomeOfError(error, seen.target);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
+      leave?.();
     }
     responseOf(event)?.status(httpStatusOf(outcome));
+    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
+    if (outcome.status === 'overloaded') return answerBody(outcome);
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),

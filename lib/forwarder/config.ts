@@ -1,4 +1,5 @@
 /** The forwarder's descriptor, its parameters (read and checked once, at load) and its routing table (followed). */
+import { Admission, admissionParams } from '../admission';
 import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
 import { readFileSync } from 'fs';
 import * as path from 'path';
@@ -82,6 +83,7 @@ function forwarderParams() {
       '8',
       'calls to actions in flight at once, over all alerts; the others wait for a free slot until the deadline',
     ),
+    ...admissionParams(),
   };
 }
 type ForwarderParams = ReturnType<typeof forwarderParams>;
@@ -141,6 +143,8 @@ export interface Ready {
   readonly namespace: string | undefined;
   readonly caller: ActionCaller;
   readonly limiter: Limiter;
+  /** How many alerts are forwarded at once, and how many wait (lib/admission.ts). */
+  readonly admission: Admission;
   /** Sent to the actions when set. */
   readonly outboundSecret: string | undefined;
 }
@@ -227,6 +231,7 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
     namespace,
     caller: new ActionCaller(params.maxConcurrentCalls),
     limiter: new Limiter(params.maxConcurrentCalls),
+    admission: new Admission(params, { log, now }),
     outboundSecret: outbound.kind === 'set' ? outbound.value : undefined,
   };
 }

@@ -24,10 +24,11 @@ export interface ForwarderOptions {
 export type ForwarderHandler = KubelessHandler & { close(): void };
 
 /**
- * Turns the forwarder into the Kubeless handler: check the caller, decode once, route, invoke every matching action
- * over HTTP, answer one result per action. The inbound secret is read first and apart from the rest. A bad
- * configuration is logged loudly once and answered 500 on every call from an authorized caller: a bad parameter
- * until a restart, a bad routing table until the mounted table is fixed (it is followed, lib/forwarder/followed-file.ts).
+ * Turns the forwarder into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), decode once,
+ * route, invoke every matching action over HTTP, answer one result per action. The inbound secret is read first and
+ * apart from the rest. A bad configuration is logged loudly once and answered 500 on every call from an authorized
+ * caller: a bad parameter until a restart, a bad routing table until the mounted table is fixed (it is followed,
+ * lib/forwarder/followed-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
   const env = options.env ?? process.env;
@@ -50,11 +51,19 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
-      outcome = await forward(ready, ready.routing.current(), event, deadline, seen, now);
+      const setup = ready;
+      const leave = await setup.admission.enter(deadline);
+      try {
+        outcome = await forward(setup, setup.routing.current(), event, deadline, seen, now);
+      } finally {
+        leave();
+      }
     } catch (error) {
       outcome = forwardOutcomeOfError(error);
     }
     responseOf(event)?.status(forwardStatusOf(outcome));
+    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
+    if (outcome.status === 'overloaded') return { ...outcome };
     log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
