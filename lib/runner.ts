@@ -11,6 +11,7 @@ import { getPod } from './kube/pods';
 import { clipped, jsonLogger, type Logger } from './log';
 import { answerBody, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
+import { RepeatMemory, repeatKey } from './repeats';
 import { targetOf, type PodRef } from './target';
 
 /** The Kubeless handler signature (shared/PROTOCOLS.md section 1). */
@@ -52,6 +53,16 @@ interface Ready<P extends ParamSpecs> {
   readonly admission: Admission;
 }
 
+/** What the log line of a call says beyond its outcome; kept with a remembered answer for its repeats. */
+interface Seen {
+  alert?: FalcoAlert;
+  eventId?: string | undefined;
+  target?: PodRef;
+}
+
+/** Answers given again to a repeated call: those that say what happened (done, skipped), never a failure. */
+const rememberable = (handled: { outcome: Outcome }) => handled.outcome.status === 'done' || handled.outcome.status === 'skipped';
+
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
 function readOnly(kube: Kube): Kube {
   return {
@@ -65,10 +76,10 @@ function readOnly(kube: Kube): Kube {
 }
 
 /**
- * Turns a pod action into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), decode,
- * guards, run, answer. The secret is read first and apart; the rest of the configuration once, when the module
- * loads; a bad one is logged loudly there and makes every call from an authorized caller answer 500 with the same
- * message (an unauthorized one learns nothing from it).
+ * Turns a pod action into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), answer a
+ * repeated call again, else decode, guards, run, answer. The secret is read first and apart; the rest of the
+ * configuration once, when the module loads; a bad one is logged loudly there and makes every call from an
+ * authorized caller answer 500 with the same message (an unauthorized one learns nothing from it).
  */
 export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, options: RunnerOptions = {}): KubelessHandler {
   const env = options.env ?? process.env;
@@ -90,31 +101,32 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
   }
 
+  const repeats = new RepeatMemory<{ outcome: Outcome; seen: Seen }>({ now });
+
   return async (event, context) => {
     const started = now();
     const budget = budgetMs(context);
     const deadline = started + budget;
-    const seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef } = {};
-    let outcome: Outcome;
-    let timer: NodeJS.Timeout | undefined;
-    let leave: (() => void) | undefined;
+    let handled: { outcome: Outcome; seen: Seen };
+    let repeated = false;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
       const setup = ready;
-      leave = await setup.admission.enter(deadline);
-      const timeout = new Promise<never>((_, reject) => {
-        // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
-        // names the call, and should win the race; this one catches anything else that hangs.
-        timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0) + BACKSTOP_GRACE_MS);
-      });
-      outcome = await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]);
+      const leave = await setup.admission.enter(deadline);
+      try {
+        ({ answer: handled, repeated } = await repeats.once(
+          repeatKey(event),
+          () => attempt(action, setup, event, budget, deadline, log, now),
+          rememberable,
+        ));
+      } finally {
+        leave();
+      }
     } catch (error) {
-      outcome = outcomeOfError(error, seen.target);
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      leave?.();
+      handled = { outcome: outcomeOfError(error), seen: {} };
     }
+    const { outcome, seen } = handled;
     responseOf(event)?.status(httpStatusOf(outcome));
     // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
     if (outcome.status === 'overloaded') return answerBody(outcome);
@@ -127,10 +139,37 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
       ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'unauthorized' ? { error: outcome.error } : {}),
       ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun } : {}),
+      ...(repeated ? { repeated: true } : {}),
       durationMs: now() - started,
     });
-    return answerBody(outcome);
+    return repeated ? { ...answerBody(outcome), repeated: true } : answerBody(outcome);
   };
+}
+
+/** One run of the action, bounded by the call's deadline; every error becomes the outcome. */
+async function attempt<P extends ParamSpecs>(
+  action: PodAction<P>,
+  setup: Ready<PodAction<P>['parameters']>,
+  event: unknown,
+  budget: number,
+  deadline: number,
+  log: Logger,
+  now: () => number,
+): Promise<{ outcome: Outcome; seen: Seen }> {
+  const seen: Seen = {};
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
+      // names the call, and should win the race; this one catches anything else that hangs.
+      timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0) + BACKSTOP_GRACE_MS);
+    });
+    return { outcome: await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]), seen };
+  } catch (error) {
+    return { outcome: outcomeOfError(error, seen.target), seen };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
 }
 
 async function handle<P extends ParamSpecs>(
@@ -138,7 +177,7 @@ async function handle<P extends ParamSpecs>(
   setup: Ready<PodAction<P>['parameters']>,
   event: unknown,
   deadline: number,
-  seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef },
+  seen: Seen,
   log: Logger,
 ): Promise<Outcome> {
   const { alert, eventId } = decodeEvent(event);
