@@ -59,6 +59,16 @@ export class ActionFailedError extends Error {
   override name = 'ActionFailedError';
 }
 
+/**
+ * A write in dry-run mode: the runner hands a dry-run action a client that refuses every write, so an action that
+ * forgets to check `dryRun` fails, naming the write, instead of changing the cluster.
+ */
+export class DryRunWriteRefusedError extends Error {
+  override name = 'DryRunWriteRefusedError';
+  constructor(readonly verb: string, readonly object: string) {
+    super(`dry run (DRY_RUN is true): refused to ${verb} ${object}; the action tried to change the cluster, and nothing was changed`);
+  }
+}
 
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
@@ -70,6 +80,7 @@ export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
     error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
     error instanceof SecretUnusableError ||
+    error instanceof DryRunWriteRefusedError ||
     error instanceof KubeApiError ||
     error instanceof KubeUnreachableError ||
     error instanceof DeadlineExceededError

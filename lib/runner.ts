@@ -9,7 +9,7 @@ import { loadConnection } from './kube/connection';
 import { DeadlineExceededError, isApiStatus } from './kube/errors';
 import { getPod } from './kube/pods';
 import { clipped, jsonLogger, type Logger } from './log';
-import { answerBody, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
+import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
 import { RepeatMemory, repeatKey } from './repeats';
 import { targetOf, type PodRef } from './target';
@@ -68,7 +68,7 @@ function readOnly(kube: Kube): Kube {
   return {
     request<T>(request: KubeRequest, deadline: number): Promise<T> {
       if (request.method !== 'GET') {
-        return Promise.reject(new Error(`dry run: refused to ${request.op.verb} ${request.op.object}`));
+        return Promise.reject(new DryRunWriteRefusedError(request.op.verb, request.op.object));
       }
       return kube.request<T>(request, deadline);
     },
