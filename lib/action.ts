@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { admissionParams } from './admission';
 import type { FalcoAlert } from './alert';
 import { guardParams, type GuardDefaults, type GuardParams } from './guards';
 import type { Kube } from './kube/client';
@@ -105,7 +106,7 @@ export function definePodAction<P extends ParamSpecs>(spec: PodActionSpec<P>): P
     name: spec.name,
     description: spec.description,
     requiredFields: spec.requiredFields ?? ['k8s.ns.name', 'k8s.pod.name'],
-    parameters: { ...guardParams(spec.guardDefaults), ...spec.parameters },
+    parameters: { ...guardParams(spec.guardDefaults), ...admissionParams(), ...spec.parameters },
     permissions: mergePermissions([...RUNNER_PERMISSIONS, ...spec.permissions]),
     run: (context) => spec.run(context),
   };

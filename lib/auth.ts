@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'crypto';
+import type { Logger } from './log';
 
 /**
  * The optional shared secret between callers and functions. The generated manifests fill these variables from the
@@ -10,10 +11,67 @@ export const INBOUND_SECRET_ENV = 'INBOUND_SECRET';
 export const OUTBOUND_SECRET_ENV = 'OUTBOUND_SECRET';
 export const SHARED_SECRET_NAME = 'falco-response-shared-secret';
 
-/** The secret from the environment; empty or blank means none. */
-export function secretFrom(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
+/** What a secret variable holds: nothing (the optional Secret does not exist), a usable token, or something broken. */
+export type SecretSetting =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'set'; readonly value: string; readonly trimmedLineBreak: boolean }
+  | { readonly kind: 'broken'; readonly problem: string };
+
+/** RFC 6750 b64token (RFC 7235 token68): the only text a bearer credential may be. */
+const TOKEN_CHARACTER = /[A-Za-z0-9\-._~+/]/;
+const TOKEN_RULE = "a bearer token (RFC 6750: letters, digits and - . _ ~ + /, optionally ending with '='), such as the output of `openssl rand -hex 32`";
+
+/** What kind of character sits where a token character was expected; never the character itself (it is the secret). */
+function kindOf(character: string): string {
+  const code = character.codePointAt(0) ?? 0;
+  if (character === ' ') return 'a space';
+  if (character === '\t') return 'a tab';
+  if (character === '\r' || character === '\n') return 'a line break';
+  if (code < 0x20 || code === 0x7f) return 'a control character';
+  if (code > 0x7f) return 'a non-ASCII character';
+  if (character === '=') return "an '=' that is not at the end";
+  return 'an ASCII punctuation character outside the allowed ones';
+}
+
+/**
+ * Reads a secret variable and says exactly what is wrong with it, without ever quoting it. Trailing line breaks are
+ * dropped (a Secret made with `--from-file` from a file written by `echo` ends with one; no header value can hold
+ * one, so it cannot be part of the secret); anything else that cannot travel as a bearer token makes it broken.
+ */
+export function readSecret(env: Readonly<Record<string, string | undefined>>, name: string): SecretSetting {
+  const raw = env[name];
+  if (raw === undefined) return { kind: 'absent' };
+  let end = raw.length;
+  while (end > 0 && (raw[end - 1] === '\n' || raw[end - 1] === '\r')) end--;
+  const value = raw.slice(0, end);
+  if (value.trim() === '') {
+    const what = raw === '' ? 'empty' : 'blank (only spaces or line breaks)';
+    return {
+      kind: 'broken',
+      problem: `${name} is set but ${what}: an empty secret would let every caller in, so the function refuses every call; put ${TOKEN_RULE} in the Secret ${SHARED_SECRET_NAME}, or delete the key to run without a secret`,
+    };
+  }
+  const characters = [...value];
+  let lastToken = characters.length;
+  while (lastToken > 0 && characters[lastToken - 1] === '=') lastToken--;
+  const bad = characters.findIndex((c, i) => (i < lastToken ? !TOKEN_CHARACTER.test(c) : c !== '='));
+  const badAt = lastToken === 0 ? 0 : bad;
+  if (badAt !== -1) {
+    return {
+      kind: 'broken',
+      problem: `${name} is not ${TOKEN_RULE}: character ${badAt + 1} is ${lastToken === 0 ? "an '=' with nothing before it" : kindOf(characters[badAt])}; a header cannot carry it, so the function refuses every call until the Secret ${SHARED_SECRET_NAME} is fixed`,
+    };
+  }
+  return { kind: 'set', value, trimmedLineBreak: end < raw.length };
+}
+
+/** Logs, once at start, what a secret setting means: a warning when absent or trimmed, an error when broken. */
+export function logSecretSetting(setting: SecretSetting, name: string, absentMeans: string, log: Logger): void {
+  if (setting.kind === 'absent') log.warn(`no shared secret: ${absentMeans}`, { variable: name, secret: SHARED_SECRET_NAME });
+  else if (setting.kind === 'broken') log.error('the shared secret is unusable: the function refuses every call', { variable: name, error: setting.problem });
+  else if (setting.trimmedLineBreak) {
+    log.warn(`the shared secret ends with a line break, which is not part of it (callers send it without)`, { variable: name });
+  }
 }
 
 function authorizationHeader(event: unknown): string | undefined {
@@ -22,17 +80,61 @@ function authorizationHeader(event: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** The credentials of `Bearer <token>`: the scheme in any case (RFC 7235 section 2.1), one or more spaces. */
+function bearerToken(header: string): string | undefined {
+  const space = header.indexOf(' ');
+  if (space === -1 || header.slice(0, space).toLowerCase() !== 'bearer') return undefined;
+  let start = space;
+  while (header[start] === ' ') start++;
+  return header.slice(start);
+}
+
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /**
- * Whether the call may go on: always when no secret is configured; else only with the exact bearer header. Both
+ * Whether the call may go on: always when no secret is configured; else only with the secret as bearer token. Both
  * sides are hashed first, so the comparison takes the same time whatever the header's length or content.
  */
 export function isAuthorized(event: unknown, secret: string | undefined): boolean {
   if (secret === undefined) return true;
-  const given = authorizationHeader(event) ?? '';
-  return timingSafeEqual(digest(given), digest(`Bearer ${secret}`));
+  const header = authorizationHeader(event);
+  const token = header === undefined ? undefined : bearerToken(header);
+  const matches = timingSafeEqual(digest(token ?? ''), digest(secret));
+  return token !== undefined && matches;
 }
 
 export const UNAUTHORIZED_MESSAGE =
   'unauthorized: this function requires the shared secret (a header `Authorization: Bearer <secret>`) and the call did not carry it';
+
+/** What every caller is told while the function's own secret is broken: nothing about the secret or its value. */
+export const SECRET_UNUSABLE_MESSAGE = 'the function refuses every call: its configuration is broken (its log says what to fix)';
+
+/** A call without the shared secret, when one is configured. */
+export class UnauthorizedError extends Error {
+  override name = 'UnauthorizedError';
+  constructor() {
+    super(UNAUTHORIZED_MESSAGE);
+  }
+}
+
+/** Any call while the inbound secret is broken: the function fails closed rather than run open. */
+export class SecretUnusableError extends Error {
+  override name = 'SecretUnusableError';
+  constructor() {
+    super(SECRET_UNUSABLE_MESSAGE);
+  }
+}
+
+/**
+ * The first thing a runner reads, apart from all other configuration: the inbound secret. The returned check is the
+ * first thing every call runs, so an unauthenticated caller learns nothing about the configuration:
+ * `const admit = callerCheck(env, log); … admit(event)` throws UnauthorizedError or SecretUnusableError.
+ */
+export function callerCheck(env: Readonly<Record<string, string | undefined>>, log: Logger): (event: unknown) => void {
+  const setting = readSecret(env, INBOUND_SECRET_ENV);
+  logSecretSetting(setting, INBOUND_SECRET_ENV, 'every caller is accepted (the Secret or its key does not exist)', log);
+  return (event) => {
+    if (setting.kind === 'broken') throw new SecretUnusableError();
+    if (setting.kind === 'set' && !isAuthorized(event, setting.value)) throw new UnauthorizedError();
+  };
+}

@@ -1,12 +1,16 @@
-import { UNAUTHORIZED_MESSAGE } from './auth';
+import { OverloadedError } from './admission';
+import { SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError } from './kube/errors';
 import type { PodRef } from './target';
 
+export { UnauthorizedError } from './auth';
+
 /**
  * The three outcomes of handling an alert (and "done"). Bad input is never retried (400); a skip is a success that
- * says why nothing was done (200); a failure is the cluster's or the configuration's (500).
+ * says why nothing was done (200); a failure is the cluster's or the configuration's (500); a call refused because
+ * the function is at its limit (lib/admission.ts) may be sent again later (503).
  */
 export type Outcome =
   | { readonly status: 'invalid'; readonly error: string }
@@ -20,7 +24,8 @@ export type Outcome =
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef };
+  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef }
+  | { readonly status: 'overloaded'; readonly error: string };
 
 export type SkipCode =
   | 'test-event'
@@ -39,6 +44,7 @@ export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
   skipped: 200,
   done: 200,
   failed: 500,
+  overloaded: 503,
 };
 
 export function httpStatusOf(outcome: Outcome): number {
@@ -53,11 +59,14 @@ export class ActionFailedError extends Error {
   override name = 'ActionFailedError';
 }
 
-/** A call without the shared secret, when one is configured (lib/auth.ts). */
-export class UnauthorizedError extends Error {
-  override name = 'UnauthorizedError';
-  constructor() {
-    super(UNAUTHORIZED_MESSAGE);
+/**
+ * A write in dry-run mode: the runner hands a dry-run action a client that refuses every write, so an action that
+ * forgets to check `dryRun` fails, naming the write, instead of changing the cluster.
+ */
+export class DryRunWriteRefusedError extends Error {
+  override name = 'DryRunWriteRefusedError';
+  constructor(readonly verb: string, readonly object: string) {
+    super(`dry run (DRY_RUN is true): refused to ${verb} ${object}; the action tried to change the cluster, and nothing was changed`);
   }
 }
 
@@ -65,10 +74,13 @@ export class UnauthorizedError extends Error {
 export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
   if (error instanceof UnauthorizedError) return { status: 'unauthorized', error: error.message };
+  if (error instanceof OverloadedError) return { status: 'overloaded', error: error.message };
   const withTarget = target === undefined ? {} : { target };
   if (
     error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
+    error instanceof SecretUnusableError ||
+    error instanceof DryRunWriteRefusedError ||
     error instanceof KubeApiError ||
     error instanceof KubeAnswerError ||
     error instanceof KubeUnreachableError ||

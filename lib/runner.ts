@@ -1,6 +1,7 @@
 import type { PodAction } from './action';
+import { Admission, type AdmissionSettings } from './admission';
 import type { FalcoAlert } from './alert';
-import { INBOUND_SECRET_ENV, isAuthorized, secretFrom } from './auth';
+import { callerCheck } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
@@ -8,8 +9,9 @@ import { loadConnection } from './kube/connection';
 import { DeadlineExceededError } from './kube/errors';
 import { getPod } from './kube/pods';
 import { clipped, jsonLogger, type Logger } from './log';
-import { answerBody, httpStatusOf, outcomeOfError, UnauthorizedError, type Outcome } from './outcome';
+import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
+import { RepeatMemory, repeatKey } from './repeats';
 import { targetOf, type PodRef } from './target';
 
 /** The Kubeless handler signature (shared/PROTOCOLS.md section 1). */
@@ -48,15 +50,25 @@ interface Ready<P extends ParamSpecs> {
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
-  readonly inboundSecret: string | undefined;
+  readonly admission: Admission;
 }
+
+/** What the log line of a call says beyond its outcome; kept with a remembered answer for its repeats. */
+interface Seen {
+  alert?: FalcoAlert;
+  eventId?: string | undefined;
+  target?: PodRef;
+}
+
+/** Answers given again to a repeated call: those that say what happened (done, skipped), never a failure. */
+const rememberable = (handled: { outcome: Outcome }) => handled.outcome.status === 'done' || handled.outcome.status === 'skipped';
 
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
 function readOnly(kube: Kube): Kube {
   return {
     request<T>(request: KubeRequest, deadline: number): Promise<T> {
       if (request.method !== 'GET') {
-        return Promise.reject(new Error(`dry run: refused to ${request.op.verb} ${request.op.object}`));
+        return Promise.reject(new DryRunWriteRefusedError(request.op.verb, request.op.object));
       }
       return kube.request<T>(request, deadline);
     },
@@ -64,13 +76,16 @@ function readOnly(kube: Kube): Kube {
 }
 
 /**
- * Turns a pod action into the Kubeless handler: decode, guards, run, answer. Configuration is read once, when the
- * module loads; a bad one is logged loudly there and makes every call answer 500 with the same message.
+ * Turns a pod action into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), answer a
+ * repeated call again, else decode, guards, run, answer. The secret is read first and apart; the rest of the
+ * configuration once, when the module loads; a bad one is logged loudly there and makes every call from an
+ * authorized caller answer 500 with the same message (an unauthorized one learns nothing from it).
  */
 export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, options: RunnerOptions = {}): KubelessHandler {
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: action.name });
   const now = options.now ?? Date.now;
+  const checkCaller = callerCheck(env, log);
   let ready: Ready<PodAction<P>['parameters']> | Error;
   try {
     const params = readParams(action.parameters, env);
@@ -79,36 +94,42 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       params,
       kube: options.kube ?? new KubeClient(connection!),
       ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
-      inboundSecret: secretFrom(env, INBOUND_SECRET_ENV),
+      admission: new Admission(params as unknown as AdmissionSettings, { log, now }),
     };
   } catch (error) {
     ready = error as Error;
     log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
   }
 
+  const repeats = new RepeatMemory<{ outcome: Outcome; seen: Seen }>({ now });
+
   return async (event, context) => {
     const started = now();
     const budget = budgetMs(context);
     const deadline = started + budget;
-    const seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef } = {};
-    let outcome: Outcome;
-    let timer: NodeJS.Timeout | undefined;
+    let handled: { outcome: Outcome; seen: Seen };
+    let repeated = false;
     try {
+      checkCaller(event);
       if (ready instanceof Error) throw ready;
       const setup = ready;
-      if (!isAuthorized(event, setup.inboundSecret)) throw new UnauthorizedError();
-      const timeout = new Promise<never>((_, reject) => {
-        // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
-        // names the call, and should win the race; this one catches anything else that hangs.
-        timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0) + BACKSTOP_GRACE_MS);
-      });
-      outcome = await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]);
+      const leave = await setup.admission.enter(deadline);
+      try {
+        ({ answer: handled, repeated } = await repeats.once(
+          repeatKey(event),
+          () => attempt(action, setup, event, budget, deadline, log, now),
+          rememberable,
+        ));
+      } finally {
+        leave();
+      }
     } catch (error) {
-      outcome = outcomeOfError(error, seen.target);
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      handled = { outcome: outcomeOfError(error), seen: {} };
     }
+    const { outcome, seen } = handled;
     responseOf(event)?.status(httpStatusOf(outcome));
+    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
+    if (outcome.status === 'overloaded') return answerBody(outcome);
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
@@ -118,10 +139,37 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
       ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'unauthorized' ? { error: outcome.error } : {}),
       ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun } : {}),
+      ...(repeated ? { repeated: true } : {}),
       durationMs: now() - started,
     });
-    return answerBody(outcome);
+    return repeated ? { ...answerBody(outcome), repeated: true } : answerBody(outcome);
   };
+}
+
+/** One run of the action, bounded by the call's deadline; every error becomes the outcome. */
+async function attempt<P extends ParamSpecs>(
+  action: PodAction<P>,
+  setup: Ready<PodAction<P>['parameters']>,
+  event: unknown,
+  budget: number,
+  deadline: number,
+  log: Logger,
+  now: () => number,
+): Promise<{ outcome: Outcome; seen: Seen }> {
+  const seen: Seen = {};
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      // A backstop just past the deadline: Kubernetes calls stop themselves at the deadline with a message that
+      // names the call, and should win the race; this one catches anything else that hangs.
+      timer = setTimeout(() => reject(new DeadlineExceededError(undefined, budget)), Math.max(deadline - now(), 0) + BACKSTOP_GRACE_MS);
+    });
+    return { outcome: await Promise.race([handle(action, setup, event, deadline, seen, log), timeout]), seen };
+  } catch (error) {
+    return { outcome: outcomeOfError(error, seen.target), seen };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
 }
 
 async function handle<P extends ParamSpecs>(
@@ -129,7 +177,7 @@ async function handle<P extends ParamSpecs>(
   setup: Ready<PodAction<P>['parameters']>,
   event: unknown,
   deadline: number,
-  seen: { alert?: FalcoAlert; eventId?: string | undefined; target?: PodRef },
+  seen: Seen,
   log: Logger,
 ): Promise<Outcome> {
   const { alert, eventId } = decodeEvent(event);

@@ -1,5 +1,6 @@
 /** The forwarder's descriptor, its parameters (read and checked once, at load) and its routing table (followed). */
-import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, secretFrom } from '../auth';
+import { Admission, admissionParams } from '../admission';
+import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import * as t from 'io-ts';
@@ -82,6 +83,7 @@ function forwarderParams() {
       '8',
       'calls to actions in flight at once, over all alerts; the others wait for a free slot until the deadline',
     ),
+    ...admissionParams(),
   };
 }
 type ForwarderParams = ReturnType<typeof forwarderParams>;
@@ -141,8 +143,8 @@ export interface Ready {
   readonly namespace: string | undefined;
   readonly caller: ActionCaller;
   readonly limiter: Limiter;
-  /** Required from callers when set (lib/auth.ts). */
-  readonly inboundSecret: string | undefined;
+  /** How many alerts are forwarded at once, and how many wait (lib/admission.ts). */
+  readonly admission: Admission;
   /** Sent to the actions when set. */
   readonly outboundSecret: string | undefined;
 }
@@ -197,6 +199,18 @@ function routingOf(
  * problems, at load or after an edit, are the table's state (Ready.routing), logged by it, not thrown here.
  */
 export function prepare(forwarder: Forwarder, env: Readonly<Record<string, string | undefined>>, log: Logger, now: () => number): Ready {
+  // Checked like the inbound one: a secret Node refuses as a header value would fail every forwarded call.
+  const outbound = readSecret(env, OUTBOUND_SECRET_ENV);
+  if (outbound.kind === 'broken') {
+    let others: readonly string[] = [];
+    try {
+      readParams(forwarder.parameters, env);
+    } catch (error) {
+      if (error instanceof ConfigurationError) others = error.problems;
+    }
+    throw new ConfigurationError([outbound.problem, ...others]);
+  }
+  logSecretSetting(outbound, OUTBOUND_SECRET_ENV, 'the actions are called without one, and refuse the calls if they require one', log);
   const params = readParams(forwarder.parameters, env);
   const file = env[ROUTES_ENV];
   if (file === undefined || file.trim() === '') {
@@ -217,7 +231,7 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
     namespace,
     caller: new ActionCaller(params.maxConcurrentCalls),
     limiter: new Limiter(params.maxConcurrentCalls),
-    inboundSecret: secretFrom(env, INBOUND_SECRET_ENV),
-    outboundSecret: secretFrom(env, OUTBOUND_SECRET_ENV),
+    admission: new Admission(params, { log, now }),
+    outboundSecret: outbound.kind === 'set' ? outbound.value : undefined,
   };
 }

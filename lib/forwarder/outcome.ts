@@ -42,7 +42,8 @@ export type ForwardOutcome =
       readonly routes: readonly string[];
       readonly results: readonly ActionReport[];
     }
-  | { readonly status: 'failed'; readonly error: string };
+  | { readonly status: 'failed'; readonly error: string }
+  | { readonly status: 'overloaded'; readonly error: string };
 
 /** The pod actions' statuses, and 502 for an action that failed: a gateway whose upstream failed. */
 const FORWARD_STATUS: Readonly<Record<ForwardOutcome['status'], number>> = { ...HTTP_STATUS, 'actions-failed': 502 };
@@ -51,11 +52,12 @@ export function forwardStatusOf(outcome: ForwardOutcome): number {
   return FORWARD_STATUS[outcome.status];
 }
 
-/** Errors become outcomes exactly as for pod actions: InvalidInputError is 400, anything else 500. */
+/** Errors become outcomes exactly as for pod actions: InvalidInputError is 400, a refusal at the limit 503, anything else 500. */
 export function forwardOutcomeOfError(error: unknown): ForwardOutcome {
   const outcome = outcomeOfError(error);
   if (outcome.status === 'invalid') return { status: 'invalid', error: outcome.error };
   if (outcome.status === 'unauthorized') return { status: 'unauthorized', error: outcome.error };
+  if (outcome.status === 'overloaded') return { status: 'overloaded', error: outcome.error };
   return { status: 'failed', error: outcome.status === 'failed' ? outcome.error : String(error) };
 }
 

@@ -5,8 +5,7 @@ import { describeValue, InvalidInputError } from '../decode';
 import { decodeEvent, responseOf } from '../event';
 import { clipped, jsonLogger, type Logger } from '../log';
 import { isDns1123Label } from '../names';
-import { isAuthorized } from '../auth';
-import { UnauthorizedError } from '../outcome';
+import { callerCheck } from '../auth';
 import { budgetMs, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
@@ -25,14 +24,17 @@ export interface ForwarderOptions {
 export type ForwarderHandler = KubelessHandler & { close(): void };
 
 /**
- * Turns the forwarder into the Kubeless handler: decode once, route, invoke every matching action over HTTP, answer
- * one result per action. A bad configuration is logged loudly once and answered 500 on every call: a bad parameter
- * until a restart, a bad routing table until the mounted table is fixed (it is followed, lib/forwarder/followed-file.ts).
+ * Turns the forwarder into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), decode once,
+ * route, invoke every matching action over HTTP, answer one result per action. The inbound secret is read first and
+ * apart from the rest. A bad configuration is logged loudly once and answered 500 on every call from an authorized
+ * caller: a bad parameter until a restart, a bad routing table until the mounted table is fixed (it is followed,
+ * lib/forwarder/followed-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: forwarder.name });
   const now = options.now ?? Date.now;
+  const checkCaller = callerCheck(env, log);
   let ready: Ready | Error;
   try {
     ready = prepare(forwarder, env, log, now);
@@ -47,14 +49,21 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     const seen: { alert?: FalcoAlert; eventId?: string; namespace?: string | undefined } = {};
     let outcome: ForwardOutcome;
     try {
+      checkCaller(event);
       if (ready instanceof Error) throw ready;
-      const routing = ready.routing.current();
-      if (!isAuthorized(event, ready.inboundSecret)) throw new UnauthorizedError();
-      outcome = await forward(ready, routing, event, deadline, seen, now);
+      const setup = ready;
+      const leave = await setup.admission.enter(deadline);
+      try {
+        outcome = await forward(setup, setup.routing.current(), event, deadline, seen, now);
+      } finally {
+        leave();
+      }
     } catch (error) {
       outcome = forwardOutcomeOfError(error);
     }
     responseOf(event)?.status(forwardStatusOf(outcome));
+    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
+    if (outcome.status === 'overloaded') return { ...outcome };
     log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),

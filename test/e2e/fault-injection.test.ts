@@ -423,7 +423,9 @@ describe('e2e: fault injection on single calls to the real API server (built bun
       await Promise.all(pods.map((pod) => createPod(cluster, ns, pod)));
       const token = await serviceAccountToken(cluster, 'network-isolate');
       const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'network-isolate-race.json'), token, relay.url);
-      const racing = await ServedFunction.start('network-isolate', { env: { KUBECONFIG: kubeconfig, ...caseOf('network-isolate').env }, timeoutSeconds: 60 });
+      // All ten must be in flight at once for the race (the default MAX_IN_FLIGHT would queue two behind the held reads).
+      const env = { KUBECONFIG: kubeconfig, ...caseOf('network-isolate').env, MAX_IN_FLIGHT: String(pods.length) };
+      const racing = await ServedFunction.start('network-isolate', { env, timeoutSeconds: 60 });
       const policyPath = new RegExp(`^${policyCollection(ns)}/${QUARANTINE_POLICY}$`);
       let readsHeld = 0;
       let releaseReads!: () => void;

@@ -58,14 +58,15 @@ export function status(code: number, reason: string, message: string) {
 
 /**
  * A pod action's handler as its bundle builds it, talking to the fake API server through a real KubeClient, with
- * its log lines kept: `const { handler, log } = handlerFor(action, { RULES: '*' })`.
+ * the log lines of its calls in `log` and those it wrote at load (the warning that no secret is set) in `atStart`:
+ * `const { handler, log } = handlerFor(action, { RULES: '*' })`.
  */
 export function handlerFor(
   action: PodAction,
   env: Record<string, string> = {},
   options: { kube?: Kube; ownNamespace?: string } = {},
-): { handler: KubelessHandler; log: ReturnType<typeof memoryLogger> } {
+): { handler: KubelessHandler; log: ReturnType<typeof memoryLogger>; atStart: Record<string, unknown>[] } {
   const log = memoryLogger();
   const handler = podActionHandler(action, { env, kube: options.kube ?? testKube(), log, ownNamespace: options.ownNamespace ?? 'falco-response' });
-  return { handler, log };
+  return { handler, log, atStart: log.lines.splice(0) };
 }

@@ -39,7 +39,7 @@ interface Exchange {
   readonly name: string;
   readonly appliesTo: (target: Target) => boolean;
   /** A POST as Falcosidekick sends it, unless `method` says otherwise. */
-  readonly request: { readonly method?: 'GET'; readonly path?: string; readonly contentType?: string; readonly body: string };
+  readonly request: { readonly method?: 'GET'; readonly path?: string; readonly contentType?: string; readonly eventId?: string; readonly body: string };
   readonly expected: (target: Target) => Expected;
 }
 
@@ -101,7 +101,8 @@ const EXCHANGES: readonly Exchange[] = [
   {
     name: 'the same alert as text/plain (data arrives as a string)',
     appliesTo: podActions,
-    request: { contentType: 'text/plain', body: alertText('terminal-shell') },
+    // Another alert (its own event-id): the same event-id and bytes again would be answered as a repeat (lib/repeats.ts).
+    request: { contentType: 'text/plain', eventId: '5d0c8e2a-7b1f-4c3e-8a9d-6e4f2b1c0a9e', body: alertText('terminal-shell') },
     expected: kubeconAlreadyGone,
   },
   {
@@ -201,9 +202,9 @@ const EXCHANGES: readonly Exchange[] = [
 ];
 
 function send(port: number, exchange: Exchange): Promise<HttpAnswer> {
-  const { method, path: requestPath = '/', contentType, body } = exchange.request;
+  const { method, path: requestPath = '/', contentType, eventId, body } = exchange.request;
   if (method === 'GET') return request(port, { method, path: requestPath });
-  return sidekickPost(port, body, { path: requestPath, ...(contentType === undefined ? {} : { contentType }) });
+  return sidekickPost(port, body, { path: requestPath, ...(contentType === undefined ? {} : { contentType }), ...(eventId === undefined ? {} : { eventId }) });
 }
 
 function kindOf(descriptor: unknown): Target['kind'] {

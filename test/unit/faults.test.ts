@@ -272,7 +272,7 @@ function problemsOf(
   } else {
     // A best-effort step (the audit Event): the action's work is done, and the failure is logged with its cause.
     check(answer.status === healthy.status, `answered ${JSON.stringify(answer)}`);
-    const warned = log.some((l) => l.level === 'warn' && named(JSON.stringify(l.error)) && JSON.stringify(l.error).includes(`'${ns}'`));
+    const warned = log.some((l) => l.level === 'warn' && named(JSON.stringify(l.error ?? '')) && JSON.stringify(l.error ?? '').includes(`'${ns}'`));
     check(warned, `a best-effort failure with no warning naming the object and the cause: ${JSON.stringify(log)}`);
   }
   return problems;

@@ -41,9 +41,11 @@ describe('forwarder: fan-out over HTTP to the actions (on 127.0.0.1)', function 
     return s;
   }
 
+  /** The forwarder, with the log lines of its calls (those it writes at load, that no secret is set, dropped). */
   function forwarderWith(env: Record<string, string>) {
     const log = memoryLogger();
     const handler = forwarderHandler(forwarder, { env, log });
+    log.lines.splice(0);
     handlers.push(handler);
     return { handler, log };
   }
@@ -418,13 +420,13 @@ describe('forwarder: configuration: parameters read at load, the routing table f
     ]);
     const loud = log.lines.filter((l) => l.message === UNUSABLE);
     assert.deepEqual(loud.map((l) => [l.level, l.error]), [['error', expected]]);
-    assert.equal(log.lines.indexOf(loud[0]), 0, 'said at load, before any call');
+    assert.equal(log.lines.indexOf(loud[0]), 2, 'said at load, before any call (after the warnings that no secret is set)');
   });
 
   it('logs a bad parameter once, loudly, at load', () => {
     const { log } = loaded({ ROUTES_FILE: routesFile('fan-out'), ACTIONS_NAMESPACE: 'x', MAX_CONCURRENT_CALLS: 'many' });
     assert.deepEqual(
-      log.lines.map((l) => [l.level, l.message, l.error]),
+      log.lines.filter((l) => l.level === 'error').map((l) => [l.level, l.message, l.error]),
       [['error', 'the function cannot start: every call will fail until the configuration is fixed', 'invalid configuration: MAX_CONCURRENT_CALLS: expected a whole number from 1 to 256, got "many"']],
     );
   });

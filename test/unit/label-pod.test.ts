@@ -108,7 +108,8 @@ describe('label-pod', () => {
 
     // When
     const answers = [];
-    for (let i = 0; i < 10; i++) answers.push(await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext()));
+    // Ten alerts, each with its own event-id as Falcosidekick sends them (one event-id twice is a repeat: lib/repeats.ts).
+    for (let i = 0; i < 10; i++) answers.push(await handler(kubelessEvent(alert('terminal-shell'), `event-${i}`).event, kubelessContext()));
 
     // Then
     api.done();
@@ -215,8 +216,8 @@ describe('label-pod', () => {
     const { handler } = handlerWith(env);
 
     // When: the first alert removes the label, the second finds nothing to do
-    const first = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-    const second = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+    const first = await handler(kubelessEvent(alert('terminal-shell'), 'first-alert').event, kubelessContext());
+    const second = await handler(kubelessEvent(alert('terminal-shell'), 'second-alert').event, kubelessContext());
 
     // Then
     api.done();

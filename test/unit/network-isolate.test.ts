@@ -114,7 +114,8 @@ describe('network-isolate', () => {
 
     // When
     const answers = [];
-    for (let i = 0; i < 10; i++) answers.push(await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext()));
+    // Ten alerts, each with its own event-id as Falcosidekick sends them (one event-id twice is a repeat: lib/repeats.ts).
+    for (let i = 0; i < 10; i++) answers.push(await handler(kubelessEvent(alert('terminal-shell'), `event-${i}`).event, kubelessContext()));
 
     // Then
     api.done();

@@ -1,0 +1,110 @@
+import { createHash } from 'crypto';
+
+/**
+ * A call sent twice gets one answer. The forwarder (like any HTTP client on a kept-alive socket) sends a call again
+ * when its socket is reset, even when the first went out and is being handled: without this memory delete-pod ran
+ * twice for one alert and the second run answered "already gone" for the alert that deleted the pod.
+ */
+export const REPEAT_MEMORY_ENTRIES = 1000;
+/** Longer than any retry takes; an event-id names one alert, so a repeat after this long is still the same alert. */
+export const REPEAT_MEMORY_MS = 15 * 60 * 1000;
+
+/**
+ * What identifies a call: its event-id and the digest of its body (the same event-id with another body is another
+ * call). Undefined without an event-id, or when the body cannot be serialised again: such a call is never a repeat.
+ */
+export function repeatKey(event: unknown): string | undefined {
+  const envelope = event as { 'event-id'?: unknown; data?: unknown; extensions?: { request?: { body?: unknown } } } | null;
+  const eventId = envelope?.['event-id'];
+  if (typeof eventId !== 'string' || eventId === '') return undefined;
+  const raw = envelope?.extensions?.request?.body;
+  let body: Buffer | string | undefined;
+  if (Buffer.isBuffer(raw) && raw.length > 0) body = raw;
+  else if (typeof envelope?.data === 'string') body = envelope.data;
+  else {
+    try {
+      body = JSON.stringify(envelope?.data) ?? '';
+    } catch {
+      return undefined; // too deeply nested to serialise: decoding refuses it anyway
+    }
+  }
+  // Length-prefixed, so no event-id and body can be cut differently into the same text.
+  return createHash('sha256').update(`${Buffer.byteLength(eventId, 'utf8')}:${eventId}\n`, 'utf8').update(body).digest('base64');
+}
+
+interface Entry<A> {
+  at: number;
+  running?: Promise<A>;
+  answer?: A;
+}
+
+/**
+ * A bounded memory of recent calls and their answers (at most `maxEntries`, none older than `maxAgeMs`):
+ * `const { answer, repeated } = await memory.once(key, () => work(), (a) => a.status === 'done')`.
+ * A repeat of a call still running waits for it and shares its answer; a repeat of a call that answered gets the
+ * same answer, without doing the work again, as long as `keep` accepted it (a failure is not kept: trying again
+ * after one is right).
+ */
+export class RepeatMemory<A> {
+  private readonly entries = new Map<string, Entry<A>>();
+  private answered = 0;
+  private readonly maxEntries: number;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+
+  constructor(options: { maxEntries?: number; maxAgeMs?: number; now?: () => number } = {}) {
+    this.maxEntries = options.maxEntries ?? REPEAT_MEMORY_ENTRIES;
+    this.maxAgeMs = options.maxAgeMs ?? REPEAT_MEMORY_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Answers kept right now (for tests). */
+  get size(): number {
+    return this.answered;
+  }
+
+  /** `work` must not reject: its rejection would reach every repeat waiting for it. */
+  async once(key: string | undefined, work: () => Promise<A>, keep: (answer: A) => boolean): Promise<{ answer: A; repeated: boolean }> {
+    if (key === undefined) return { answer: await work(), repeated: false };
+    this.expire();
+    const known = this.entries.get(key);
+    if (known?.running !== undefined) return { answer: await known.running, repeated: true };
+    if (known !== undefined) return { answer: known.answer as A, repeated: true };
+    const running = work();
+    this.entries.set(key, { at: this.now(), running });
+    let answer: A;
+    try {
+      answer = await running;
+    } catch (error) {
+      this.entries.delete(key);
+      throw error;
+    }
+    this.entries.delete(key);
+    if (keep(answer)) {
+      // Re-inserted, so the map's order is the order of the answers: the oldest is always first.
+      this.entries.set(key, { at: this.now(), answer });
+      this.answered++;
+      this.evict();
+    }
+    return { answer, repeated: false };
+  }
+
+  private expire(): void {
+    const now = this.now();
+    for (const [key, entry] of this.entries) {
+      if (entry.running !== undefined) continue; // bounded by the calls in flight
+      if (now - entry.at < this.maxAgeMs) return;
+      this.entries.delete(key);
+      this.answered--;
+    }
+  }
+
+  private evict(): void {
+    for (const [key, entry] of this.entries) {
+      if (this.answered <= this.maxEntries) return;
+      if (entry.running !== undefined) continue;
+      this.entries.delete(key);
+      this.answered--;
+    }
+  }
+}
