@@ -103,8 +103,11 @@ export class ActionCaller {
         }
         current = outgoing;
         outgoing.on('error', (error: NodeJS.ErrnoException) => {
-          // A kept-alive socket the server closed just as we reused it: the request never reached the action, so
-          // sending it once more on a fresh socket is safe (the retry Node's documentation recommends).
+          // A kept-alive socket reset as we reused it: most often the server had closed it idle and the request never
+          // reached the action, but a reset after the request went out may follow a call the action did carry out.
+          // Sending it once more on a fresh socket (the retry Node's documentation recommends) is safe because the
+          // repeat carries the same event-id and body, and an action answers a repeat with its first answer and makes
+          // no new Kubernetes call (lib/repeats.ts).
           if (mayRetry && outgoing.reusedSocket && error.code === 'ECONNRESET' && !settled) {
             send(false);
             return;
