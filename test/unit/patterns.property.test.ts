@@ -158,7 +158,7 @@ describe('patterns: regular expressions matched in linear time', () => {
     let out = '';
     for (let i = 0; i < length; i++) {
       state = (state * 1103515245 + 12345) & 0x7fffffff;
-      out += units[state % units.length];
+      out += units[(state >>> 16) % units.length]; // the high bits: the low bits of this generator repeat quickly
     }
     return out;
   }
@@ -181,10 +181,10 @@ describe('patterns: regular expressions matched in linear time', () => {
 
   it('keeps the largest patterns it accepts within text length × states', () => {
     // The worst case: a DFA too large to cache and hundreds of states alive at every character. Measured about
-    // 200 ms on 64 KiB on a loaded machine (about 4 s on 1 MiB); the bound is 20 times that.
+    // 200 ms on 64 KiB on a loaded machine (about 4 s on 1 MiB); the bound is 40 times that.
     const regex = compiled('(?:[ab]{0,9}a){1,25}!');
     assert.ok(regex.states <= MAX_PATTERN_STATES + 1, `${regex.states} states`);
-    assert.equal(within(4000, 'many live states on 64 KiB', () => regex.test(randomText('ab', 64 * 1024, 7))), false);
+    assert.equal(within(8000, 'many live states on 64 KiB', () => regex.test(randomText('ab', 64 * 1024, 7))), false);
   });
 
   const refused: [string, string][] = [
@@ -253,8 +253,8 @@ describe('patterns: globs matched in linear time', () => {
     assert.equal(within(1000, '* on 1 MiB', () => whyNot(routeWith({ ruleGlobs: ['*'] }), facts('x'.repeat(MiB)))), undefined);
   });
 
-  // The old loop went back to the last star at every character: 1.6 s on 1 MiB for the first shape. Each takes
-  // about 25 ms now; the bound is 40 times that.
+  // The old loop went back to the last star at every character: 0.7 to 2.8 s on 1 MiB for the first four shapes.
+  // Each takes 20 to 40 ms now; the bound is 50 times that.
   const shapes: [string, string][] = [
     [`*${'a'.repeat(197)}b*`, 'a'.repeat(MiB)],
     [`*${'a?'.repeat(98)}b*`, 'a'.repeat(MiB)],
@@ -264,7 +264,7 @@ describe('patterns: globs matched in linear time', () => {
   ];
   for (const [glob, t] of shapes) {
     it(`gives up on ${glob.slice(0, 12)}… (${glob.length} characters) in bounded time on 1 MiB`, () => {
-      assert.equal(within(1000, glob.slice(0, 12), () => globMatches(glob, t)), false);
+      assert.equal(within(2000, glob.slice(0, 12), () => globMatches(glob, t)), false);
     });
   }
 });
