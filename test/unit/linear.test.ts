@@ -44,7 +44,7 @@ const SHAPES: Readonly<Record<string, string>> = {
   'control and bidi characters': repeat('\u0007\u202e'),
 };
 
-function timed(what: string, work: () => unknown): void {
+function timed(what: string, work: () => unknown, boundMs = BOUND_MS): void {
   const started = process.hrtime.bigint();
   try {
     work();
@@ -53,7 +53,7 @@ function timed(what: string, work: () => unknown): void {
     if (!(error instanceof InvalidInputError)) throw error;
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  assert.ok(ms < BOUND_MS, `${what} took ${ms.toFixed(0)} ms on 1 MiB (bound ${BOUND_MS} ms)`);
+  assert.ok(ms < boundMs, `${what} took ${ms.toFixed(0)} ms (bound ${boundMs} ms)`);
 }
 
 function alertWith(fields: Record<string, unknown>, overrides: Record<string, unknown> = {}): FalcoAlert {
@@ -93,7 +93,8 @@ describe('every pattern and loop over alert text takes linear time (1 MiB inputs
   });
 
   it('labelValueFrom on the 60,000-character rule that took 10 s', () => {
-    timed('labelValueFrom on 60,000 characters', () => labelValueFrom(`a${'.'.repeat(60000)}a`));
+    // It takes well under 1 ms now (3 to 10 s before, depending on the load); the bound is 500 times the need.
+    timed('labelValueFrom on 60,000 characters', () => labelValueFrom(`a${'.'.repeat(60000)}a`), 500);
   });
 
   it('the forwarder checks an event-id (a request header) of 1 MiB in bounded time, and refuses it', async () => {
