@@ -37,7 +37,20 @@ export function shortHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, HASH_LENGTH);
 }
 
-const NOT_ALPHANUMERIC_AT_ENDS = /^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g;
+const isAlphanumeric = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+
+/**
+ * `text` without what is not an ASCII letter or digit at either end. A loop from each end, not
+ * `/[^A-Za-z0-9]+$/`: a backtracking engine tries that from every character of a long run that a letter ends, which
+ * is quadratic (a 60,000-character rule blocked the event loop for 10 s).
+ */
+function trimToAlphanumeric(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && !isAlphanumeric(text.charCodeAt(start))) start++;
+  while (end > start && !isAlphanumeric(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
 
 /**
  * Turns free text (a rule name, a priority) into a label value, deterministically. A valid value is kept as it is;
@@ -48,12 +61,13 @@ const NOT_ALPHANUMERIC_AT_ENDS = /^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g;
  */
 export function labelValueFrom(text: string): DerivedLabelValue {
   if (text !== '' && isLabelValue(text)) return { ok: true, value: text, changed: false };
-  const kept = text.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(NOT_ALPHANUMERIC_AT_ENDS, '');
+  // One pass: each run is matched once, and a character that may stay fails the class at once.
+  const kept = trimToAlphanumeric(text.replace(/[^A-Za-z0-9_.-]+/g, '-'));
   if (kept === '') {
     return { ok: false, reason: `${describeValue(text)} holds no ASCII letter or digit to make a label value from` };
   }
   const room = MAX_LABEL_VALUE - 1 - HASH_LENGTH;
-  const head = kept.slice(0, room).replace(NOT_ALPHANUMERIC_AT_ENDS, '');
+  const head = trimToAlphanumeric(kept.slice(0, room));
   return { ok: true, value: `${head}-${shortHash(text)}`, changed: true };
 }
 
