@@ -39,6 +39,33 @@ export type FalcoAlert = t.TypeOf<typeof FalcoAlert>;
 /** The rule Falcosidekick sends when asked for a test event; it bypasses minimumpriority. */
 export const SIDEKICK_TEST_RULE = 'Test rule';
 
+/**
+ * The event source of Kubernetes audit alerts: Falco names it `k8s_audit` (the k8saudit plugin's source, and the
+ * legacy built-in one before it). `k8saudit`, the plugin's name, is accepted too: earlier versions of this project
+ * expected it, and routing tables or tools written for them may send it.
+ */
+export const AUDIT_SOURCES: readonly string[] = ['k8s_audit', 'k8saudit'];
+
+export function isAuditAlert(alert: FalcoAlert): boolean {
+  return typeof alert.source === 'string' && AUDIT_SOURCES.includes(alert.source);
+}
+
+/** Falco prints `<NA>` for a field it could not fill in older versions; from 0.41 it sends null. Both mean unknown. */
+const UNKNOWN = '<NA>';
+
+/**
+ * The first of `fields` that holds a known value (not absent, null, empty or `<NA>`), as text:
+ * `knownField(alert, ['k8s.pod.name', 'k8smeta.pod.name'])` reads the container plugin's field, or the k8smeta
+ * plugin's when Falco has only that one.
+ */
+export function knownField(alert: FalcoAlert, fields: readonly string[]): { readonly field: string; readonly value: string } | undefined {
+  for (const field of fields) {
+    const value = fieldAsString(alert, field);
+    if (value !== undefined && value !== '' && value !== UNKNOWN) return { field, value };
+  }
+  return undefined;
+}
+
 /** A field as text, as Falco Talon reads them: numbers become their decimal form, null and booleans stay out. */
 export function fieldAsString(alert: FalcoAlert, field: string): string | undefined {
   const value = Object.prototype.hasOwnProperty.call(alert.output_fields, field) ? alert.output_fields[field] : undefined;

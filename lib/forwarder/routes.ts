@@ -79,7 +79,7 @@ const text = checkedString('text', (s) => ({ ok: true, value: s }));
 const TAG = 'a tag';
 const tag = checkedString(TAG, (s) => (s !== '' ? { ok: true, value: s } : { ok: false, expected: TAG }));
 
-const SOURCE = 'an event source such as syscall or k8saudit';
+const SOURCE = 'an event source such as syscall or k8s_audit';
 const source = checkedString(SOURCE, (s) => (s.trim() !== '' ? { ok: true, value: s } : { ok: false, expected: SOURCE }));
 
 const GLOB = `a glob of 1 to ${MAX_PATTERN_LENGTH} characters ('*' any text, '?' one character)`;

@@ -1,10 +1,10 @@
 import { randomBytes } from 'crypto';
 import type { FalcoAlert } from '../alert';
-import { fieldAsString, SIDEKICK_TEST_RULE } from '../alert';
+import { SIDEKICK_TEST_RULE } from '../alert';
 import { describeValue, InvalidInputError } from '../decode';
 import { decodeEvent, responseOf } from '../event';
 import { clipped, jsonLogger, type Logger } from '../log';
-import { isDns1123Label } from '../names';
+import { namespaceOf } from '../target';
 import { callerCheck } from '../auth';
 import { budgetMs, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready, type Routing } from './config';
@@ -87,18 +87,11 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
   return Object.assign(handler, { close: () => (ready instanceof Error ? undefined : ready.caller.close()) });
 }
 
-/** The namespace routing looks at: `k8s.ns.name` (or `ka.target.namespace` for audit events), validated. */
-export function alertNamespace(alert: FalcoAlert): string | undefined {
-  const field = alert.source === 'k8saudit' ? 'ka.target.namespace' : 'k8s.ns.name';
-  const value = fieldAsString(alert, field);
-  if (value === undefined || value === '' || value === '<NA>') return undefined;
-  if (!isDns1123Label(value)) {
-    throw new InvalidInputError([
-      `alert: output_fields["${field}"]: expected a namespace name (lowercase letters, digits and '-', at most 63), got ${describeValue(value)}`,
-    ]);
-  }
-  return value;
-}
+/**
+ * The namespace routing looks at: `k8s.ns.name` (else `k8smeta.ns.name`; `ka.target.namespace` for audit events),
+ * validated, exactly as the actions read it.
+ */
+export const alertNamespace = namespaceOf;
 
 const EVENT_ID = /^[\x21-\x7e]{1,200}$/;
 

@@ -5,6 +5,7 @@ import { decodeEvent } from '../../lib/event';
 import { integerText, listText, readParams, param, ConfigurationError } from '../../lib/params';
 import { atLeast } from '../../lib/priority';
 import { targetOf } from '../../lib/target';
+import { alertNamespace } from '../../lib/forwarder/runner';
 import { alert, alertText, kubelessEvent } from '../helpers/fixtures';
 
 function invalid(fn: () => unknown): string {
@@ -117,9 +118,48 @@ describe('the pod an alert names', () => {
     );
   });
 
-  it('reads audit events about pods from ka.target.*', () => {
-    const a = { ...alert('terminal-shell'), source: 'k8saudit', output_fields: { 'ka.target.resource': 'pods', 'ka.target.namespace': 'prod', 'ka.target.name': 'api-0' } };
-    assert.deepEqual(targetOf(decodeEvent(kubelessEvent(a).event).alert), { kind: 'pod', pod: { namespace: 'prod', name: 'api-0' } });
+  it('reads audit events about pods from ka.target.*, under the source Falco gives them (k8s_audit) and the plugin name', () => {
+    for (const source of ['k8s_audit', 'k8saudit']) {
+      const a = { ...alert('terminal-shell'), source, output_fields: { 'ka.target.resource': 'pods', 'ka.target.namespace': 'prod', 'ka.target.name': 'api-0' } };
+      assert.deepEqual(targetOf(decodeEvent(kubelessEvent(a).event).alert), { kind: 'pod', pod: { namespace: 'prod', name: 'api-0' } }, source);
+    }
+  });
+
+  it('reads the name of a created pod from ka.resp.name when ka.target.name is empty', () => {
+    const fields = { 'ka.target.resource': 'pods', 'ka.target.namespace': 'prod', 'ka.target.name': null, 'ka.resp.name': 'api-7f9c' };
+    const a = { ...alert('terminal-shell'), source: 'k8s_audit', output_fields: fields };
+    assert.deepEqual(targetOf(decodeEvent(kubelessEvent(a).event).alert), { kind: 'pod', pod: { namespace: 'prod', name: 'api-7f9c' } });
+  });
+
+  it('reads the pod from the k8smeta plugin when Falco sends only k8smeta.pod.name and k8smeta.ns.name', () => {
+    // Given: the container plugin's fields unknown (JSON null, as Falco 0.41+ writes them), the k8smeta plugin's set
+    const a = alert('terminal-shell');
+    a.output_fields['k8s.ns.name'] = null;
+    a.output_fields['k8s.pod.name'] = null;
+    a.output_fields['k8smeta.ns.name'] = 'prod';
+    a.output_fields['k8smeta.pod.name'] = 'web-0';
+    // Then
+    assert.deepEqual(targetOf(decodeEvent(kubelessEvent(a).event).alert), { kind: 'pod', pod: { namespace: 'prod', name: 'web-0' } });
+    assert.equal(alertNamespace(decodeEvent(kubelessEvent(a).event).alert), 'prod');
+  });
+
+  it('refuses an alert whose k8s.* and k8smeta.* fields name different pods, rather than pick one', () => {
+    const a = alert('terminal-shell');
+    a.output_fields['k8smeta.pod.name'] = 'other';
+    assert.equal(
+      invalid(() => targetOf(decodeEvent(kubelessEvent(a).event).alert)),
+      'alert: output_fields["k8smeta.pod.name"]: expected the same pod name as output_fields["k8s.pod.name"] ("kubecon"), got "other"',
+    );
+  });
+
+  it('validates a name from k8smeta.* as it validates one from k8s.*, naming the field', () => {
+    const a = alert('terminal-shell-null-pod');
+    a.output_fields['k8smeta.ns.name'] = 'a/../b';
+    a.output_fields['k8smeta.pod.name'] = 'web-0';
+    assert.equal(
+      invalid(() => targetOf(decodeEvent(kubelessEvent(a).event).alert)),
+      `alert: output_fields["k8smeta.ns.name"]: expected a namespace name (lowercase letters, digits and '-', at most 63), got "a/../b"`,
+    );
   });
 });
 

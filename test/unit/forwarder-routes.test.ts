@@ -165,7 +165,7 @@ describe('forwarder: the routing table', () => {
       ['tags has an unknown field', (t) => ((t.routes[2].tags = { all: ['k8s'] }), t), 'routes[2] ("k8s-api").tags.all: expected a known field (the fields are allOf, anyOf), got ["k8s"]'],
       ['tags.allOf is not a list', (t) => ((t.routes[2].tags.allOf = 'k8s'), t), 'routes[2] ("k8s-api").tags.allOf: expected a list of tags, got "k8s"'],
       ['a tag of anyOf is not text', (t) => ((t.routes[2].tags.anyOf = [1]), t), 'routes[2] ("k8s-api").tags.anyOf[0]: expected a tag, got 1'],
-      ['a source is empty', (t) => ((t.routes[2].sources = ['']), t), 'routes[2] ("k8s-api").sources[0]: expected an event source such as syscall or k8saudit, got ""'],
+      ['a source is empty', (t) => ((t.routes[2].sources = ['']), t), 'routes[2] ("k8s-api").sources[0]: expected an event source such as syscall or k8s_audit, got ""'],
       [
         'an included namespace is not a namespace name',
         (t) => ((t.routes[2].namespaces.include = ['Prod']), t),
