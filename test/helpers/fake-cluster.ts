@@ -3,6 +3,7 @@ import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube } from '../../lib/kube/client';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler, type KubelessHandler } from '../../lib/runner';
+import { alert, kubelessContext, kubelessEvent } from './fixtures';
 
 /** The fake API server every unit test talks to through nock; no real connection is ever made. */
 export const API_SERVER = 'https://kube.test:6443';
@@ -70,3 +71,32 @@ export function handlerFor(
   const handler = podActionHandler(action, { env, kube: options.kube ?? testKube(), log, ownNamespace: options.ownNamespace ?? 'falco-response' });
   return { handler, log, atStart: log.lines.splice(0) };
 }
+
+/** One terminal-shell alert through a pod action's handler: its answer, its HTTP status and its log lines. */
+export async function runTerminalShell(action: PodAction, env: Record<string, string> = {}) {
+  const { handler, log } = handlerFor(action, { RULES: '*', ...env });
+  const { event, response } = kubelessEvent(alert('terminal-shell'));
+  const answer = await handler(event, kubelessContext());
+  return { answer, status: response.statusCode, log: log.lines };
+}
+
+/** Every request nock answered, as `METHOD path`, in order. */
+export function recorded(scope: nock.Scope): string[] {
+  const calls: string[] = [];
+  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
+  return calls;
+}
+
+/** network-isolate's quarantine policy in `default` as the API server stores it (uid and resourceVersion set). */
+export const policyStored = () => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: {
+    name: 'falco-response-quarantine',
+    namespace: 'default',
+    uid: 'policy-uid',
+    resourceVersion: '4242',
+    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
+  },
+  spec: { podSelector: { matchLabels: { 'falco-response.io/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] },
+});

@@ -3,12 +3,9 @@
  * before any write, and only the API server's own NotFound says an object is gone.
  */
 import { strict as assert } from 'assert';
-import type nock from 'nock';
-import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
-import { fakeApi, handlerFor, podObject } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { fakeApi, podObject, policyStored, recorded, runTerminalShell as run } from '../helpers/fake-cluster';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -16,33 +13,6 @@ const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies'
 const POLICY = `${POLICIES}/falco-response-quarantine`;
 const QUARANTINE = 'falco-response.io/quarantine';
 const OPT_OUT = { 'falco-response.io/ignore': 'true' };
-
-async function run(action: PodAction, env: Record<string, string> = {}) {
-  const { handler, log } = handlerFor(action, { RULES: '*', ...env });
-  const { event, response } = kubelessEvent(alert('terminal-shell'));
-  const answer = await handler(event, kubelessContext());
-  return { answer, status: response.statusCode, log: log.lines };
-}
-
-/** Every request nock answered, as `METHOD path`. */
-function recorded(scope: nock.Scope): string[] {
-  const calls: string[] = [];
-  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
-  return calls;
-}
-
-const policyStored = () => ({
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'NetworkPolicy',
-  metadata: {
-    name: 'falco-response-quarantine',
-    namespace: 'default',
-    uid: 'policy-uid',
-    resourceVersion: '4242',
-    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
-  },
-  spec: { podSelector: { matchLabels: { [QUARANTINE]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
-});
 
 describe('a 404 that is not the API server\'s NotFound', () => {
   it('GET pod: a 404 page from a proxy does not make the pod "already gone": failed, nothing else asked', async () => {

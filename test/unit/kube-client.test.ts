@@ -7,12 +7,11 @@ import { strict as assert } from 'assert';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import nock from 'nock';
-import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import { KubeClient, MAX_ANSWER_BYTES } from '../../lib/kube/client';
 import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/kube/errors';
-import { fakeApi, handlerFor, podObject, status, testKube } from '../helpers/fake-cluster';
+import { fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -21,33 +20,6 @@ const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies'
 const POLICY = `${POLICIES}/falco-response-quarantine`;
 const QUARANTINE = 'falco-response.io/quarantine';
 const TOO_MANY = status(429, 'TooManyRequests', 'too many requests, please try again later');
-
-async function run(action: PodAction, env: Record<string, string> = {}) {
-  const { handler, log } = handlerFor(action, { RULES: '*', ...env });
-  const { event, response } = kubelessEvent(alert('terminal-shell'));
-  const answer = await handler(event, kubelessContext());
-  return { answer, status: response.statusCode, log: log.lines };
-}
-
-/** Every request nock answered, as `METHOD path`. */
-function recorded(scope: nock.Scope): string[] {
-  const calls: string[] = [];
-  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
-  return calls;
-}
-
-const policyStored = () => ({
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'NetworkPolicy',
-  metadata: {
-    name: 'falco-response-quarantine',
-    namespace: 'default',
-    uid: 'policy-uid',
-    resourceVersion: '4242',
-    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
-  },
-  spec: { podSelector: { matchLabels: { [QUARANTINE]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
-});
 
 describe('a 404 or 409 after a retry is our own lost write only when an earlier attempt may have been carried out', () => {
   it('delete-pod: DELETE 429 then 404: someone else deleted the pod; skipped "already deleted", no done, no Event', async () => {
