@@ -2,6 +2,8 @@ import * as http from 'http';
 import * as https from 'https';
 import type { Connection } from './connection';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
+import { clipped } from '../log';
+import { printable } from '../text';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -228,16 +230,22 @@ function parseBody(text: string): unknown {
   }
 }
 
+/** The most characters of an error answer's message quoted in ours; the API server's own are a line or two. */
+const MAX_QUOTED_ANSWER = 500;
+
+/** Text from an error answer as our messages quote it: cut short and escaped, since a broken proxy may send anything. */
+const quoted = (text: string, max: number = MAX_QUOTED_ANSWER) => printable(clipped(text, max));
+
 function apiError(op: Operation, response: RawResponse, attempts: number, stoppedBy: string | undefined, earlierMayHaveApplied: boolean): KubeApiError {
   const parsed = parseBody(response.text);
   // A proxy in front of the API server may answer with any JSON, `null` included.
   const body = (parsed === null ? undefined : parsed) as { reason?: unknown; message?: unknown } | string | undefined;
-  const reason = typeof body === 'object' && typeof body.reason === 'string' ? body.reason : '';
+  const reason = typeof body === 'object' && typeof body.reason === 'string' ? quoted(body.reason, 100) : '';
   const message =
     typeof body === 'object' && typeof body.message === 'string'
-      ? body.message
+      ? quoted(body.message)
       : typeof body === 'string' && body !== ''
-        ? body.slice(0, 500)
+        ? quoted(body)
         : http.STATUS_CODES[response.status] ?? 'no message';
   return new KubeApiError(op, response.status, reason, message, attempts, stoppedBy, earlierMayHaveApplied);
 }

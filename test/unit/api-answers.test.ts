@@ -7,7 +7,7 @@ import type nock from 'nock';
 import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
-import { fakeApi, handlerFor, podObject } from '../helpers/fake-cluster';
+import { fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { podActions } from '../helpers/pod-actions';
 
@@ -71,6 +71,36 @@ describe('a 404 that is not the API server\'s NotFound', () => {
     );
   });
 
+});
+
+describe('an error answer is quoted cut short and escaped: a proxy in front of the API server may answer any text', () => {
+  const RBAC_HINT =
+    " (the function's ServiceAccount lacks the permission 'get' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)";
+
+  it('a Status whose message is 1 MB of text with terminal controls: 500 characters of it, escaped, in the answer and the log', async () => {
+    // Given
+    const api = fakeApi().get(POD).reply(403, status(403, 'Forbidden\u009b2J', `\u001b]0;owned\u0007\u202e${'y'.repeat(1_000_000)}`));
+
+    // When
+    const { answer, log } = await run(deletePod);
+
+    // Then
+    api.done();
+    const expected =
+      "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden\\u009b2J: " +
+      `\\u001b]0;owned\\u0007\\u202e${'y'.repeat(489)}… (1000011 characters)${RBAC_HINT}`;
+    assert.deepEqual(answer, { status: 'failed', error: expected, target: { namespace: 'default', pod: 'kubecon' } });
+    assert.deepEqual(log.map((l) => l.error), [expected]);
+  });
+
+  it('a text page with terminal controls: escaped as well', async () => {
+    const api = fakeApi().get(POD).reply(404, '\u001b[2J\u009b31mdefault backend - 404', { 'Content-Type': 'text/plain' });
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.equal(answer.error, "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: \\u001b[2J\\u009b31mdefault backend - 404");
+  });
 });
 
 /** A 2xx answer to `GET pod` that is not that pod; `why` is what the failure must say was wrong. */
