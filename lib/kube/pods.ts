@@ -13,6 +13,16 @@ export function describePod(pod: PodRef): string {
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
 const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods', group: '', object: describePod(pod) });
 
+/** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */
+const uidAnswer = t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)");
+/** A timestamp as the API server writes them; delete-pod quotes it in its answer. */
+const timeAnswer = t.refinement(
+  t.string,
+  (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
+  'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
+);
+const secondsAnswer = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds, 0 or more');
+
 /**
  * The fields of a Pod that the guards and actions read, checked before any of them is believed: a uid above all,
  * since every write carries it as a precondition.
@@ -22,11 +32,11 @@ const podAnswer = t.type(
     apiVersion: t.literal('v1'),
     kind: t.literal('Pod'),
     metadata: t.intersection([
-      t.type({ name: t.string, namespace: t.string, uid: t.string }),
+      t.type({ name: t.string, namespace: t.string, uid: uidAnswer }),
       t.partial({
         resourceVersion: t.string,
-        deletionTimestamp: t.string,
-        deletionGracePeriodSeconds: t.number,
+        deletionTimestamp: timeAnswer,
+        deletionGracePeriodSeconds: secondsAnswer,
         labels: stringMap,
         annotations: stringMap,
         ownerReferences: t.array(t.intersection([t.type({ kind: t.string }), t.partial({ controller: t.boolean })])),

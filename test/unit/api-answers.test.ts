@@ -138,6 +138,21 @@ const JUNK_PODS: readonly JunkAnswer[] = [
   { name: 'the pod of another namespace', body: withMetadata({ namespace: 'prod' }), why: 'metadata.namespace: expected "default", got "prod"' },
   { name: 'another kind', body: { ...optedOutPod(), kind: 'Service' }, why: 'kind: expected "Pod", got "Service"' },
   { name: 'labels that are not strings', body: withMetadata({ labels: { 'falco-response.io/ignore': true } }), why: 'metadata.labels["falco-response.io/ignore"]: expected string, got true' },
+  {
+    name: 'a uid of 100,000 characters with terminal controls',
+    body: withMetadata({ uid: `\u009b2J${'u'.repeat(100_000)}` }),
+    why: `metadata.uid: expected a uid (letters, digits and '-', at most 128), got "\\u009b2J${'u'.repeat(71)}… (100010 characters)`,
+  },
+  {
+    name: 'a deletionTimestamp that is not a time',
+    body: withMetadata({ deletionTimestamp: 'soon \u001b[2J', deletionGracePeriodSeconds: 30 }),
+    why: 'metadata.deletionTimestamp: expected a time (RFC 3339, such as 2026-11-26T10:00:01Z), got "soon \\u001b[2J"',
+  },
+  {
+    name: 'a negative deletionGracePeriodSeconds',
+    body: withMetadata({ deletionTimestamp: '2026-11-26T10:00:01Z', deletionGracePeriodSeconds: -5 }),
+    why: 'metadata.deletionGracePeriodSeconds: expected a whole number of seconds, 0 or more, got -5',
+  },
 ];
 
 describe('a 2xx answer to GET pod that is not that pod: failed, no write, no Event', () => {
