@@ -1,6 +1,6 @@
 import type { PodAction } from './action';
 import { Admission, type AdmissionSettings } from './admission';
-import { callerCheck } from './auth';
+import { callerCheck, isRefusedCaller } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
@@ -91,7 +91,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: action.name });
   const now = options.now ?? Date.now;
-  const checkCaller = callerCheck(env, log);
+  const checkCaller = callerCheck(env, log, now);
   let ready: Ready<PodAction<P>['parameters']> | Error;
   try {
     const params = readParams(action.parameters, env);
@@ -115,6 +115,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     const deadline = started + budget;
     let handled: { outcome: Outcome; seen: Seen };
     let repeated = false;
+    let counted = false;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
@@ -131,11 +132,13 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       }
     } catch (error) {
       handled = { outcome: outcomeOfError(error), seen: {} };
+      counted = isRefusedCaller(error);
     }
     const { outcome, seen } = handled;
     responseOf(event)?.status(httpStatusOf(outcome));
-    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
-    if (outcome.status === 'overloaded') return answerBody(outcome);
+    // A refusal is counted and logged by the admission or the caller check, at most once a second: a flood cannot
+    // flood the log.
+    if (outcome.status === 'overloaded' || counted) return answerBody(outcome);
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
       rule: seen.rule ?? null,
