@@ -1,7 +1,7 @@
 import * as http from 'http';
 import * as https from 'https';
 import type { Connection } from './connection';
-import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
+import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError, type Operation } from './errors';
 import { clipped } from '../log';
 import { printable } from '../text';
 
@@ -96,12 +96,19 @@ export class KubeClient implements Kube {
     // Whether an earlier attempt may have been carried out: sent whole with its answer lost, or answered 5xx. It tells
     // a 404 or 409 that reports our own lost write from one that reports someone else's (errors.ts).
     let mayHaveBeenApplied = false;
+    // Written once, before any attempt: a body that cannot be written is no failure of the connection to retry.
+    let body: Buffer | undefined;
+    try {
+      body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body), 'utf8');
+    } catch (error) {
+      throw new KubeRequestError(request.op, `its body cannot be written as JSON (${quoted(String(error))}), so it was not sent`);
+    }
 
     for (let attempt = 1; ; attempt++) {
       if (this.now() >= deadline) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
       let response: RawResponse;
       try {
-        response = await this.send(request, deadline);
+        response = await this.send(request, body, deadline);
       } catch (error) {
         if (error instanceof RequestTimedOut) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
         if (error instanceof AnswerTooLarge) throw new KubeAnswerError(request.op, error.message);
@@ -139,9 +146,8 @@ export class KubeClient implements Kube {
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  private async send(request: KubeRequest, deadline: number): Promise<RawResponse> {
+  private async send(request: KubeRequest, body: Buffer | undefined, deadline: number): Promise<RawResponse> {
     const token = await this.connection.bearerToken();
-    const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body), 'utf8');
     const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': 'falco-response' };
     if (token !== undefined && token !== '') headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
