@@ -6,6 +6,7 @@ import { strict as assert } from 'assert';
 import type nock from 'nock';
 import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
+import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import { fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
@@ -232,3 +233,70 @@ describe('network-isolate: a 2xx answer to GET networkpolicy that is not that po
   }
 });
 
+
+describe('a 2xx answer to a write that is not that pod: failed, the change said to be unknown, no Event', () => {
+  const EMPTY_WHY = 'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; spec: required, but missing';
+  const cases: { name: string; action: PodAction; write: 'delete' | 'patch'; change: string; body: string | Record<string, unknown>; why: string }[] = [
+    { name: 'delete-pod: DELETE answered {}', action: deletePod, write: 'delete', change: 'deleted', body: {}, why: EMPTY_WHY },
+    {
+      name: 'delete-pod: DELETE answered an HTML page',
+      action: deletePod,
+      write: 'delete',
+      change: 'deleted',
+      body: '<html>OK</html>',
+      why: '(the whole value): expected a Pod, got "<html>OK</html>"',
+    },
+    {
+      name: 'delete-pod: DELETE answered with a pod of another uid',
+      action: deletePod,
+      write: 'delete',
+      change: 'deleted',
+      body: podObject('default', 'kubecon', { uid: 'uid-other' }),
+      why: 'metadata.uid: expected "uid-kubecon", got "uid-other"',
+    },
+    { name: 'label-pod: PATCH answered {}', action: labelPod, write: 'patch', change: 'patched', body: {}, why: EMPTY_WHY },
+    {
+      name: 'label-pod: PATCH answered with another pod',
+      action: labelPod,
+      write: 'patch',
+      change: 'patched',
+      body: podObject('default', 'other'),
+      why: 'metadata.name: expected "kubecon", got "other"',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      // Given: the read and the write are answered; an Event would find no interceptor and show in the calls
+      const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon'));
+      (c.write === 'delete' ? api.delete(POD) : api.patch(POD)).reply(200, c.body);
+      const calls = recorded(api);
+
+      // When
+      const { answer } = await run(c.action);
+
+      // Then
+      api.done();
+      assert.deepEqual(answer, {
+        status: 'failed',
+        error: `${c.write} the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${c.why}): whether it was ${c.change} is not known`,
+        target: { namespace: 'default', pod: 'kubecon' },
+      });
+      assert.deepEqual(calls, [`GET ${POD}`, `${c.write.toUpperCase()} ${POD}`]);
+    });
+  }
+
+  it("delete-pod: DELETE answered the API server's Success Status (the object is gone at once): deleted", async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } })
+      .post('/api/v1/namespaces/default/events')
+      .reply(201, {});
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.deepEqual([answer.status, answer.message], ['done', "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)"]);
+  });
+});

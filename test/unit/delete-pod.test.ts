@@ -178,7 +178,7 @@ describe('delete-pod', () => {
       .get(POD)
       .reply(200, podObject('default', 'kubecon'))
       .delete(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(403, status(403, 'Forbidden', 'events is forbidden'));
     const { handler, log } = handlerWith();
@@ -264,7 +264,7 @@ describe('delete-pod', () => {
       .get(path)
       .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
       .delete(path)
-      .reply(200, {})
+      .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
       .post('/api/v1/namespaces/openfaas-fn/events')
       .reply(201, {});
     const { handler } = handlerWith({ RULES: '*' });
@@ -305,7 +305,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
       .delete(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();

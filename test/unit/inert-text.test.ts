@@ -44,7 +44,7 @@ describe('alert text reaches the cluster and the logs inert', () => {
       .get('/api/v1/namespaces/default/pods/kubecon')
       .reply(200, podObject('default', 'kubecon'))
       .patch('/api/v1/namespaces/default/pods/kubecon', (body: { metadata: { annotations: unknown } }) => ((annotations = body.metadata.annotations), true))
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post('/api/v1/namespaces/default/events', (body: { message: unknown }) => ((message = body.message), true))
       .reply(201, {});
     const lines: string[] = [];

@@ -112,7 +112,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       .get(POLICY)
       .reply(200, policyStored())
       .patch(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS, (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true)
       .reply(201, {});
 
