@@ -143,7 +143,8 @@ async function forward(
 ): Promise<ForwardOutcome> {
   const { alert, eventId: incomingId } = decodeEvent(event);
   seen.alert = alert;
-  if (incomingId !== undefined) seen.eventId = incomingId;
+  // Cut as a rule is: a refused one may be as long as a header can be.
+  if (incomingId !== undefined) seen.eventId = clipped(incomingId);
   const eventId = forwardedEventId(incomingId);
   seen.eventId = eventId;
   const namespace = alertNamespace(alert);
