@@ -300,3 +300,46 @@ describe('a 2xx answer to a write that is not that pod: failed, the change said 
     assert.deepEqual([answer.status, answer.message], ['done', "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)"]);
   });
 });
+
+describe('network-isolate: a 2xx answer to a policy write that is not that policy: failed, the pod not labelled, no Event', () => {
+  const EMPTY_WHY = 'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; spec: required, but missing';
+  const notIsolated = (write: string, change: string, why: string) =>
+    `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
+    `'falco-response-quarantine' in the namespace 'default' could not be put in place: ${write} the NetworkPolicy 'falco-response-quarantine' ` +
+    `in the namespace 'default' failed: the API server's answer is not that NetworkPolicy (${why}): whether it was ${change} is not known`;
+
+  it('create answered 201 {}', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found'))
+      .post(POLICIES)
+      .reply(201, {});
+    const calls = recorded(api);
+
+    const { answer } = await run(networkIsolate);
+
+    api.done();
+    assert.equal(answer.error, notIsolated('create', 'created', EMPTY_WHY));
+    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`]);
+  });
+
+  it('replace answered 200 with a policy of another uid', async () => {
+    const drifted = { ...policyStored(), spec: { podSelector: {} } };
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(200, drifted)
+      .put(POLICY)
+      .reply(200, withPolicyMetadata({ uid: 'another-uid' }));
+    const calls = recorded(api);
+
+    const { answer } = await run(networkIsolate);
+
+    api.done();
+    assert.equal(answer.error, notIsolated('update', 'replaced', 'metadata.uid: expected "policy-uid", got "another-uid"'));
+    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `PUT ${POLICY}`]);
+  });
+});
