@@ -1,4 +1,4 @@
-import type { Logger } from './log';
+import { CountedLine, type Logger } from './log';
 import { integerText, param, type ParamValues } from './params';
 
 /**
@@ -44,21 +44,28 @@ export interface AdmissionOptions {
 export class Admission {
   private active = 0;
   private readonly queue: { grant: () => void; timer: NodeJS.Timeout }[] = [];
-  private readonly log: Logger;
   private readonly now: () => number;
-  private readonly interval: number;
-  /** Refusals not yet logged, and when the last line was written. */
-  private unlogged = 0;
-  private lastLine = -Infinity;
-  private flush: NodeJS.Timeout | undefined;
+  /** Refusals, logged loudly but at most once per interval. */
+  private readonly refusals: CountedLine;
 
   constructor(
     private readonly limits: AdmissionSettings,
     options: AdmissionOptions,
   ) {
-    this.log = options.log;
     this.now = options.now ?? Date.now;
-    this.interval = options.logIntervalMs ?? REFUSALS_LOG_INTERVAL_MS;
+    const log = options.log;
+    this.refusals = new CountedLine(
+      (refused) =>
+        log.error('calls refused with 503: the function is at its limit (MAX_IN_FLIGHT, MAX_QUEUED)', {
+          refused,
+          inFlight: this.active,
+          queued: this.queue.length,
+          maxInFlight: this.limits.maxInFlight,
+          maxQueued: this.limits.maxQueued,
+        }),
+      options.logIntervalMs ?? REFUSALS_LOG_INTERVAL_MS,
+      this.now,
+    );
   }
 
   /** Calls being handled, and calls waiting. */
@@ -110,30 +117,9 @@ export class Admission {
     };
   }
 
-  /** Counts a refusal and logs it, loudly but at most once per interval. */
+  /** Counts a refusal: its line is written by `refusals`. */
   private refused(message: string): OverloadedError {
-    this.unlogged++;
-    if (this.now() - this.lastLine >= this.interval) this.writeLine();
-    else if (this.flush === undefined) {
-      // The count of the last burst is written even if no refusal follows it.
-      this.flush = setTimeout(() => this.writeLine(), Math.max(this.lastLine + this.interval - this.now(), 0));
-      this.flush.unref();
-    }
+    this.refusals.add();
     return new OverloadedError(message);
-  }
-
-  private writeLine(): void {
-    if (this.flush !== undefined) clearTimeout(this.flush);
-    this.flush = undefined;
-    if (this.unlogged === 0) return;
-    this.log.error('calls refused with 503: the function is at its limit (MAX_IN_FLIGHT, MAX_QUEUED)', {
-      refused: this.unlogged,
-      inFlight: this.active,
-      queued: this.queue.length,
-      maxInFlight: this.limits.maxInFlight,
-      maxQueued: this.limits.maxQueued,
-    });
-    this.unlogged = 0;
-    this.lastLine = this.now();
   }
 }

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'crypto';
-import type { Logger } from './log';
+import { REFUSALS_LOG_INTERVAL_MS } from './admission';
+import { CountedLine, type Logger } from './log';
 
 /**
  * The optional shared secret between callers and functions. The generated manifests fill these variables from the
@@ -125,16 +126,40 @@ export class SecretUnusableError extends Error {
   }
 }
 
+/** Whether an error is a caller refused by callerCheck: it was logged there, counted, and not per call. */
+export const isRefusedCaller = (error: unknown) => error instanceof UnauthorizedError || error instanceof SecretUnusableError;
+
 /**
  * The first thing a runner reads, apart from all other configuration: the inbound secret. The returned check is the
  * first thing every call runs, so an unauthenticated caller learns nothing about the configuration:
  * `const admit = callerCheck(env, log); … admit(event)` throws UnauthorizedError or SecretUnusableError.
+ * Refused calls are logged as 503s are, one line a second at most with their count: any pod that reaches the port
+ * could otherwise write a line per call, cheaply (they come before the in-flight limit), and push the lines about
+ * alerts handled out of the pod's rotated log.
  */
-export function callerCheck(env: Readonly<Record<string, string | undefined>>, log: Logger): (event: unknown) => void {
+export function callerCheck(env: Readonly<Record<string, string | undefined>>, log: Logger, now: () => number = Date.now): (event: unknown) => void {
   const setting = readSecret(env, INBOUND_SECRET_ENV);
   logSecretSetting(setting, INBOUND_SECRET_ENV, 'every caller is accepted (the Secret or its key does not exist)', log);
+  const refusals =
+    setting.kind === 'broken'
+      ? new CountedLine(
+          (refused) => log.error(`calls refused with 500: the shared secret is unusable (${INBOUND_SECRET_ENV})`, { refused, error: setting.problem }),
+          REFUSALS_LOG_INTERVAL_MS,
+          now,
+        )
+      : new CountedLine(
+          (refused) => log.warn(`calls refused with 401: they did not carry the shared secret (${INBOUND_SECRET_ENV})`, { refused }),
+          REFUSALS_LOG_INTERVAL_MS,
+          now,
+        );
   return (event) => {
-    if (setting.kind === 'broken') throw new SecretUnusableError();
-    if (setting.kind === 'set' && !isAuthorized(event, setting.value)) throw new UnauthorizedError();
+    if (setting.kind === 'broken') {
+      refusals.add();
+      throw new SecretUnusableError();
+    }
+    if (setting.kind === 'set' && !isAuthorized(event, setting.value)) {
+      refusals.add();
+      throw new UnauthorizedError();
+    }
   };
 }

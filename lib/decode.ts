@@ -48,7 +48,13 @@ function pathStep(path: string, key: string, inList: boolean): string {
   return `${path}[${quoteKey(key)}]`;
 }
 
-/** Renders a context path such as `output_fields["k8s.pod.name"]` or `tags[2]`. */
+/** The most characters of a path shown: its start and its end, each half of it. */
+const MAX_SHOWN_PATH = 240;
+
+/**
+ * Renders a context path such as `output_fields["k8s.pod.name"]` or `tags[2]`. A path deeper than anything we read
+ * (an extra key nested as deep as the body allows) is cut in its middle: it would otherwise be as long as the body.
+ */
 export function pathOf(context: t.Context): string {
   let path = '';
   for (let i = 1; i < context.length; i++) {
@@ -56,7 +62,10 @@ export function pathOf(context: t.Context): string {
     if (isTransparent(parent)) continue;
     path = pathStep(path, context[i].key, parent instanceof t.ArrayType);
   }
-  return path === '' ? '(the whole value)' : path;
+  if (path === '') return '(the whole value)';
+  if (path.length <= MAX_SHOWN_PATH) return path;
+  // printable: a cut may split a surrogate pair of an unescaped key, whose halves it escapes.
+  return printable(`${path.slice(0, MAX_SHOWN_PATH / 2)}…(a path of ${path.length} characters)…${path.slice(-MAX_SHOWN_PATH / 2)}`);
 }
 
 /**

@@ -37,6 +37,43 @@ function defaultWrite(level: Level, line: string): void {
   (level === 'info' ? process.stdout : process.stderr).write(`${line}\n`);
 }
 
+/**
+ * One line for a burst of like events, however many: the first at once, then at most one per interval with the
+ * count since the last, written even if none follows. `const refused = new CountedLine((n) => log.warn('…', { refused: n }), 1000)`,
+ * then `refused.add()` for each event.
+ */
+export class CountedLine {
+  private unlogged = 0;
+  private lastLine = -Infinity;
+  private flush: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly write: (count: number) => void,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  add(): void {
+    this.unlogged++;
+    if (this.now() - this.lastLine >= this.intervalMs) this.writeLine();
+    else if (this.flush === undefined) {
+      // The count of the last burst is written even if nothing follows it.
+      this.flush = setTimeout(() => this.writeLine(), Math.max(this.lastLine + this.intervalMs - this.now(), 0));
+      this.flush.unref();
+    }
+  }
+
+  private writeLine(): void {
+    if (this.flush !== undefined) clearTimeout(this.flush);
+    this.flush = undefined;
+    if (this.unlogged === 0) return;
+    const count = this.unlogged;
+    this.unlogged = 0;
+    this.lastLine = this.now();
+    this.write(count);
+  }
+}
+
 /** A logger that keeps lines in memory: for tests. */
 export function memoryLogger(): Logger & { readonly lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];

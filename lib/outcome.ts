@@ -2,7 +2,7 @@ import { OverloadedError } from './admission';
 import { SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
-import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError } from './kube/errors';
+import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError } from './kube/errors';
 import type { PodRef } from './target';
 
 export { UnauthorizedError } from './auth';
@@ -83,6 +83,7 @@ export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
     error instanceof DryRunWriteRefusedError ||
     error instanceof KubeApiError ||
     error instanceof KubeAnswerError ||
+    error instanceof KubeRequestError ||
     error instanceof KubeUnreachableError ||
     error instanceof DeadlineExceededError
   ) {

@@ -8,6 +8,11 @@ import { createHash } from 'crypto';
 export const REPEAT_MEMORY_ENTRIES = 1000;
 /** Longer than any retry takes; an event-id names one alert, so a repeat after this long is still the same alert. */
 export const REPEAT_MEMORY_MS = 15 * 60 * 1000;
+/**
+ * What the kept answers may weigh together (as their runner weighs them): a few KB each as a rule, but a dry-run
+ * answer carries the patch it would write, and 1000 of label-pod's with a 64 KiB output annotation took 64 MiB.
+ */
+export const REPEAT_MEMORY_BYTES = 8 * 1024 * 1024;
 
 /**
  * What identifies a call: its event-id and the digest of its body (the same event-id with another body is another
@@ -36,10 +41,12 @@ interface Entry<A> {
   at: number;
   running?: Promise<A>;
   answer?: A;
+  bytes?: number;
 }
 
 /**
- * A bounded memory of recent calls and their answers (at most `maxEntries`, none older than `maxAgeMs`):
+ * A bounded memory of recent calls and their answers (at most `maxEntries` weighing at most `maxBytes` by `weigh`,
+ * none older than `maxAgeMs`):
  * `const { answer, repeated } = await memory.once(key, () => work(), (a) => a.status === 'done')`.
  * A repeat of a call still running waits for it and shares its answer; a repeat of a call that answered gets the
  * same answer, without doing the work again, as long as `keep` accepted it (a failure is not kept: trying again
@@ -48,12 +55,17 @@ interface Entry<A> {
 export class RepeatMemory<A> {
   private readonly entries = new Map<string, Entry<A>>();
   private answered = 0;
+  private bytes = 0;
   private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly weigh: (answer: A) => number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
 
-  constructor(options: { maxEntries?: number; maxAgeMs?: number; now?: () => number } = {}) {
+  constructor(options: { maxEntries?: number; maxBytes?: number; weigh?: (answer: A) => number; maxAgeMs?: number; now?: () => number } = {}) {
     this.maxEntries = options.maxEntries ?? REPEAT_MEMORY_ENTRIES;
+    this.maxBytes = options.maxBytes ?? REPEAT_MEMORY_BYTES;
+    this.weigh = options.weigh ?? (() => 0);
     this.maxAgeMs = options.maxAgeMs ?? REPEAT_MEMORY_MS;
     this.now = options.now ?? Date.now;
   }
@@ -80,10 +92,12 @@ export class RepeatMemory<A> {
       throw error;
     }
     this.entries.delete(key);
-    if (keep(answer)) {
+    const bytes = keep(answer) ? this.weigh(answer) : Infinity;
+    if (bytes <= this.maxBytes) {
       // Re-inserted, so the map's order is the order of the answers: the oldest is always first.
-      this.entries.set(key, { at: this.now(), answer });
+      this.entries.set(key, { at: this.now(), answer, bytes });
       this.answered++;
+      this.bytes += bytes;
       this.evict();
     }
     return { answer, repeated: false };
@@ -94,17 +108,21 @@ export class RepeatMemory<A> {
     for (const [key, entry] of this.entries) {
       if (entry.running !== undefined) continue; // bounded by the calls in flight
       if (now - entry.at < this.maxAgeMs) return;
-      this.entries.delete(key);
-      this.answered--;
+      this.forget(key, entry);
     }
   }
 
   private evict(): void {
     for (const [key, entry] of this.entries) {
-      if (this.answered <= this.maxEntries) return;
+      if (this.answered <= this.maxEntries && this.bytes <= this.maxBytes) return;
       if (entry.running !== undefined) continue;
-      this.entries.delete(key);
-      this.answered--;
+      this.forget(key, entry);
     }
+  }
+
+  private forget(key: string, entry: Entry<A>): void {
+    this.entries.delete(key);
+    this.answered--;
+    this.bytes -= entry.bytes ?? 0;
   }
 }

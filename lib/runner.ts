@@ -1,7 +1,6 @@
 import type { PodAction } from './action';
 import { Admission, type AdmissionSettings } from './admission';
-import type { FalcoAlert } from './alert';
-import { callerCheck } from './auth';
+import { callerCheck, isRefusedCaller } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { alertGuard, namespaceGuard, podGuard, type GuardSettings } from './guards';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
@@ -53,12 +52,19 @@ interface Ready<P extends ParamSpecs> {
   readonly admission: Admission;
 }
 
-/** What the log line of a call says beyond its outcome; kept with a remembered answer for its repeats. */
+/**
+ * What the log line of a call says beyond its outcome, already cut short: it is kept with a remembered answer for its
+ * repeats, and the alert itself (up to the body limit, 1 MB) is not (1000 of them would outgrow the pod).
+ */
 interface Seen {
-  alert?: FalcoAlert;
+  rule?: string;
+  priority?: string;
   eventId?: string | undefined;
   target?: PodRef;
 }
+
+/** What a remembered answer weighs: the text of its answer and log fields, two bytes a character at most in the heap. */
+const weightOf = (handled: { outcome: Outcome; seen: Seen }) => 2 * JSON.stringify([answerBody(handled.outcome), handled.seen]).length;
 
 /** Answers given again to a repeated call: those that say what happened (done, skipped), never a failure. */
 const rememberable = (handled: { outcome: Outcome }) => handled.outcome.status === 'done' || handled.outcome.status === 'skipped';
@@ -85,7 +91,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: action.name });
   const now = options.now ?? Date.now;
-  const checkCaller = callerCheck(env, log);
+  const checkCaller = callerCheck(env, log, now);
   let ready: Ready<PodAction<P>['parameters']> | Error;
   try {
     const params = readParams(action.parameters, env);
@@ -101,7 +107,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
   }
 
-  const repeats = new RepeatMemory<{ outcome: Outcome; seen: Seen }>({ now });
+  const repeats = new RepeatMemory<{ outcome: Outcome; seen: Seen }>({ now, weigh: weightOf });
 
   return async (event, context) => {
     const started = now();
@@ -109,6 +115,7 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
     const deadline = started + budget;
     let handled: { outcome: Outcome; seen: Seen };
     let repeated = false;
+    let counted = false;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
@@ -125,15 +132,17 @@ export function podActionHandler<P extends ParamSpecs>(action: PodAction<P>, opt
       }
     } catch (error) {
       handled = { outcome: outcomeOfError(error), seen: {} };
+      counted = isRefusedCaller(error);
     }
     const { outcome, seen } = handled;
     responseOf(event)?.status(httpStatusOf(outcome));
-    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
-    if (outcome.status === 'overloaded') return answerBody(outcome);
+    // A refusal is counted and logged by the admission or the caller check, at most once a second: a flood cannot
+    // flood the log.
+    if (outcome.status === 'overloaded' || counted) return answerBody(outcome);
     log[outcome.status === 'failed' ? 'error' : 'info']('alert handled', {
       eventId: seen.eventId ?? null,
-      rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
-      priority: seen.alert?.priority ?? null,
+      rule: seen.rule ?? null,
+      priority: seen.priority ?? null,
       target: seen.target ?? null,
       outcome: outcome.status,
       ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
@@ -181,8 +190,9 @@ async function handle<P extends ParamSpecs>(
   log: Logger,
 ): Promise<Outcome> {
   const { alert, eventId } = decodeEvent(event);
-  seen.alert = alert;
-  seen.eventId = eventId;
+  seen.rule = clipped(alert.rule);
+  seen.priority = alert.priority;
+  seen.eventId = eventId === undefined ? undefined : clipped(eventId);
   const settings = setup.params as unknown as GuardSettings;
   const early = alertGuard(alert, settings);
   if (early !== undefined) return early;

@@ -6,9 +6,14 @@
  * is. One character class, matched once per character: linear in the text whatever it holds.
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]/gu;
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\u{e0000}-\u{e007f}]/gu;
 
-/** `printable('a\u202eb')` is `a\\u202eb` (an escape, not the character). */
+const escape = (unit: number) => `\\u${unit.toString(16).padStart(4, '0')}`;
+
+/**
+ * `printable('a\u202eb')` is `a\\u202eb` (an escape, not the character). Tag characters (U+E0000 to U+E007F: text
+ * no reader sees and tools read) are escaped as their two UTF-16 halves, as JSON writes them.
+ */
 export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNPRINTABLE, (c) => (c.length === 1 ? escape(c.charCodeAt(0)) : escape(c.charCodeAt(0)) + escape(c.charCodeAt(1))));
 }

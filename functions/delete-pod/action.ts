@@ -1,18 +1,26 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { definePodAction } from '../../lib/action';
 import { recordAudit } from '../../lib/audit';
+import { describeValue } from '../../lib/decode';
 import { deletePod, describePod, replacedReason } from '../../lib/kube/pods';
 import { integerText, listText, param } from '../../lib/params';
 
 /** `none` stands for a bare pod, one no controller owns (nothing will recreate it). */
 const BARE_POD = 'none';
 
-const ownerKinds = listText(`owner kinds such as DaemonSet, ReplicaSet, StatefulSet or '${BARE_POD}'`, (kind) =>
-  kind === BARE_POD || /^[A-Z][A-Za-z0-9]{0,62}$/.test(kind),
-);
+/** A kind's name, as SKIP_OWNER_KINDS lists them. */
+const KIND_NAME = /^[A-Z][A-Za-z0-9]{0,62}$/;
 
+const ownerKinds = listText(`owner kinds such as DaemonSet, ReplicaSet, StatefulSet or '${BARE_POD}'`, (kind) => kind === BARE_POD || KIND_NAME.test(kind));
+
+/**
+ * The kind of the pod's controller. Whoever creates a pod may write any non-empty text there (the API server checks
+ * no more), so one that is no kind's name is quoted, cut short and escaped, and can never read as `none`.
+ */
 function controllerKind(pod: V1Pod): string {
-  return pod.metadata?.ownerReferences?.find((owner) => owner.controller === true)?.kind ?? BARE_POD;
+  const kind = pod.metadata?.ownerReferences?.find((owner) => owner.controller === true)?.kind;
+  if (kind === undefined) return BARE_POD;
+  return KIND_NAME.test(kind) ? kind : describeValue(kind);
 }
 
 export default definePodAction({

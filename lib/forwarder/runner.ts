@@ -5,7 +5,7 @@ import { describeValue, InvalidInputError } from '../decode';
 import { decodeEvent, responseOf } from '../event';
 import { clipped, jsonLogger, type Logger } from '../log';
 import { namespaceOf } from '../target';
-import { callerCheck } from '../auth';
+import { callerCheck, isRefusedCaller } from '../auth';
 import { budgetMs, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
@@ -34,7 +34,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
   const env = options.env ?? process.env;
   const log = options.log ?? jsonLogger({ function: forwarder.name });
   const now = options.now ?? Date.now;
-  const checkCaller = callerCheck(env, log);
+  const checkCaller = callerCheck(env, log, now);
   let ready: Ready | Error;
   try {
     ready = prepare(forwarder, env, log, now);
@@ -48,6 +48,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     const deadline = started + budgetMs(context);
     const seen: { alert?: FalcoAlert; eventId?: string; namespace?: string | undefined } = {};
     let outcome: ForwardOutcome;
+    let counted = false;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
@@ -60,10 +61,12 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
       }
     } catch (error) {
       outcome = forwardOutcomeOfError(error);
+      counted = isRefusedCaller(error);
     }
     responseOf(event)?.status(forwardStatusOf(outcome));
-    // A refusal is counted and logged by the admission, at most once a second: a flood cannot flood the log.
-    if (outcome.status === 'overloaded') return { ...outcome };
+    // A refusal is counted and logged by the admission or the caller check, at most once a second: a flood cannot
+    // flood the log.
+    if (outcome.status === 'overloaded' || counted) return { ...outcome };
     log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
@@ -133,7 +136,8 @@ async function forward(
 ): Promise<ForwardOutcome> {
   const { alert, eventId: incomingId } = decodeEvent(event);
   seen.alert = alert;
-  if (incomingId !== undefined) seen.eventId = incomingId;
+  // Cut as a rule is: a refused one may be as long as a header can be.
+  if (incomingId !== undefined) seen.eventId = clipped(incomingId);
   const eventId = forwardedEventId(incomingId);
   seen.eventId = eventId;
   const namespace = alertNamespace(alert);

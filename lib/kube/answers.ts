@@ -39,6 +39,30 @@ export function decodeAnswer<A extends { readonly metadata: ObjectRef }>(
 }
 
 /**
+ * Checks a 2xx answer to a write as decodeAnswer checks a read (and, given `uid`, that it is the object written to): a
+ * proxy that answers writes with anything would otherwise have us report, and audit, a change that may never have
+ * been made. Such an answer fails, saying so: `… the API server's answer is not that pod (…): whether it was deleted is not known`.
+ */
+export function checkWritten<A extends { readonly metadata: ObjectRef & { readonly uid: string } }>(
+  codec: t.Decoder<unknown, A>,
+  answer: unknown,
+  op: Operation,
+  what: string,
+  ref: ObjectRef & { readonly uid?: string | undefined },
+  change: string,
+): void {
+  try {
+    const written = decodeAnswer(codec, answer, op, what, ref);
+    if (ref.uid !== undefined && written.metadata.uid !== ref.uid) {
+      throw new KubeAnswerError(op, `the API server's answer is not ${what} (metadata.uid: expected ${describeValue(ref.uid)}, got ${describeValue(written.metadata.uid)})`);
+    }
+  } catch (error) {
+    if (error instanceof KubeAnswerError) throw new KubeAnswerError(op, `${error.problem}: whether it was ${change} is not known`);
+    throw error;
+  }
+}
+
+/**
  * The API server's own "not found": a 404 whose Status says NotFound. A 404 without it (a proxy's error page, a wrong
  * path) proves nothing about the object and stays a failure.
  */

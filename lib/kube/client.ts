@@ -1,7 +1,9 @@
 import * as http from 'http';
 import * as https from 'https';
 import type { Connection } from './connection';
-import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeUnreachableError, type Operation } from './errors';
+import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError, type Operation } from './errors';
+import { clipped } from '../log';
+import { printable } from '../text';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -94,12 +96,19 @@ export class KubeClient implements Kube {
     // Whether an earlier attempt may have been carried out: sent whole with its answer lost, or answered 5xx. It tells
     // a 404 or 409 that reports our own lost write from one that reports someone else's (errors.ts).
     let mayHaveBeenApplied = false;
+    // Written once, before any attempt: a body that cannot be written is no failure of the connection to retry.
+    let body: Buffer | undefined;
+    try {
+      body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body), 'utf8');
+    } catch (error) {
+      throw new KubeRequestError(request.op, `its body cannot be written as JSON (${quoted(String(error))}), so it was not sent`);
+    }
 
     for (let attempt = 1; ; attempt++) {
       if (this.now() >= deadline) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
       let response: RawResponse;
       try {
-        response = await this.send(request, deadline);
+        response = await this.send(request, body, deadline);
       } catch (error) {
         if (error instanceof RequestTimedOut) throw new DeadlineExceededError(request.op, Math.max(budget, 0));
         if (error instanceof AnswerTooLarge) throw new KubeAnswerError(request.op, error.message);
@@ -137,9 +146,8 @@ export class KubeClient implements Kube {
     await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  private async send(request: KubeRequest, deadline: number): Promise<RawResponse> {
+  private async send(request: KubeRequest, body: Buffer | undefined, deadline: number): Promise<RawResponse> {
     const token = await this.connection.bearerToken();
-    const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body), 'utf8');
     const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': 'falco-response' };
     if (token !== undefined && token !== '') headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
@@ -228,16 +236,22 @@ function parseBody(text: string): unknown {
   }
 }
 
+/** The most characters of an error answer's message quoted in ours; the API server's own are a line or two. */
+const MAX_QUOTED_ANSWER = 500;
+
+/** Text from an error answer as our messages quote it: cut short and escaped, since a broken proxy may send anything. */
+const quoted = (text: string, max: number = MAX_QUOTED_ANSWER) => printable(clipped(text, max));
+
 function apiError(op: Operation, response: RawResponse, attempts: number, stoppedBy: string | undefined, earlierMayHaveApplied: boolean): KubeApiError {
   const parsed = parseBody(response.text);
   // A proxy in front of the API server may answer with any JSON, `null` included.
   const body = (parsed === null ? undefined : parsed) as { reason?: unknown; message?: unknown } | string | undefined;
-  const reason = typeof body === 'object' && typeof body.reason === 'string' ? body.reason : '';
+  const reason = typeof body === 'object' && typeof body.reason === 'string' ? quoted(body.reason, 100) : '';
   const message =
     typeof body === 'object' && typeof body.message === 'string'
-      ? body.message
+      ? quoted(body.message)
       : typeof body === 'string' && body !== ''
-        ? body.slice(0, 500)
+        ? quoted(body)
         : http.STATUS_CODES[response.status] ?? 'no message';
   return new KubeApiError(op, response.status, reason, message, attempts, stoppedBy, earlierMayHaveApplied);
 }

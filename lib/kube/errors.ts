@@ -102,3 +102,17 @@ export class KubeAnswerError extends Error {
     super(`${describe(op)} failed: ${problem}`);
   }
 }
+
+/**
+ * A request that could not be sent at all: its body cannot be written as JSON (an object read from the API server and
+ * sent back, with a field nested deeper than JSON.stringify's stack). Not retried, and not "could not reach".
+ */
+export class KubeRequestError extends Error {
+  override name = 'KubeRequestError';
+  constructor(
+    readonly op: Operation,
+    readonly problem: string,
+  ) {
+    super(`${describe(op)} failed: ${problem}`);
+  }
+}

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, V1NetworkPolicySpec } from '@kubernetes/client-node';
-import { decodeAnswer, isNotFound, stringMap } from './answers';
+import { checkWritten, decodeAnswer, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 
@@ -82,9 +82,10 @@ export type CreatePolicyResult = { readonly outcome: 'created'; readonly answerL
 
 /** Creates the policy `body` describes (its metadata names `policy`). */
 export async function createNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<CreatePolicyResult> {
+  const op = policyOp('create', policy);
+  let answer: unknown;
   try {
-    await kube.request<unknown>({ method: 'POST', path: collectionPath(policy.namespace), op: policyOp('create', policy), body }, deadline);
-    return { outcome: 'created', answerLost: false };
+    answer = await kube.request<unknown>({ method: 'POST', path: collectionPath(policy.namespace), op, body }, deadline);
   } catch (error) {
     if (isApiStatus(error, 409) && error.reason === 'AlreadyExists') {
       // After a 429 or a refused connection nothing was created: the policy in place is someone else's.
@@ -92,6 +93,8 @@ export async function createNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, 
     }
     throw error;
   }
+  checkWritten(policyAnswer, answer, op, 'that NetworkPolicy', policy, 'created');
+  return { outcome: 'created', answerLost: false };
 }
 
 /**
@@ -105,11 +108,14 @@ export type ReplacePolicyResult = { readonly outcome: 'replaced' } | { readonly 
  * when the policy changed in between, instead of overwriting that change unseen.
  */
 export async function replaceNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, body: NetworkPolicy, deadline: number): Promise<ReplacePolicyResult> {
+  const op = policyOp('update', policy);
+  let answer: unknown;
   try {
-    await kube.request<unknown>({ method: 'PUT', path: policyPath(policy), op: policyOp('update', policy), body }, deadline);
-    return { outcome: 'replaced' };
+    answer = await kube.request<unknown>({ method: 'PUT', path: policyPath(policy), op, body }, deadline);
   } catch (error) {
     if (isApiStatus(error, 409)) return { outcome: 'changed-since-read', answerLost: isApiStatusAfterPossiblyAppliedAttempt(error, 409) };
     throw error;
   }
+  checkWritten(policyAnswer, answer, op, 'that NetworkPolicy', { ...policy, uid: body.metadata?.uid }, 'replaced');
+  return { outcome: 'replaced' };
 }

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import type { V1Pod } from '@kubernetes/client-node';
-import { decodeAnswer, isNotFound, stringMap } from './answers';
+import { checkWritten, decodeAnswer, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 import type { PodRef } from '../target';
@@ -13,6 +13,16 @@ export function describePod(pod: PodRef): string {
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
 const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods', group: '', object: describePod(pod) });
 
+/** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */
+const uidAnswer = t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)");
+/** A timestamp as the API server writes them; delete-pod quotes it in its answer. */
+const timeAnswer = t.refinement(
+  t.string,
+  (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
+  'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
+);
+const secondsAnswer = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds, 0 or more');
+
 /**
  * The fields of a Pod that the guards and actions read, checked before any of them is believed: a uid above all,
  * since every write carries it as a precondition.
@@ -22,11 +32,11 @@ const podAnswer = t.type(
     apiVersion: t.literal('v1'),
     kind: t.literal('Pod'),
     metadata: t.intersection([
-      t.type({ name: t.string, namespace: t.string, uid: t.string }),
+      t.type({ name: t.string, namespace: t.string, uid: uidAnswer }),
       t.partial({
         resourceVersion: t.string,
-        deletionTimestamp: t.string,
-        deletionGracePeriodSeconds: t.number,
+        deletionTimestamp: timeAnswer,
+        deletionGracePeriodSeconds: secondsAnswer,
         labels: stringMap,
         annotations: stringMap,
         ownerReferences: t.array(t.intersection([t.type({ kind: t.string }), t.partial({ controller: t.boolean })])),
@@ -36,6 +46,9 @@ const podAnswer = t.type(
   },
   'a Pod',
 );
+
+/** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
+const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
 
 /**
  * The pod as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
@@ -80,9 +93,10 @@ export async function deletePod(
     gracePeriodSeconds: options.gracePeriodSeconds,
     ...(options.uid === undefined ? {} : { preconditions: { uid: options.uid } }),
   };
+  const op = podOp('delete', pod);
+  let answer: unknown;
   try {
-    await kube.request<unknown>({ method: 'DELETE', path: podPath(pod), op: podOp('delete', pod), body }, deadline);
-    return { outcome: 'deleted', answerLost: false };
+    answer = await kube.request<unknown>({ method: 'DELETE', path: podPath(pod), op, body }, deadline);
   } catch (error) {
     // Seen on a real API server: the first DELETE deleted the pod and its answer was lost; the retry's 404 reports
     // our own deletion. After a 429 or a refused connection nothing was done, and the 404 is someone else's.
@@ -92,6 +106,8 @@ export async function deletePod(
     if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
     throw error;
   }
+  if (!deletedStatus.is(answer)) checkWritten(podAnswer, answer, op, 'that pod', { ...pod, uid: options.uid }, 'deleted');
+  return { outcome: 'deleted', answerLost: false };
 }
 
 /** A JSON merge patch (RFC 7386) of the pod's metadata: a key set to null is removed. */
@@ -108,17 +124,17 @@ export interface PodMetadataPatch {
 export type PatchPodResult = { readonly outcome: 'patched' } | { readonly outcome: 'gone' } | { readonly outcome: 'replaced' };
 
 export async function mergePatchPod(kube: Kube, pod: PodRef, patch: PodMetadataPatch, deadline: number): Promise<PatchPodResult> {
+  const op = podOp('patch', pod);
+  let answer: unknown;
   try {
-    await kube.request<unknown>(
-      { method: 'PATCH', path: podPath(pod), op: podOp('patch', pod), body: patch, contentType: 'application/merge-patch+json' },
-      deadline,
-    );
-    return { outcome: 'patched' };
+    answer = await kube.request<unknown>({ method: 'PATCH', path: podPath(pod), op, body: patch, contentType: 'application/merge-patch+json' }, deadline);
   } catch (error) {
     if (isNotFound(error)) return { outcome: 'gone' };
     if (isReplacedPod(error)) return { outcome: 'replaced' };
     throw error;
   }
+  checkWritten(podAnswer, answer, op, 'that pod', { ...pod, uid: patch.metadata.uid }, 'patched');
+  return { outcome: 'patched' };
 }
 
 /**

@@ -4,8 +4,10 @@
  */
 import { strict as assert } from 'assert';
 import deletePod from '../../functions/delete-pod/action';
+import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
-import { fakeApi, podObject, policyStored, recorded, runTerminalShell as run } from '../helpers/fake-cluster';
+import type { PodAction } from '../../lib/action';
+import { fakeApi, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -43,6 +45,36 @@ describe('a 404 that is not the API server\'s NotFound', () => {
 
 });
 
+describe('an error answer is quoted cut short and escaped: a proxy in front of the API server may answer any text', () => {
+  const RBAC_HINT =
+    " (the function's ServiceAccount lacks the permission 'get' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)";
+
+  it('a Status whose message is 1 MB of text with terminal controls: 500 characters of it, escaped, in the answer and the log', async () => {
+    // Given
+    const api = fakeApi().get(POD).reply(403, status(403, 'Forbidden\u009b2J', `\u001b]0;owned\u0007\u202e${'y'.repeat(1_000_000)}`));
+
+    // When
+    const { answer, log } = await run(deletePod);
+
+    // Then
+    api.done();
+    const expected =
+      "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden\\u009b2J: " +
+      `\\u001b]0;owned\\u0007\\u202e${'y'.repeat(489)}… (1000011 characters)${RBAC_HINT}`;
+    assert.deepEqual(answer, { status: 'failed', error: expected, target: { namespace: 'default', pod: 'kubecon' } });
+    assert.deepEqual(log.map((l) => l.error), [expected]);
+  });
+
+  it('a text page with terminal controls: escaped as well', async () => {
+    const api = fakeApi().get(POD).reply(404, '\u001b[2J\u009b31mdefault backend - 404', { 'Content-Type': 'text/plain' });
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.equal(answer.error, "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: \\u001b[2J\\u009b31mdefault backend - 404");
+  });
+});
+
 /** A 2xx answer to `GET pod` that is not that pod; `why` is what the failure must say was wrong. */
 interface JunkAnswer {
   readonly name: string;
@@ -78,6 +110,21 @@ const JUNK_PODS: readonly JunkAnswer[] = [
   { name: 'the pod of another namespace', body: withMetadata({ namespace: 'prod' }), why: 'metadata.namespace: expected "default", got "prod"' },
   { name: 'another kind', body: { ...optedOutPod(), kind: 'Service' }, why: 'kind: expected "Pod", got "Service"' },
   { name: 'labels that are not strings', body: withMetadata({ labels: { 'falco-response.io/ignore': true } }), why: 'metadata.labels["falco-response.io/ignore"]: expected string, got true' },
+  {
+    name: 'a uid of 100,000 characters with terminal controls',
+    body: withMetadata({ uid: `\u009b2J${'u'.repeat(100_000)}` }),
+    why: `metadata.uid: expected a uid (letters, digits and '-', at most 128), got "\\u009b2J${'u'.repeat(71)}… (100010 characters)`,
+  },
+  {
+    name: 'a deletionTimestamp that is not a time',
+    body: withMetadata({ deletionTimestamp: 'soon \u001b[2J', deletionGracePeriodSeconds: 30 }),
+    why: 'metadata.deletionTimestamp: expected a time (RFC 3339, such as 2026-11-26T10:00:01Z), got "soon \\u001b[2J"',
+  },
+  {
+    name: 'a negative deletionGracePeriodSeconds',
+    body: withMetadata({ deletionTimestamp: '2026-11-26T10:00:01Z', deletionGracePeriodSeconds: -5 }),
+    why: 'metadata.deletionGracePeriodSeconds: expected a whole number of seconds, 0 or more, got -5',
+  },
 ];
 
 describe('a 2xx answer to GET pod that is not that pod: failed, no write, no Event', () => {
@@ -157,3 +204,112 @@ describe('network-isolate: a 2xx answer to GET networkpolicy that is not that po
   }
 });
 
+describe('a 2xx answer to a write that is not that pod: failed, the change said to be unknown, no Event', () => {
+  const EMPTY_WHY = 'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; spec: required, but missing';
+  const cases: { name: string; action: PodAction; write: 'delete' | 'patch'; change: string; body: string | Record<string, unknown>; why: string }[] = [
+    { name: 'delete-pod: DELETE answered {}', action: deletePod, write: 'delete', change: 'deleted', body: {}, why: EMPTY_WHY },
+    {
+      name: 'delete-pod: DELETE answered an HTML page',
+      action: deletePod,
+      write: 'delete',
+      change: 'deleted',
+      body: '<html>OK</html>',
+      why: '(the whole value): expected a Pod, got "<html>OK</html>"',
+    },
+    {
+      name: 'delete-pod: DELETE answered with a pod of another uid',
+      action: deletePod,
+      write: 'delete',
+      change: 'deleted',
+      body: podObject('default', 'kubecon', { uid: 'uid-other' }),
+      why: 'metadata.uid: expected "uid-kubecon", got "uid-other"',
+    },
+    { name: 'label-pod: PATCH answered {}', action: labelPod, write: 'patch', change: 'patched', body: {}, why: EMPTY_WHY },
+    {
+      name: 'label-pod: PATCH answered with another pod',
+      action: labelPod,
+      write: 'patch',
+      change: 'patched',
+      body: podObject('default', 'other'),
+      why: 'metadata.name: expected "kubecon", got "other"',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      // Given: the read and the write are answered; an Event would find no interceptor and show in the calls
+      const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon'));
+      (c.write === 'delete' ? api.delete(POD) : api.patch(POD)).reply(200, c.body);
+      const calls = recorded(api);
+
+      // When
+      const { answer } = await run(c.action);
+
+      // Then
+      api.done();
+      assert.deepEqual(answer, {
+        status: 'failed',
+        error: `${c.write} the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${c.why}): whether it was ${c.change} is not known`,
+        target: { namespace: 'default', pod: 'kubecon' },
+      });
+      assert.deepEqual(calls, [`GET ${POD}`, `${c.write.toUpperCase()} ${POD}`]);
+    });
+  }
+
+  it("delete-pod: DELETE answered the API server's Success Status (the object is gone at once): deleted", async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .delete(POD)
+      .reply(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } })
+      .post('/api/v1/namespaces/default/events')
+      .reply(201, {});
+
+    const { answer } = await run(deletePod);
+
+    api.done();
+    assert.deepEqual([answer.status, answer.message], ['done', "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)"]);
+  });
+});
+
+describe('network-isolate: a 2xx answer to a policy write that is not that policy: failed, the pod not labelled, no Event', () => {
+  const EMPTY_WHY = 'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; spec: required, but missing';
+  const notIsolated = (write: string, change: string, why: string) =>
+    `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
+    `'falco-response-quarantine' in the namespace 'default' could not be put in place: ${write} the NetworkPolicy 'falco-response-quarantine' ` +
+    `in the namespace 'default' failed: the API server's answer is not that NetworkPolicy (${why}): whether it was ${change} is not known`;
+
+  it('create answered 201 {}', async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found'))
+      .post(POLICIES)
+      .reply(201, {});
+    const calls = recorded(api);
+
+    const { answer } = await run(networkIsolate);
+
+    api.done();
+    assert.equal(answer.error, notIsolated('create', 'created', EMPTY_WHY));
+    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`]);
+  });
+
+  it('replace answered 200 with a policy of another uid', async () => {
+    const drifted = { ...policyStored(), spec: { podSelector: {} } };
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .get(POLICY)
+      .reply(200, drifted)
+      .put(POLICY)
+      .reply(200, withPolicyMetadata({ uid: 'another-uid' }));
+    const calls = recorded(api);
+
+    const { answer } = await run(networkIsolate);
+
+    api.done();
+    assert.equal(answer.error, notIsolated('update', 'replaced', 'metadata.uid: expected "policy-uid", got "another-uid"'));
+    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `PUT ${POLICY}`]);
+  });
+});

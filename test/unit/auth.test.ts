@@ -16,6 +16,9 @@ const SECRET = 's3cr3t-shared-between-forwarder-and-actions';
 const UNAUTHORIZED =
   'unauthorized: this function requires the shared secret (a header `Authorization: Bearer <secret>`) and the call did not carry it';
 
+const REFUSED_401 = 'calls refused with 401: they did not carry the shared secret (INBOUND_SECRET)';
+const REFUSED_UNUSABLE = 'calls refused with 500: the shared secret is unusable (INBOUND_SECRET)';
+
 /** A Kube that counts calls: an unauthorized call must make none. */
 function countingKube(): Kube & { calls: number } {
   const kube = {
@@ -76,8 +79,7 @@ describe('the optional shared secret (lib/auth.ts)', () => {
     assert.equal(response.statusCode, 401);
     assert.deepEqual(answer, { status: 'unauthorized', error: UNAUTHORIZED });
     assert.equal(kube.calls, 0);
-    assert.equal(log.lines[0].outcome, 'unauthorized');
-    assert.equal(log.lines[0].rule, null, 'the alert of an unauthorized caller is not even decoded');
+    assert.deepEqual(log.lines.map((l) => [l.level, l.message, l.refused]), [['warn', REFUSED_401, 1]]);
   });
 
   it('makes the forwarder send the secret to the actions, and refuse callers without its own', async () => {
@@ -124,6 +126,69 @@ const blankProblem = (what: string) =>
   `INBOUND_SECRET is set but ${what}: an empty secret would let every caller in, so the function refuses every call; put ${TOKEN_RULE} in the Secret falco-response-shared-secret, or delete the key to run without a secret`;
 const badCharacterProblem = (variable: string, position: number, kind: string) =>
   `${variable} is not ${TOKEN_RULE}: character ${position} is ${kind}; a header cannot carry it, so the function refuses every call until the Secret falco-response-shared-secret is fixed`;
+
+describe('refused callers cannot flood the log: at most one line a second about them, with their count (lib/auth.ts)', () => {
+  /** A clock the test moves: the counted line is written at most once per second of it. */
+  const clock = () => {
+    const c = { at: 0, now: () => c.at };
+    return c;
+  };
+  const call = (handler: (event: unknown, context: unknown) => Promise<unknown>, authorization: string | undefined) =>
+    handler(withAuthorization(alert('terminal-shell'), authorization).event, kubelessContext());
+
+  it('pod action: 1000 calls without the secret write one line at once, then one with the count a second later', async () => {
+    // Given
+    const time = clock();
+    const log = memoryLogger();
+    const handler = podActionHandler(action, { env: { INBOUND_SECRET: SECRET }, kube: countingKube(), log, now: time.now });
+
+    // When
+    for (let i = 0; i < 1000; i++) await call(handler, i % 2 === 0 ? undefined : 'Bearer guessed');
+    const burst = log.lines.map((l) => [l.level, l.message, l.refused]);
+    time.at = 1000;
+    await call(handler, undefined);
+
+    // Then
+    assert.deepEqual(burst, [['warn', REFUSED_401, 1]]);
+    assert.deepEqual(log.lines.map((l) => [l.level, l.message, l.refused]), [['warn', REFUSED_401, 1], ['warn', REFUSED_401, 1000]]);
+  });
+
+  it('forwarder: the same', async () => {
+    const time = clock();
+    const log = memoryLogger();
+    const env = { INBOUND_SECRET: SECRET, ROUTES_FILE: path.join(FIXTURES, 'routes', 'fan-out.json'), ACTIONS_NAMESPACE: 'falco-response' };
+    const handler = forwarderHandler(forwarder, { env, log, now: time.now });
+    log.lines.splice(0); // the warning that no outbound secret is set
+    try {
+      for (let i = 0; i < 1000; i++) await call(handler, undefined);
+      time.at = 1000;
+      await call(handler, 'Bearer guessed');
+
+      assert.deepEqual(log.lines.map((l) => [l.level, l.message, l.refused]), [['warn', REFUSED_401, 1], ['warn', REFUSED_401, 1000]]);
+    } finally {
+      handler.close();
+    }
+  });
+
+  it('a broken secret: every call is counted the same way, and the line says again what to fix', async () => {
+    const time = clock();
+    const log = memoryLogger();
+    const handler = podActionHandler(action, { env: { INBOUND_SECRET: ' ' }, kube: countingKube(), log, now: time.now });
+    const atStart = log.lines.splice(0).length;
+
+    for (let i = 0; i < 1000; i++) await call(handler, `Bearer ${SECRET}`);
+    time.at = 1000;
+    await call(handler, undefined);
+
+    const problem =
+      "INBOUND_SECRET is set but blank (only spaces or line breaks): an empty secret would let every caller in, so the function refuses every call; put a bearer token (RFC 6750: letters, digits and - . _ ~ + /, optionally ending with '='), such as the output of `openssl rand -hex 32` in the Secret falco-response-shared-secret, or delete the key to run without a secret";
+    assert.equal(atStart, 1);
+    assert.deepEqual(log.lines.map((l) => [l.level, l.message, l.refused, l.error]), [
+      ['error', REFUSED_UNUSABLE, 1, problem],
+      ['error', REFUSED_UNUSABLE, 1000, problem],
+    ]);
+  });
+});
 
 describe('the shared secret is checked first, and a broken one fails closed (lib/auth.ts)', function () {
   this.timeout(10000);

@@ -178,7 +178,7 @@ describe('delete-pod', () => {
       .get(POD)
       .reply(200, podObject('default', 'kubecon'))
       .delete(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(403, status(403, 'Forbidden', 'events is forbidden'));
     const { handler, log } = handlerWith();
@@ -187,6 +187,42 @@ describe('delete-pod', () => {
     assert.equal(answer.status, 'done');
     assert.deepEqual(answer.details, { owner: 'none', eventRecorded: false });
     assert.equal(log.lines[0].message, 'the pod was deleted but the audit event could not be recorded');
+  });
+
+  it("quotes a controller kind that is no kind's name cut short and escaped: whoever creates the pod writes it", async () => {
+    // Given: the API server checks only that an owner's kind is not empty
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon', { ownerKind: `\u009b2J\u202e${'K'.repeat(100_000)}` }))
+      .delete(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .post(EVENTS)
+      .reply(201, {});
+    const { handler } = handlerWith();
+
+    // When
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    // Then: deleted as any owned pod, the kind quoted as received values are
+    api.done();
+    assert.equal(answer.status, 'done');
+    assert.deepEqual(answer.details, { owner: `"\\u009b2J\\u202e${'K'.repeat(65)}… (100016 characters)`, eventRecorded: true });
+  });
+
+  it("does not take a controller of kind 'none' for no controller: SKIP_OWNER_KINDS=none leaves only bare pods", async () => {
+    const api = fakeApi()
+      .get(POD)
+      .reply(200, podObject('default', 'kubecon', { ownerKind: 'none' }))
+      .delete(POD)
+      .reply(200, podObject('default', 'kubecon'))
+      .post(EVENTS)
+      .reply(201, {});
+    const { handler } = handlerWith({ SKIP_OWNER_KINDS: 'none' });
+
+    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
+
+    api.done();
+    assert.deepEqual([answer.status, answer.details], ['done', { owner: '"none"', eventRecorded: true }]);
   });
 
   it('leaves pods whose controller kind is listed in SKIP_OWNER_KINDS', async () => {
@@ -228,7 +264,7 @@ describe('delete-pod', () => {
       .get(path)
       .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
       .delete(path)
-      .reply(200, {})
+      .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
       .post('/api/v1/namespaces/openfaas-fn/events')
       .reply(201, {});
     const { handler } = handlerWith({ RULES: '*' });
@@ -269,7 +305,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
       .delete(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();

@@ -348,6 +348,21 @@ describe('forwarder: fan-out over HTTP to the actions (on 127.0.0.1)', function 
     assert.equal(s.received.length, 0);
   });
 
+  it('logs a refused event-id of 10,000 characters cut short, as it logs a rule', async () => {
+    // Given: any header up to the runtime's limit (16 KiB on Node 14)
+    const log = memoryLogger();
+    const handler = forwarderHandler(forwarder, { env: { ROUTES_FILE: path.join(FIXTURES, 'routes', 'fan-out.json'), ACTIONS_NAMESPACE: 'falco-response' }, log });
+    const eventId = 'x'.repeat(9_999) + ' ';
+
+    // When
+    const answer = await handler(kubelessEvent(alert('terminal-shell'), eventId).event, kubelessContext());
+    handler.close();
+
+    // Then
+    assert.equal(answer.status, 'invalid');
+    assert.deepEqual(log.lines.filter((l) => l.message === 'alert forwarded').map((l) => l.eventId), [`${'x'.repeat(200)}… (10000 characters)`]);
+  });
+
   it('reuses kept-alive connections from one alert to the next', async () => {
     const s = await stub(() => done('a'));
     const { handler } = forwarderWith({

@@ -44,7 +44,7 @@ describe('alert text reaches the cluster and the logs inert', () => {
       .get('/api/v1/namespaces/default/pods/kubecon')
       .reply(200, podObject('default', 'kubecon'))
       .patch('/api/v1/namespaces/default/pods/kubecon', (body: { metadata: { annotations: unknown } }) => ((annotations = body.metadata.annotations), true))
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post('/api/v1/namespaces/default/events', (body: { message: unknown }) => ((message = body.message), true))
       .reply(201, {});
     const lines: string[] = [];
@@ -77,6 +77,21 @@ describe('alert text reaches the cluster and the logs inert', () => {
     assert.equal(handled.length, 1);
     assert.ok(handled[0].includes(`"eventId":"id-${LOGGED}","rule":"Shell ${LOGGED}"`), handled[0]);
     assert.ok(!RAW_UNPRINTABLE.test(handled[0]), `a raw character in ${handled[0]}`);
+  });
+
+  it('tag characters, invisible text a reader cannot see but a tool reads, are escaped as their two halves', () => {
+    // Given: "rm -rf" written in tag characters (U+E0072 U+E006D …) after a harmless rule
+    const hidden = [...'rm -rf'].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    const lines: string[] = [];
+    const log = jsonLogger({}, (_level, line) => lines.push(line));
+
+    // When
+    log.info('alert handled', { rule: `Shell\u{e0001}${hidden}` });
+
+    // Then: each an escape a JSON reader reads back as the character
+    assert.equal(eventMessage(`x${hidden}`), String.raw`x\udb40\udc72\udb40\udc6d\udb40\udc20\udb40\udc2d\udb40\udc72\udb40\udc66`);
+    assert.ok(lines[0].includes(String.raw`"rule":"Shell\udb40\udc01\udb40\udc72\udb40\udc6d`), lines[0]);
+    assert.equal((JSON.parse(lines[0]) as { rule: string }).rule, `Shell\u{e0001}${hidden}`);
   });
 
   it('an Event message is escaped whoever built it, and cut without splitting a surrogate pair', () => {

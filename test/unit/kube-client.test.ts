@@ -84,7 +84,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       .get(POLICY)
       .reply(200, policyStored())
       .patch(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS, (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true)
       .reply(201, {});
 
@@ -227,4 +227,28 @@ describe('answers over the size cap are not read to their end', () => {
       assert.ok(stats.written < 64 * 1024 * 1024, `the server could write ${stats.written} bytes`);
     });
   }
+});
+
+describe('a request body that cannot be written as JSON', () => {
+  it('network-isolate: a policy read with 1,000,000 nested lists in an unknown field is not PUT back: failed once, not "could not reach"', async () => {
+    // Given: the answer as read is PUT back whole; JSON.parse reads any depth, JSON.stringify overflows its stack
+    const depth = 1_000_000;
+    const stored = JSON.stringify({ ...policyStored(), spec: { podSelector: {} } });
+    const deep = `${stored.slice(0, -1)},"x":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon')).get(POLICY).reply(200, deep, { 'Content-Type': 'application/json' });
+    const calls = recorded(api);
+
+    // When
+    const { answer } = await run(networkIsolate);
+
+    // Then: the write was never sent, and the message says so
+    api.done();
+    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`]);
+    assert.equal(
+      answer.error,
+      `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
+        "'falco-response-quarantine' in the namespace 'default' could not be put in place: update the NetworkPolicy 'falco-response-quarantine' " +
+        "in the namespace 'default' failed: its body cannot be written as JSON (RangeError: Maximum call stack size exceeded), so it was not sent",
+    );
+  });
 });

@@ -148,7 +148,7 @@ describe('label-pod', () => {
         },
       })
       .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();
@@ -178,7 +178,7 @@ describe('label-pod', () => {
           .reply(200, podObject('default', 'kubecon'))
           .patch(POD, { metadata: { uid: 'uid-kubecon', labels, annotations: annotationsOf(hostile) } })
           .matchHeader('content-type', MERGE_PATCH)
-          .reply(200, {})
+          .reply(200, podObject('default', 'kubecon'))
           .post(EVENTS)
           .reply(201, {});
         const { handler } = handlerWith();
@@ -208,7 +208,7 @@ describe('label-pod', () => {
         metadata: { uid: 'uid-kubecon', labels: { 'falco.org/flagged': 'true', 'falco.org/cleared': null }, annotations: annotationsOf(alert('terminal-shell')) },
       })
       .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {})
       .get(POD)
@@ -237,7 +237,7 @@ describe('label-pod', () => {
         assert.equal(Buffer.byteLength(cut), 4096);
         return true;
       })
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();
@@ -260,7 +260,7 @@ describe('label-pod', () => {
         assert.equal(body.metadata.annotations['falco.org/rule'], 'Terminal shell in container');
         return true;
       })
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();
@@ -277,7 +277,7 @@ describe('label-pod', () => {
       .reply(200, podObject('default', 'kubecon'))
       .patch(POD, { metadata: { uid: 'uid-kubecon', labels: { 'falco.org/flagged': 'true' } } })
       .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith({ ANNOTATION_PREFIX: '', LABELS: 'falco.org/flagged=true' });
@@ -341,7 +341,7 @@ describe('label-pod', () => {
       .get(POD)
       .reply(200, podObject('default', 'kubecon'))
       .patch(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(403, status(403, 'Forbidden', 'events is forbidden'));
     const { handler, log } = handlerWith();

@@ -137,7 +137,7 @@ describe('network-isolate', () => {
       .reply(200, storedPolicy())
       .patch(POD, labelPatch)
       .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();
@@ -236,7 +236,7 @@ describe('network-isolate', () => {
       .reply(200, storedPolicy())
       .patch(POD, labelPatch)
       .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const calls = recorded(api);
@@ -265,7 +265,7 @@ describe('network-isolate', () => {
       .get(POLICY)
       .reply(200, storedPolicy())
       .patch(POD, labelPatch)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith();
@@ -331,9 +331,9 @@ describe('network-isolate', () => {
           ],
         }),
       )
-      .reply(201, {})
+      .reply(201, storedPolicy())
       .patch(POD, labelPatch)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith({ ALLOW_DNS: 'true', ALLOW_CIDRS: '10.20.0.0/16, fd00::/8', ALLOW_NAMESPACES: 'forensics' });
@@ -354,9 +354,9 @@ describe('network-isolate', () => {
       .get(path)
       .reply(404, status(404, 'NotFound', 'not found'))
       .post(POLICIES, (body: any) => body.metadata.name === 'quarantine' && body.spec.podSelector.matchLabels['example.com/isolated'] === 'true')
-      .reply(201, {})
+      .reply(201, { ...storedPolicy(), metadata: { ...storedPolicy().metadata, name: 'quarantine' } })
       .patch(POD, { metadata: { uid: 'uid-kubecon', labels: { 'example.com/isolated': 'true' } } })
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(201, {});
     const { handler } = handlerWith({ QUARANTINE_LABEL: 'example.com/isolated', POLICY_NAME: 'quarantine' });
@@ -447,7 +447,7 @@ describe('network-isolate', () => {
       .get(POLICY)
       .reply(200, storedPolicy())
       .patch(POD)
-      .reply(200, {})
+      .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
       .reply(500, status(500, 'InternalError', 'etcd is down'))
       .post(EVENTS)

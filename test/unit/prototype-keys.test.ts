@@ -113,6 +113,20 @@ describe('a __proto__ key in the body is refused at the boundary, wherever it is
     assert.ok(elapsedMs < 2000, `took ${elapsedMs} ms`);
   });
 
+  it('names a __proto__ key 100,000 levels deep by a path cut short: the message does not grow with the body', () => {
+    // Given: extra keys are tolerated, and may nest as deep as the body limit lets them
+    const depth = 100_000;
+    const data: unknown = JSON.parse('{"k":'.repeat(depth) + '{"__proto__":1}' + '}'.repeat(depth));
+
+    // When
+    const message = invalid(() => decodeOrThrow(FalcoAlert, data, 'alert'));
+
+    // Then: the path's first and last 120 characters, and its length (200,009 characters)
+    const head = 'k.'.repeat(60);
+    const tail = `.${'k.'.repeat(55)}__proto__`;
+    assert.equal(message, `alert: ${head}…(a path of ${2 * depth + 9} characters)…${tail}: ${REFUSED}, got 1`);
+  });
+
   it('leaves an alert without such a key as it was: the fixtures decode to what they hold', () => {
     assert.deepEqual(decodeEvent(kubelessEvent(alertText('terminal-shell')).event).alert, JSON.parse(alertText('terminal-shell')));
   });

@@ -1,17 +1,20 @@
 import { strict as assert } from 'assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import * as http from 'http';
+import * as v8 from 'v8';
+import * as vm from 'vm';
 import type { AddressInfo } from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import nock from 'nock';
 import deletePod from '../../functions/delete-pod/action';
+import labelPod from '../../functions/label-pod/action';
 import forwarder from '../../functions/forwarder/action';
 import { forwarderHandler } from '../../lib/forwarder/runner';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { KubeApiError } from '../../lib/kube/errors';
 import { memoryLogger } from '../../lib/log';
-import { RepeatMemory, repeatKey } from '../../lib/repeats';
+import { REPEAT_MEMORY_BYTES, RepeatMemory, repeatKey } from '../../lib/repeats';
 import type { KubelessHandler } from '../../lib/runner';
 import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
 import { alert, alertText, kubelessContext, kubelessEvent } from '../helpers/fixtures';
@@ -271,6 +274,53 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
     assert.notEqual(repeatKey({ data: '1', 'event-id': 'e:1' }), repeatKey({ data: '1:1', 'event-id': 'e' }), 'no cut of one is the other');
   });
 
+  describe('what a remembered call keeps: its answer and the few fields of its log line, never its body', () => {
+    v8.setFlagsFromString('--expose_gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const MB = 1024 * 1024;
+    /** The heap still in use after `calls` were handled and remembered, the garbage collected. */
+    async function retainedBy(handler: KubelessHandler, calls: number, data: (i: number) => unknown): Promise<number> {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < calls; i++) {
+        const answer = await handler(kubelessEvent(data(i), `event-${i}`).event, kubelessContext());
+        assert.ok(answer.status === 'skipped' || answer.status === 'done', JSON.stringify(answer).slice(0, 300));
+      }
+      gc();
+      return process.memoryUsage().heapUsed - before;
+    }
+
+    it('100 remembered alerts of 1 MB each (skipped: rule not selected) hold less than 10 MB, not their 100 MB', async () => {
+      // Given: delete-pod, which answers only its rule and skips these: a skip is remembered
+      const { handler } = handlerFor(deletePod, {}, { kube: clusterKube(new MemoryCluster()) });
+      const big = (i: number) => ({ ...alert('terminal-shell'), rule: `Another rule ${i}`, output: 'x'.repeat(MB) });
+
+      // When
+      const retained = await retainedBy(handler, 100, big);
+
+      // Then
+      assert.ok(retained < 10 * MB, `${(retained / MB).toFixed(1)} MB retained`);
+    });
+
+    it('label-pod in dry run, 64 KiB of output each: the remembered answers stay within REPEAT_MEMORY_BYTES', async () => {
+      // Given: a dry-run answer carries the patch it would write, the output annotation in it
+      const cluster = new MemoryCluster();
+      for (let i = 0; i < 1000; i++) cluster.addPod('default', `pod-${i}`);
+      const { handler } = handlerFor(labelPod, { DRY_RUN: 'true', OUTPUT_ANNOTATION_MAX_BYTES: '65536' }, { kube: clusterKube(cluster) });
+      const big = (i: number) => {
+        const a = alertFor(`pod-${i}`);
+        a.output = `${i} ${'\u00e9'.repeat(40000)}`; // two bytes each in UTF-8, and two in the heap: cut to 64 KiB
+        return a;
+      };
+
+      // When
+      const retained = await retainedBy(handler, 1000, big);
+
+      // Then: 1000 answers of 64 KiB each would be 64 MiB
+      assert.ok(retained < REPEAT_MEMORY_BYTES * 2 + 8 * MB, `${(retained / MB).toFixed(1)} MB retained`);
+    });
+  });
+
   describe('RepeatMemory', () => {
     const keepAll = () => true;
 
@@ -299,6 +349,15 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       assert.deepEqual(await memory.once('a', () => Promise.resolve('second a'), keepAll), { answer: 'second a', repeated: false });
       assert.deepEqual(await memory.once('d', () => Promise.resolve('second d'), keepAll), { answer: 'first d', repeated: true });
       assert.equal(memory.size, 3);
+    });
+
+    it('holds answers weighing at most maxBytes together, forgetting the oldest first, and never one heavier alone', async () => {
+      const memory = new RepeatMemory<string>({ maxBytes: 10, weigh: (a) => a.length });
+      for (const key of ['a', 'b', 'c']) await memory.once(key, () => Promise.resolve(`${key}1234`), keepAll);
+      assert.equal(memory.size, 2, '3 answers of 5 are 15');
+      assert.deepEqual(await memory.once('a', () => Promise.resolve('a again'), keepAll), { answer: 'a again', repeated: false });
+      await memory.once('heavy', () => Promise.resolve('x'.repeat(11)), keepAll);
+      assert.deepEqual(await memory.once('heavy', () => Promise.resolve('light'), keepAll), { answer: 'light', repeated: false });
     });
 
     it('forgets an answer after maxAgeMs', async () => {
