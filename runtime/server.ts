@@ -382,10 +382,11 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     if (connection === undefined) start(() => undefined);
     else track(connection, res, start);
   });
-  // Node's own bounds as well (Node 12 has no requestTimeout; the timers above are what holds there).
+  // Node's own bounds as well. Not its requestTimeout: Node 12 has none, and Node 14's keeps a timer, and so the
+  // socket, for every connection until it fires (a flood of short connections grew past the pod's memory limit);
+  // the body deadline of readBody holds on every version.
   server.headersTimeout = limits.headersTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  (server as { requestTimeout?: number }).requestTimeout = limits.headersTimeoutMs + limits.bodyTimeoutMs;
 
   server.on('connection', (socket: net.Socket) => {
     if (connections.size >= limits.maxConnections) {

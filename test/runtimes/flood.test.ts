@@ -125,7 +125,7 @@ describe("the standalone runtime under floods, within the pod's memory limit (de
         assert.equal(runtime!.child.exitCode, null, `the runtime exited; stderr: ${runtime!.stderr()}`);
       });
 
-      it(`keeps at most its connection cap (${DEFAULT_LIMITS.MAX_CONNECTIONS}) of ${IDLE} idle connections open, its RSS under the limit, and still answers /healthz`, async () => {
+      it(`keeps at most its connection cap (${DEFAULT_LIMITS.MAX_CONNECTIONS}) of ${IDLE} connections that send nothing, its RSS under the limit, and still answers /healthz`, async () => {
         // Given the runtime, idle
         const pid = runtime!.child.pid!;
         const idleRss = rssBytes(pid);
@@ -143,13 +143,15 @@ describe("the standalone runtime under floods, within the pod's memory limit (de
         await new Promise((resolve) => setTimeout(resolve, 1000));
         const health = await request(runtime!.port, { method: 'GET', path: '/healthz' });
         const peak = sampler.stop();
+        const held = rssBytes(pid);
         const open = IDLE - closedByServer;
         for (const socket of sockets) socket.destroy();
 
         // Then the kubelet's probe still gets its answer, the process stays up and under the limit, and the
         // connections past the cap were closed rather than held
         process.stdout.write(
-          `      [flood] Node ${version}: ${IDLE} idle connections, ${open} left open; RSS idle ${mib(idleRss)}, peak ${mib(peak)} (limit ${limitText})\n`,
+          `      [flood] Node ${version}: ${IDLE} idle connections, ${open} left open; ` +
+            `RSS idle ${mib(idleRss)}, peak ${mib(peak)}, with them open ${mib(held)} (limit ${limitText})\n`,
         );
         assert.equal(health.status, 200);
         assert.equal(health.body, 'OK');
