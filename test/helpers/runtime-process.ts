@@ -3,8 +3,9 @@
  * to it the way Falcosidekick does (shared/PROTOCOLS.md sections 1 and 3). Only loopback is used.
  */
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
-import { mkdirSync, writeFileSync } from 'fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import * as http from 'http';
+import * as net from 'net';
 import * as path from 'path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -261,4 +262,110 @@ export function emulatePod(objects: readonly unknown[], root: string): EmulatedP
 /** The pod's environment, on loopback and any free port instead of 0.0.0.0:8080. */
 export function onLoopback(env: Readonly<Record<string, string>>): Record<string, string> {
   return { ...env, ...LOOPBACK_ANY_PORT };
+}
+
+/** The resident memory of a process, in bytes, as the kernel counts it (VmRSS of /proc/<pid>/status). */
+export function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (match === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** Samples a process's RSS every `everyMs` until stopped; `stop()` gives the highest figure seen. */
+export function sampleRss(pid: number, everyMs = 20): { stop(): number } {
+  let peak = rssBytes(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssBytes(pid));
+    } catch {
+      // the process ended: the last figure stands, and the test sees the exit itself
+    }
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+/** A Kubernetes memory quantity (`128Mi`, `1Gi`, `500M`, `1048576`) in bytes. */
+export function quantityBytes(quantity: string): number {
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(quantity);
+  if (match === null) throw new Error(`not a memory quantity this test knows: ${quantity}`);
+  const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, M: 1e6, G: 1e9 }[match[2] ?? ''] ?? 1;
+  return Number(match[1]) * unit;
+}
+
+/** A raw connection to 127.0.0.1, for what an HTTP client will not send (partial, slow or endless bodies). */
+export function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+export interface RawAnswer {
+  readonly status: number;
+  readonly head: string;
+  readonly body: string;
+  /** Date.now() when the whole answer had arrived. */
+  readonly receivedAt: number;
+}
+
+/**
+ * Reads HTTP/1.1 answers off a raw socket as they come: each head up to its blank line, then Content-Length bytes of
+ * body. `answers` grows as they arrive; `closed` resolves (and `isClosed()` turns true) when the connection ends.
+ */
+export function readAnswers(socket: net.Socket): { readonly answers: RawAnswer[]; readonly closed: Promise<void>; readonly isClosed: () => boolean } {
+  const answers: RawAnswer[] = [];
+  let isClosed = false;
+  let buffer: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
+    for (;;) {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buffer.subarray(0, end).toString('latin1');
+      const length = Number(/^content-length:\s*(\d+)$/im.exec(head)?.[1] ?? '0');
+      if (buffer.length < end + 4 + length) return;
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? '0');
+      answers.push({ status, head, body: buffer.subarray(end + 4, end + 4 + length).toString('utf8'), receivedAt: Date.now() });
+      buffer = buffer.subarray(end + 4 + length);
+    }
+  });
+  const closed = new Promise<void>((resolve) => {
+    socket.on('error', () => undefined); // a reset after the answer is how some closes end: the answers tell
+    socket.on('close', () => {
+      isClosed = true;
+      resolve();
+    });
+  });
+  return { answers, closed, isClosed: () => isClosed };
+}
+
+/** The bytes of a POST as Falcosidekick sends it (PROTOCOLS section 3), for a raw socket. */
+export function sidekickRequestBytes(body: string, options: { path?: string; keepAlive?: boolean } = {}): Buffer {
+  const bytes = Buffer.from(body, 'utf8');
+  return Buffer.concat([
+    Buffer.from(
+      `POST ${options.path ?? '/'} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nUser-Agent: Falcosidekick\r\n` +
+        `event-id: ${SIDEKICK_EVENT_ID}\r\nevent-type: falco\r\nevent-namespace: ${SIDEKICK_NAMESPACE}\r\n` +
+        `Content-Length: ${bytes.length}\r\n${options.keepAlive === false ? 'Connection: close\r\n' : ''}\r\n`,
+      'latin1',
+    ),
+    bytes,
+  ]);
+}
+
+/** Resolves once `done()` holds, polling; rejects naming `what` past `withinMs` (a bound far above any need). */
+export async function until(done: () => boolean, what: string, withinMs = 20000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs / 1000} s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

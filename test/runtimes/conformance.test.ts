@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import type { Socket } from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
@@ -15,11 +16,13 @@ import { RUNTIME_FILE, STANDALONE_DIR } from '../../build/standalone';
 import { apiStatus, FAKE_API_TOKEN, startFakeApiServer, writeKubeconfig, type FakeApiServer } from '../helpers/fake-api-server';
 import { alertText } from '../helpers/fixtures';
 import {
+  connect,
   emulatePod,
   KUBELESS_NODE_VERSIONS,
   kubelessEnv,
   nodeBinaries,
   onLoopback,
+  readAnswers,
   request,
   sidekickPost,
   SIDEKICK_EVENT_ID,
@@ -27,6 +30,7 @@ import {
   spawnRuntime,
   type HttpAnswer,
   type RuntimeProcess,
+  until,
 } from '../helpers/runtime-process';
 
 /** What is served: a generated function (a pod action or another kind) or the probe of test/fixtures/runtime/. */
@@ -39,7 +43,14 @@ interface Exchange {
   readonly name: string;
   readonly appliesTo: (target: Target) => boolean;
   /** A POST as Falcosidekick sends it, unless `method` says otherwise. */
-  readonly request: { readonly method?: 'GET'; readonly path?: string; readonly contentType?: string; readonly eventId?: string; readonly body: string };
+  readonly request: {
+    readonly method?: 'GET';
+    readonly path?: string;
+    readonly contentType?: string;
+    readonly eventId?: string;
+    readonly userAgent?: string;
+    readonly body: string;
+  };
   readonly expected: (target: Target) => Expected;
 }
 
@@ -53,6 +64,8 @@ interface Expected {
   readonly api?: readonly string[];
   /** A text the runtime writes on stderr. */
   readonly stderr?: string;
+  /** Texts the runtime writes on stdout (its access log). */
+  readonly stdout?: readonly string[];
 }
 
 const every = () => true;
@@ -71,6 +84,11 @@ const probeEcho = (dataType: string, data: unknown) => ({
 const KUBECON = '/api/v1/namespaces/default/pods/kubecon';
 const ALPINE = '/api/v1/namespaces/default/pods/alpine';
 const INTERNAL_ERROR: Expected = { status: 500, text: 'Internal Server Error' };
+const BOUNDARY = 'falco-response-boundary';
+/** A form whose one part is a whole Falco alert: Kubeless's runtime never reads it. */
+const MULTIPART_ALERT =
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="alert"\r\nContent-Type: application/json\r\n\r\n` +
+  `${alertText('terminal-shell')}\r\n--${BOUNDARY}--\r\n`;
 
 /** The answer to the terminal-shell fixture, whichever way its body is delivered: the fake API has no pod kubecon. */
 const kubeconAlreadyGone = () => ({
@@ -187,6 +205,37 @@ const EXCHANGES: readonly Exchange[] = [
     expected: () => ({ ...INTERNAL_ERROR, stderr: 'Error: probe: rejected on purpose' }),
   },
   {
+    name: 'a promise rejected with a value that cannot even be written out (no prototype)',
+    appliesTo: probe,
+    request: { path: '/reject-bare', body: '{}' },
+    expected: () => ({ ...INTERNAL_ERROR, stderr: 'a thrown value that cannot be written out ([object Object])' }),
+  },
+  {
+    // Kubeless's parsers all skip multipart/* and body-parser leaves `req.body = {}`: the function gets {} as data.
+    name: 'a multipart/form-data body (even one holding an alert) reaches the function as {}, as in Kubeless',
+    appliesTo: probe,
+    request: { contentType: `multipart/form-data; boundary=${BOUNDARY}`, body: MULTIPART_ALERT },
+    expected: () => ({ status: 200, json: probeEcho('object', {}) }),
+  },
+  {
+    name: 'a multipart/form-data body does not stay on the request as bytes (Kubeless keeps {})',
+    appliesTo: probe,
+    request: { path: '/raw-body', contentType: `multipart/form-data; boundary=${BOUNDARY}`, body: MULTIPART_ALERT },
+    expected: () => ({ status: 200, text: 'not bytes: object' }),
+  },
+  {
+    name: 'a multipart/form-data alert is no alert: the same 400 as an empty body, as under Kubeless',
+    appliesTo: podActions,
+    request: { contentType: `multipart/form-data; boundary=${BOUNDARY}`, body: MULTIPART_ALERT },
+    expected: () => ({ status: 400, json: { status: 'invalid', error: 'the request body is empty: expected a Falco alert as JSON' }, api: [] }),
+  },
+  {
+    name: 'the access log escapes quotes, backslashes and control characters of the URL and the User-Agent',
+    appliesTo: probe,
+    request: { path: '/log"line\\', userAgent: 'x" "y\\ \u009b', body: '{}' },
+    expected: () => ({ status: 200, stdout: ['"POST /log\\"line\\\\ HTTP/1.1" 200 ', '"x\\" \\"y\\\\ \\u009b"\n'] }),
+  },
+  {
     name: 'GET /metrics',
     appliesTo: every,
     request: { method: 'GET', path: '/metrics', body: '' },
@@ -201,9 +250,161 @@ const EXCHANGES: readonly Exchange[] = [
   },
 ];
 
+/**
+ * The runtime's own bounds in this table, low so that an attack is cut in a second or two (README: the runtime's
+ * limits); the requests of EXCHANGES each open their own connection and are far within them.
+ */
+const BOUNDS = { REQ_HEADERS_TIMEOUT: '2', REQ_BODY_TIMEOUT: '1', MAX_CONNECTIONS: '32' };
+const BODY_LIMIT = 1024 * 1024; // REQ_MB_LIMIT's default, 1
+
+/** What any pod may send to a function's port that no HTTP client library would: each must leave the runtime up. */
+interface Attack {
+  readonly name: string;
+  readonly appliesTo: (target: Target) => boolean;
+  /** Attacks the runtime and asserts what it answers; afterwards the table checks /healthz and the process. */
+  readonly run: (runtime: RuntimeProcess, version: string) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const HEAD = 'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nUser-Agent: attacker\r\n';
+const figure = (version: string, text: string) => process.stdout.write(`      [bounds] Node ${version}: ${text}\n`);
+
+/** Writes pieces until `stop()` holds, the server closes or `max` bytes are written; returns the bytes written. */
+async function pump(socket: Socket, piece: Buffer, stop: () => boolean, max: number, onSent: (sent: number) => void = () => undefined): Promise<number> {
+  let sent = 0;
+  while (!stop() && !socket.destroyed && socket.writable && sent < max) {
+    sent += piece.length;
+    onSent(sent);
+    if (!socket.write(piece)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
+    }
+  }
+  return sent;
+}
+
+const ATTACKS: readonly Attack[] = [
+  {
+    name: 'a body cut off mid-way (the client disconnects): nothing is called, the runtime says so and lives on',
+    appliesTo: every,
+    run: async (runtime) => {
+      const socket = await connect(runtime.port);
+      socket.on('error', () => undefined);
+      socket.write(`${HEAD}Content-Length: 1000\r\n\r\n${'x'.repeat(100)}`);
+      await sleep(200);
+      socket.destroy();
+      const line = '"message":"the client went away after 100 bytes of a request body (aborted): the function was not called","method":"POST","url":"/"';
+      await until(() => runtime.stderr().includes(line), `stderr holds ${line}:\n${runtime.stderr()}`);
+    },
+  },
+  {
+    name: 'a body sent a byte at a time: 408 once REQ_BODY_TIMEOUT has passed, and the connection closed',
+    appliesTo: probe,
+    run: async (runtime, version) => {
+      const socket = await connect(runtime.port);
+      const { answers, isClosed } = readAnswers(socket);
+      const started = Date.now();
+      socket.write(`${HEAD}Content-Length: 1000\r\n\r\n`);
+      const trickle = setInterval(() => socket.writable && socket.write('x'), 100);
+      await until(isClosed, 'the server closes the connection');
+      clearInterval(trickle);
+      figure(version, `a slow body was cut after ${((Date.now() - started) / 1000).toFixed(2)} s (REQ_BODY_TIMEOUT ${BOUNDS.REQ_BODY_TIMEOUT} s)`);
+      assert.deepEqual(answers.map((a) => [a.status, a.body]), [[408, 'Request Timeout']]);
+      assert.match(answers[0].head, /^connection: close$/im);
+    },
+  },
+  {
+    name: 'headers sent a byte at a time: the connection closed once REQ_HEADERS_TIMEOUT has passed',
+    appliesTo: probe,
+    run: async (runtime, version) => {
+      const socket = await connect(runtime.port);
+      socket.on('error', () => undefined);
+      let isClosed = false;
+      socket.on('close', () => (isClosed = true));
+      const started = Date.now();
+      const text = `${HEAD}X-Slow: ${'y'.repeat(1000)}\r\n\r\n`;
+      let at = 0;
+      const trickle = setInterval(() => socket.writable && at < text.length && socket.write(text[at++]), 50);
+      await until(() => isClosed, 'the server closes the connection');
+      clearInterval(trickle);
+      figure(version, `slow headers were cut after ${((Date.now() - started) / 1000).toFixed(2)} s (REQ_HEADERS_TIMEOUT ${BOUNDS.REQ_HEADERS_TIMEOUT} s)`);
+    },
+  },
+  {
+    name: 'an endless chunked body: 413 as soon as it passes REQ_MB_LIMIT, the connection closed, the rest never read',
+    appliesTo: every,
+    run: async (runtime, version) => {
+      const socket = await connect(runtime.port);
+      const { answers, isClosed } = readAnswers(socket);
+      socket.write(`${HEAD}Transfer-Encoding: chunked\r\n\r\n`);
+      const piece = Buffer.from(`10000\r\n${'x'.repeat(0x10000)}\r\n`);
+      let passedLimitAt = 0;
+      const sent = await pump(socket, piece, () => answers.length > 0, 256 * BODY_LIMIT, (n) => {
+        if (passedLimitAt === 0 && n > BODY_LIMIT) passedLimitAt = Date.now();
+      });
+      await until(isClosed, 'the server closes the connection');
+      const latency = answers.length > 0 ? `${answers[0].receivedAt - passedLimitAt} ms after the limit was passed` : 'no answer';
+      figure(version, `an endless body got its 413 after ${(sent / BODY_LIMIT).toFixed(1)} MiB sent, ${latency}`);
+      assert.deepEqual(answers.map((a) => [a.status, a.body]), [[413, 'Payload Too Large']]);
+      assert.match(answers[0].head, /^connection: close$/im);
+      assert.ok(sent < 64 * BODY_LIMIT, `the 413 came after ${sent} bytes of the body`);
+    },
+  },
+  {
+    name: 'a body declared past REQ_MB_LIMIT: 413 before the body is sent, not after it is drained',
+    appliesTo: probe,
+    run: async (runtime, version) => {
+      const total = 64 * BODY_LIMIT;
+      const socket = await connect(runtime.port);
+      const { answers, isClosed } = readAnswers(socket);
+      socket.write(`${HEAD}Content-Length: ${total}\r\n\r\n`);
+      const sent = await pump(socket, Buffer.alloc(0x10000, 'x'), () => answers.length > 0, total);
+      await until(isClosed, 'the server closes the connection');
+      figure(version, `a declared ${total / BODY_LIMIT} MiB body got its 413 after ${(sent / BODY_LIMIT).toFixed(1)} MiB sent`);
+      assert.deepEqual(answers.map((a) => [a.status, a.body]), [[413, 'Payload Too Large']]);
+      assert.ok(sent < total, 'the 413 came only once the whole body was sent');
+    },
+  },
+  {
+    name: 'a flood of idle connections past MAX_CONNECTIONS: the oldest idle ones are closed, and said so',
+    appliesTo: probe,
+    run: async (runtime, version) => {
+      const count = 3 * Number(BOUNDS.MAX_CONNECTIONS);
+      let closedByServer = 0;
+      const sockets = await Promise.all(
+        Array.from({ length: count }, async () => {
+          const socket = await connect(runtime.port);
+          socket.on('error', () => undefined);
+          socket.on('close', () => closedByServer++);
+          return socket;
+        }),
+      );
+      await until(() => closedByServer >= count - Number(BOUNDS.MAX_CONNECTIONS), `${count - Number(BOUNDS.MAX_CONNECTIONS)} connections closed (${closedByServer} so far)`);
+      figure(version, `${count} idle connections: ${closedByServer} closed by the runtime`);
+      // said once, its repeats counted for a line of their own ten seconds later: not one line per connection
+      const warning = `"message":"${BOUNDS.MAX_CONNECTIONS} connections are open (MAX_CONNECTIONS): the oldest with no request at work is closed to take a new one"`;
+      await runtime.stderrIncludes(warning);
+      assert.equal(runtime.stderr().split(warning).length - 1, 1, runtime.stderr());
+      const health = await request(runtime.port, { method: 'GET', path: '/healthz' });
+      for (const socket of sockets) socket.destroy();
+      assert.equal(health.status, 200);
+    },
+  },
+];
+
 function send(port: number, exchange: Exchange): Promise<HttpAnswer> {
-  const { method, path: requestPath = '/', contentType, eventId, body } = exchange.request;
+  const { method, path: requestPath = '/', contentType, eventId, userAgent, body } = exchange.request;
   if (method === 'GET') return request(port, { method, path: requestPath });
+  if (userAgent !== undefined) {
+    return request(port, { method: 'POST', path: requestPath, headers: { 'Content-Type': 'application/json', 'User-Agent': userAgent }, body });
+  }
   return sidekickPost(port, body, { path: requestPath, ...(contentType === undefined ? {} : { contentType }), ...(eventId === undefined ? {} : { eventId }) });
 }
 
@@ -251,7 +452,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
       const pod = emulatePod(objects, path.join(scratch, target.name));
       // Every action answers the fixtures' rule here, whatever its default RULES.
       const rules = 'RULES' in pod.env ? { RULES: '*' } : {};
-      served.set(target.name, { program: pod.program, env: onLoopback({ ...pod.env, ...rules, KUBECONFIG: kubeconfig }) });
+      served.set(target.name, { program: pod.program, env: onLoopback({ ...pod.env, ...rules, ...BOUNDS, KUBECONFIG: kubeconfig }) });
     }
 
     // The probe: bundled like a function, served by the runtime file of the first generated ConfigMap.
@@ -260,7 +461,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
     const probeBundle = await bundle('probe', path.join(ROOT, 'test', 'fixtures', 'runtime', 'probe.ts'), '/* runtime test probe */');
     writeFileSync(path.join(probeDir, 'probe.js'), probeBundle.code);
     writeFileSync(path.join(probeDir, RUNTIME_FILE), [...runtimeFiles.values()][0]);
-    served.set('probe', { program: path.join(probeDir, RUNTIME_FILE), env: kubelessEnv('probe', probeDir) });
+    served.set('probe', { program: path.join(probeDir, RUNTIME_FILE), env: { ...kubelessEnv('probe', probeDir), ...BOUNDS } });
   });
 
   after(async () => {
@@ -312,6 +513,20 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
                 for (const call of calls) assert.equal(call.authorization, `Bearer ${FAKE_API_TOKEN}`);
               }
               if (expected.stderr !== undefined) await runtime!.stderrIncludes(expected.stderr);
+              for (const text of expected.stdout ?? []) await until(() => runtime!.stdout().includes(text), `stdout holds ${text}:\n${runtime!.stdout()}`);
+            });
+          }
+
+          for (const attack of ATTACKS.filter((a) => a.appliesTo(target))) {
+            it(`${attack.name}`, async () => {
+              // Given the runtime listening, When the attack comes, Then it is answered as the row says
+              await attack.run(runtime!, version);
+
+              // and the runtime is still up and answers the kubelet's probe
+              assert.equal(runtime!.child.exitCode, null, `the runtime exited; stderr: ${runtime!.stderr()}`);
+              const health = await request(runtime!.port, { method: 'GET', path: '/healthz' });
+              assert.deepEqual([health.status, health.body], [200, 'OK']);
+              api.take();
             });
           }
 
