@@ -42,7 +42,10 @@ describe('e2e: the generated manifests on a real Kubernetes 1.20 API server', fu
 
   before(async function () {
     cluster = sharedCluster();
-    // Start from nothing, whatever ran before: each form is applied to a cluster without our objects.
+    // Start from nothing, whatever ran before: each form is applied to a cluster without our objects. The CRD goes in
+    // first, as the README says: without it kubectl cannot even name the Functions it is asked to delete, and this
+    // file must run alone as well as after the others.
+    await kubectlOk(cluster, ['apply', '-f', path.join(MANIFESTS, 'crd')]);
     await remove(cluster, ['-k', MANIFESTS]);
     forgetDeployed(cluster);
   });
