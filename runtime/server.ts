@@ -148,6 +148,12 @@ export interface Runtime {
   readonly server: http.Server;
   readonly port: number;
   close(): Promise<void>;
+  /**
+   * The shutdown a pod needs: readiness drops at once (/healthz answers 503) while calls are still served for
+   * `delayMs`, the time the Services take to stop sending new ones; then the server stops listening and this resolves
+   * once the calls in flight have ended (at most FUNC_TIMEOUT later).
+   */
+  drain(delayMs: number): Promise<void>;
 }
 
 /** Starts the runtime; `port: 0` picks a free port (for tests). */
@@ -162,6 +168,8 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     'memory-limit': settings.memoryLimit,
   };
 
+  // Set by drain(): the pod is on its way out.
+  let draining = false;
   const server = http.createServer((req, res) => {
     const send = (status: number, body: string | Buffer, contentType: string | undefined) => {
       const buffer = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
@@ -174,7 +182,11 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
       accessLog(req, res, buffer.length);
     };
     const url = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && url === '/healthz') return send(200, 'OK', 'text/html; charset=utf-8');
+    // No connection is kept for a next call that would find the server gone.
+    if (draining) res.setHeader('Connection', 'close');
+    if (req.method === 'GET' && url === '/healthz') {
+      return draining ? send(503, 'Draining', 'text/html; charset=utf-8') : send(200, 'OK', 'text/html; charset=utf-8');
+    }
     if (req.method === 'GET' && url === '/metrics') return send(200, metrics.render(), 'text/plain; version=0.0.4');
     void serveFunction(req, res as ExpressLikeResponse, send);
   });
@@ -240,5 +252,20 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     server,
     port: typeof address === 'object' && address !== null ? address.port : port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    drain: (delayMs: number) => {
+      draining = true;
+      return new Promise<void>((resolve) => {
+        setTimeout(() => {
+          const bound = setTimeout(resolve, settings.timeoutSeconds * 1000);
+          bound.unref();
+          server.close(() => {
+            clearTimeout(bound);
+            resolve();
+          });
+          // Node 18.2 and later: idle keep-alive connections would hold close() until they time out (5 s).
+          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        }, delayMs);
+      });
+    },
   };
 }
