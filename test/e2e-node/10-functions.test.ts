@@ -7,7 +7,8 @@ import { readFileSync } from 'fs';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import { deployedOnce, FUNCTIONS, FUNCTIONS_NAMESPACE, readyPods, REPO } from './helpers/deploy';
-import { getJson, kubectlOk } from './helpers/node';
+import { inspect } from './helpers/inspect';
+import { getJson, waitFor } from './helpers/node';
 
 /** The Deployment of a function, as manifests/standalone/<function>.yaml writes it. */
 export function manifestDeployment(fn: string): any {
@@ -25,30 +26,6 @@ function assertContains(live: unknown, expected: unknown, where: string): void {
   } else {
     assert.deepEqual(live, expected, `${where}: the running pod has ${JSON.stringify(live)}, the manifest ${JSON.stringify(expected)}`);
   }
-}
-
-/** What a process in the container sees of itself, through the Node the image ships (it has no shell). */
-const INSPECT = `
-const fs = require('fs');
-const status = fs.readFileSync('/proc/self/status', 'utf8');
-const field = (k) => (status.match(new RegExp('^' + k + ':\\\\s*(.*)$', 'm')) || [])[1];
-let rootfs = 'writable';
-try { fs.writeFileSync('/probe', 'x'); } catch (e) { rootfs = e.code; }
-const read = (f) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch (e) { return e.code; } };
-console.log(JSON.stringify({
-  uid: process.getuid(), gid: process.getgid(), version: process.version, rootfs,
-  capEff: field('CapEff'), noNewPrivs: field('NoNewPrivs'), seccomp: field('Seccomp'),
-  memoryLimit: read('/sys/fs/cgroup/memory/memory.limit_in_bytes'), cpuQuota: read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'),
-  cpuPeriod: read('/sys/fs/cgroup/cpu/cpu.cfs_period_us'),
-  serviceHost: process.env.KUBERNETES_SERVICE_HOST, servicePort: process.env.KUBERNETES_SERVICE_PORT,
-  kubeconfig: process.env.KUBECONFIG === undefined ? null : process.env.KUBECONFIG,
-  token: fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'),
-  ca: fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'),
-}));
-`;
-
-export async function inspect(namespace: string, pod: string): Promise<any> {
-  return JSON.parse(await kubectlOk(['exec', '-n', namespace, pod, '--', 'node', '-e', INSPECT]));
 }
 
 function bytesOf(quantity: string): number {
@@ -88,7 +65,21 @@ describe('node: the functions run as pods', function () {
         }
       });
 
-      it('runs as uid 1000 on a read-only root, with no capability, seccomp on and the kubelet enforcing its limits', async () => {
+      it('has a PodDisruptionBudget over its pods that allows one eviction at a time', async () => {
+        // Given the function's budget, as the API server tracks it against the running pods
+        const replicas: number = manifestDeployment(fn).spec.replicas;
+        const budget = await waitFor(`the PodDisruptionBudget ${fn} observed`, async () => {
+          const b = await getJson(['poddisruptionbudget', fn, '-n', FUNCTIONS_NAMESPACE]);
+          return b.status?.observedGeneration === b.metadata.generation && b.status.currentHealthy === replicas ? b : undefined;
+        }, 60000);
+        // Then it covers every replica and lets exactly one go
+        assert.deepEqual(
+          { maxUnavailable: budget.spec.maxUnavailable, expectedPods: budget.status.expectedPods, disruptionsAllowed: budget.status.disruptionsAllowed },
+          { maxUnavailable: 1, expectedPods: replicas, disruptionsAllowed: 1 },
+        );
+      });
+
+      it('runs the pinned Node as uid 1000 on a read-only root, with no capability, seccomp on and the kubelet enforcing its limits', async () => {
         // Given one of its running pods
         const [pod] = await readyPods(FUNCTIONS_NAMESPACE, `function=${fn}`);
         const [declared] = manifestDeployment(fn).spec.template.spec.containers;
@@ -99,6 +90,7 @@ describe('node: the functions run as pods', function () {
           { uid: seen.uid, gid: seen.gid, rootfs: seen.rootfs, capEff: seen.capEff, noNewPrivs: seen.noNewPrivs, seccomp: seen.seccomp },
           { uid: 1000, gid: 1000, rootfs: 'EROFS', capEff: '0000000000000000', noNewPrivs: '1', seccomp: '2' },
         );
+        assert.equal(seen.version, `v${/^node:(\d+\.\d+\.\d+)/.exec(declared.image)![1]}`, 'the Node the image pins');
         assert.equal(Number(seen.memoryLimit), bytesOf(declared.resources.limits.memory), 'the memory cgroup limit');
         const cpu = /^(\d+)m$/.exec(declared.resources.limits.cpu);
         assert.ok(cpu !== null, `unexpected CPU limit ${declared.resources.limits.cpu}`);
