@@ -217,6 +217,10 @@ metricsBindAddress: 127.0.0.1:10249
 hostnameOverride: $NODE_NAME
 # 0: leave nf_conntrack_max and the hash size alone (they are host-wide, not per namespace).
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+# A single node with a handful of Services programs a change within milliseconds, sooner than the kubelet stops a
+# deleted pod. A busy cluster takes longer (seconds, with many Services or many nodes): at most one resync per 2 s
+# here, so that a pod which stopped accepting calls at SIGTERM would still be sent some.
+iptables: {minSyncPeriod: ${E2E_NODE_PROXY_MIN_SYNC:-2s}}
 Y
 
 # --- processes ----------------------------------------------------------------------------------------------------------
