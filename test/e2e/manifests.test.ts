@@ -3,7 +3,7 @@
  * changes nothing (the generator is deterministic and kubectl sees no drift).
  */
 import { strict as assert } from 'assert';
-import { existsSync, mkdtempSync } from 'fs';
+import { existsSync, mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { standaloneFor120 } from '../helpers/standalone-manifests';
@@ -53,6 +53,7 @@ describe('e2e: the generated manifests on a real Kubernetes 1.20 API server', fu
   after(async function () {
     // Leave the cluster as every other test expects it: the kustomize form applied.
     if (existsSync(standalone)) await kubectlOk(cluster, ['delete', '-k', standalone, '--ignore-not-found', '--wait=true', '--timeout=60s']);
+    rmSync(path.dirname(standalone), { recursive: true, force: true });
     forgetDeployed(cluster);
     await ensureDeployed(cluster);
   });

@@ -2,7 +2,7 @@
  * What the node suite deploys, once for all its files: the generated manifests/standalone/ applied as the README
  * says, a Falcosidekick-shaped client pod in the namespace `falco`, and a workload the alerts are about.
  */
-import { mkdtempSync } from 'fs';
+import { mkdtempSync, rmSync } from 'fs';
 import * as http from 'http';
 import { tmpdir } from 'os';
 import * as path from 'path';
@@ -122,7 +122,12 @@ async function deploy(): Promise<Deployed> {
   // As the README says for Kubernetes 1.17 to 1.20: the namespace selector of the callers policies needs this label.
   await apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SIDEKICK_NAMESPACE, labels: { 'kubernetes.io/metadata.name': SIDEKICK_NAMESPACE } } }]);
   // 1.20 has no policy/v1: the PodDisruptionBudgets as standalone.podDisruptionBudgetApiVersion: policy/v1beta1 writes them.
-  await kubectlOk(['apply', '-k', standaloneFor120(mkdtempSync(path.join(tmpdir(), 'falco-response-standalone-')))]);
+  const copy = mkdtempSync(path.join(tmpdir(), 'falco-response-standalone-'));
+  try {
+    await kubectlOk(['apply', '-k', standaloneFor120(copy)]);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
   await Promise.all(FUNCTIONS.map((f) => rolledOut(FUNCTIONS_NAMESPACE, f)));
 
   await apply([
