@@ -95,13 +95,17 @@ describe('node: routing follows the ConfigMap; delete-pod deletes a running pod'
     assert.equal(resultsOf(answer)['delete-pod'].status, 'done', answer.body);
     await waitFor(`the container process ${pid} of ${name} gone`, () => Promise.resolve(existsSync(`/proc/${pid}`) ? undefined : true), 60000);
     const stopped = Date.now() - sent;
-    await waitFor(`the pod object ${name} gone`, async () => ((await kubectl(['get', 'pod', name, '-n', WORKLOAD_NAMESPACE])).code !== 0 ? true : undefined), 60000);
-    const gone = Date.now() - sent;
     const replacement = await waitFor('a Ready replacement', async () => {
       const pods = await readyPods(WORKLOAD_NAMESPACE, 'app=web');
       return pods.length === 2 && pods.every((p) => p.metadata.name !== name) ? pods[pods.length - 1] : undefined;
     }, 120000);
-    console.log(`      container stopped ${(stopped / 1000).toFixed(1)} s, pod object gone ${(gone / 1000).toFixed(1)} s, replacement ${replacement.metadata.name} Ready ${((Date.now() - sent) / 1000).toFixed(1)} s after the alert`);
+    const ready = Date.now() - sent;
+    await waitFor(`the pod object ${name} gone`, async () => ((await kubectl(['get', 'pod', name, '-n', WORKLOAD_NAMESPACE])).code !== 0 ? true : undefined), 60000);
+    const gone = Date.now() - sent;
+    console.log(
+      `      container stopped ${(stopped / 1000).toFixed(1)} s, replacement ${replacement.metadata.name} Ready ${(ready / 1000).toFixed(1)} s, ` +
+        `pod object gone ${(gone / 1000).toFixed(1)} s after the alert`,
+    );
     const labels = replacement.metadata.labels;
     assert.deepEqual(Object.keys(labels).filter((k) => k.startsWith('falco')), [], 'the replacement is clean');
   });

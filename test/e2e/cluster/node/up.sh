@@ -235,9 +235,18 @@ start() { # <name> <cmd...>
   eval "PID_${name//-/_}=$!"
   log "$name pid $!"
 }
+# Our own child, not reaped (this script never waits for it), so its pid cannot have been reused: alive unless it is
+# gone or a zombie. (pid_is_ours would say no for a child still between fork and exec: its command line is then this
+# script's, which names the state dir without a slash after it.)
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "${stat%% *}" != Z ]]
+}
 alive_or_die() { # <name>
   local var="PID_${1//-/_}"
-  pid_is_ours "${!var}" && return 0
+  running "${!var}" && return 0
   echo "[$SCRIPT] ---- last lines of $L/$1.log ----" >&2
   tail -n 30 "$L/$1.log" >&2 || true
   die "$1 exited early"
