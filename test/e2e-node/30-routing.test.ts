@@ -4,20 +4,40 @@
  * sends delete-pod: the kubelet stops the deleted pod's container and the ReplicaSet starts a clean replacement.
  */
 import { strict as assert } from 'assert';
-import { existsSync } from 'fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
 import { terminalShellAlert } from '../e2e/helpers/sidekick';
 import { deployedOnce, firstAnswer, FUNCTIONS_NAMESPACE, readyPods, resultsOf, sendFromClient, WORKLOAD_NAMESPACE, type Deployed } from './helpers/deploy';
 import { getJson, kubectl, kubectlOk, waitFor } from './helpers/node';
 
 const CONFIGMAP = 'forwarder-config';
 
-/** `kubectl edit`: read the object, change it, write it back whole (a conflict if someone changed it meanwhile). */
+/**
+ * `kubectl -n falco-response edit configmap forwarder-config`, as the README says, with an editor that changes the
+ * routing table as a person would.
+ */
 async function editRoutes(change: (routes: any) => void): Promise<void> {
-  const cm = await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE]);
-  const routes = JSON.parse(cm.data['routes.json']);
+  const routes = JSON.parse((await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE])).data['routes.json']);
   change(routes);
-  cm.data['routes.json'] = `${JSON.stringify(routes, null, 2)}\n`;
-  await kubectlOk(['replace', '-f', '-'], JSON.stringify(cm));
+  const dir = mkdtempSync(path.join(tmpdir(), 'falco-response-edit-'));
+  try {
+    const editor = path.join(dir, 'editor.js');
+    writeFileSync(
+      editor,
+      "const fs = require('fs'); const f = process.argv[2]; const o = JSON.parse(fs.readFileSync(f, 'utf8'));\n" +
+        "o.data['routes.json'] = process.env.NEW_ROUTES; fs.writeFileSync(f, JSON.stringify(o, null, 4));\n",
+    );
+    const text = `${JSON.stringify(routes, null, 2)}\n`;
+    // With -o json, kubectl prints the edited object as the API server stored it.
+    const stored = await kubectlOk(['-n', FUNCTIONS_NAMESPACE, 'edit', 'configmap', CONFIGMAP, '-o', 'json'], undefined, 60000, {
+      KUBE_EDITOR: `${process.execPath} ${editor}`,
+      NEW_ROUTES: text,
+    });
+    assert.equal(JSON.parse(stored).data['routes.json'], text, 'kubectl edit did not store the edited routing table');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The pid, in this machine's pid namespace, of a pod's container, from containerd. */

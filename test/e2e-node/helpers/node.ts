@@ -20,12 +20,12 @@ function kubeconfig(): string {
 }
 
 /** kubectl with the admin kubeconfig; never rejects: the caller reads the code. */
-export function kubectl(args: readonly string[], input?: string, timeoutMs = 60000): Promise<KubectlResult> {
+export function kubectl(args: readonly string[], input?: string, timeoutMs = 60000, env: Readonly<Record<string, string>> = {}): Promise<KubectlResult> {
   return new Promise((resolve) => {
     const child = execFile(
       'kubectl',
       [`--kubeconfig=${kubeconfig()}`, ...args],
-      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...env } },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
         resolve({ code, stdout, stderr: stderr || (error?.message ?? '') });
@@ -36,8 +36,8 @@ export function kubectl(args: readonly string[], input?: string, timeoutMs = 600
 }
 
 /** kubectl that must succeed: its output, or an error with the command and what kubectl said. */
-export async function kubectlOk(args: readonly string[], input?: string, timeoutMs?: number): Promise<string> {
-  const result = await kubectl(args, input, timeoutMs);
+export async function kubectlOk(args: readonly string[], input?: string, timeoutMs?: number, env?: Readonly<Record<string, string>>): Promise<string> {
+  const result = await kubectl(args, input, timeoutMs, env);
   if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit ${result.code}): ${result.stderr.trim()}`);
   return result.stdout;
 }
