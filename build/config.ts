@@ -31,8 +31,17 @@ const NodeImage = t.refinement(
   'the official node image pinned to an exact version of Node 12 or later, such as node:14.21.3-alpine',
 );
 
-/** The image of the standalone target when falco-response.yaml names none: the Node of Kubeless's nodejs14. */
-export const DEFAULT_STANDALONE_IMAGE = 'node:14.21.3-alpine';
+/**
+ * The image of the standalone target when falco-response.yaml names none: Node 24, an LTS line (maintained until
+ * April 2028), pinned exactly. Node 14, Kubeless's nodejs14, reached its end of life in April 2023.
+ */
+export const DEFAULT_STANDALONE_IMAGE = 'node:24.22.3-alpine';
+
+/** Two pods per function: one can be evicted, drained or rolled while the other answers. */
+export const DEFAULT_STANDALONE_REPLICAS = 2;
+
+/** policy/v1 from Kubernetes 1.21 (v1beta1 is gone from 1.25); policy/v1beta1 for 1.20 and older. */
+export type PdbApiVersion = 'policy/v1' | 'policy/v1beta1';
 
 const DeploymentConfig = t.intersection([
   t.type({
@@ -52,7 +61,11 @@ const DeploymentConfig = t.intersection([
       ]),
     }),
     /** The standalone target (manifests/standalone/): Deployments of a stock Node image, no Kubeless. */
-    standalone: t.partial({ image: NodeImage }),
+    standalone: t.partial({
+      image: NodeImage,
+      replicas: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'a whole number of replicas from 1 to 100'),
+      podDisruptionBudgetApiVersion: t.keyof({ 'policy/v1': null, 'policy/v1beta1': null }, 'policy/v1 (Kubernetes 1.21 and later) or policy/v1beta1 (1.20 and older)'),
+    }),
   }),
 ]);
 export type DeploymentConfig = t.TypeOf<typeof DeploymentConfig>;
@@ -98,6 +111,14 @@ export function checkConfiguredFunctions(config: DeploymentConfig, names: readon
 export function standaloneImage(config: DeploymentConfig): { readonly image: string; readonly nodeMajor: number } {
   const image = config.standalone?.image ?? DEFAULT_STANDALONE_IMAGE;
   return { image, nodeMajor: nodeMajorOf(image)! };
+}
+
+/** The standalone target's replicas per function and the API version of its PodDisruptionBudgets. */
+export function standaloneAvailability(config: DeploymentConfig): { readonly replicas: number; readonly pdbApiVersion: PdbApiVersion } {
+  return {
+    replicas: config.standalone?.replicas ?? DEFAULT_STANDALONE_REPLICAS,
+    pdbApiVersion: config.standalone?.podDisruptionBudgetApiVersion ?? 'policy/v1',
+  };
 }
 
 /** The falcosidekick Helm chart's pod labels, in the falco chart's namespace. */

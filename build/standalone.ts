@@ -7,11 +7,21 @@
  * Everything the Function's pod gets (ServiceAccount, RBAC, parameters, security context, resources, and any volume
  * or variable a function declares) is taken from the Kubeless generator's own objects, not written a second time.
  */
-import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1ObjectMeta, V1PodSpec, V1Probe, V1Service } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1ObjectMeta,
+  V1PodDisruptionBudget,
+  V1PodSpec,
+  V1Probe,
+  V1Service,
+} from '@kubernetes/client-node';
 import { Document, isScalar, Scalar } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import type { Bundle } from './bundle';
-import { standaloneImage, type DeploymentConfig } from './config';
+import { standaloneAvailability, standaloneImage, type DeploymentConfig } from './config';
 import { functionObjects, HEADER, kustomizationYaml, namespaceObject, PART_OF, sha256Of, callersOf } from './manifests';
 
 export const STANDALONE_DIR = 'standalone';
@@ -22,6 +32,14 @@ export const INSTALL_VOLUME = '/kubeless';
 /** The port Kubeless serves on and Falcosidekick calls (`kubeless.port`, default 8080). */
 export const FUNCTION_PORT = 8080;
 const CODE_VOLUME = 'kubeless';
+
+/**
+ * How long a pod keeps serving after SIGTERM, with readiness down (SHUTDOWN_DELAY_SECONDS of the runtime): the moment
+ * kube-proxy and the Service's other consumers take to stop sending new calls to a deleted pod. Then the calls in
+ * flight end, within FUNC_TIMEOUT; the grace period covers both, with room to spare.
+ */
+export const SHUTDOWN_DELAY_SECONDS = 5;
+const GRACE_MARGIN_SECONDS = 5;
 
 /**
  * The pod template annotation that changes with the code ConfigMap's content, so that rolling out a new bundle
@@ -103,7 +121,7 @@ function kubeletProbe(periodSeconds: number, initialDelaySeconds: number): V1Pro
 
 /**
  * One function's standalone objects: those the Kubeless target also ships (ServiceAccount, RBAC, ...), then the
- * code ConfigMap, the Deployment and the Service Falcosidekick calls.
+ * code ConfigMap, the Deployment, its PodDisruptionBudget and the Service Falcosidekick calls.
  */
 export function standaloneObjects(
   descriptor: FunctionDescriptor,
@@ -162,6 +180,8 @@ export function standaloneObjects(
     { name: 'KUBELESS_INSTALL_VOLUME', value: INSTALL_VOLUME },
     { name: 'NODE_PATH', value: `${INSTALL_VOLUME}/node_modules` },
   ];
+  // Not Kubeless's: the runtime's drain on SIGTERM (runtime/main.ts).
+  const shutdownEnv: V1EnvVar[] = [{ name: 'SHUTDOWN_DELAY_SECONDS', value: String(SHUTDOWN_DELAY_SECONDS) }];
   const container: V1Container = {
     // Anything else the Function's container declares; the container is named after the function, as Kubeless does.
     ...containerRest,
@@ -170,16 +190,27 @@ export function standaloneObjects(
     imagePullPolicy: 'IfNotPresent',
     command: ['node', `${INSTALL_VOLUME}/${RUNTIME_FILE}`],
     ports: [{ name: 'http', containerPort: FUNCTION_PORT, protocol: 'TCP' }],
-    env: [...env, ...kubelessEnv].map(asStored),
+    env: [...env, ...kubelessEnv, ...shutdownEnv].map(asStored),
     ...(resources === undefined ? {} : { resources }),
     ...(securityContext === undefined ? {} : { securityContext }),
-    // Kubeless's liveness probe; readiness keeps a starting pod out of the Service until it answers.
+    // Kubeless's liveness probe; readiness keeps a starting pod out of the Service until it answers, and takes a
+    // draining one out (the runtime's /healthz answers 503 from SIGTERM on).
     livenessProbe: kubeletProbe(30, 3),
-    readinessProbe: kubeletProbe(10, 1),
+    readinessProbe: kubeletProbe(5, 1),
     volumeMounts: [...volumeMounts, { name: CODE_VOLUME, mountPath: INSTALL_VOLUME, readOnly: true }],
   };
+  const { replicas, pdbApiVersion } = standaloneAvailability(config);
   const podSpec: V1PodSpec = {
     ...podRest,
+    terminationGracePeriodSeconds: SHUTDOWN_DELAY_SECONDS + Number(fn.spec.timeout) + GRACE_MARGIN_SECONDS,
+    // Replicas on different nodes where there are several, so that one node's drain or loss leaves one answering.
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          { weight: 100, podAffinityTerm: { labelSelector: { matchLabels: selector }, topologyKey: 'kubernetes.io/hostname' } },
+        ],
+      },
+    },
     containers: [container],
     volumes: [...volumes, { name: CODE_VOLUME, configMap: { name } }],
   };
@@ -189,6 +220,7 @@ export function standaloneObjects(
     kind: 'Deployment',
     metadata: { name, namespace, labels: podLabels, ...(fn.metadata.annotations === undefined ? {} : { annotations: fn.metadata.annotations }) },
     spec: {
+      replicas,
       selector: { matchLabels: selector },
       // As Kubeless: the new pod is ready before the old one stops, so Falcosidekick always finds an endpoint.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } },
@@ -209,6 +241,15 @@ export function standaloneObjects(
     },
   };
 
+  // A drain or any other eviction takes at most one pod of the function at a time; with one replica configured it
+  // is still allowed (a budget that forbids every eviction blocks node drains for good).
+  const disruptionBudget: V1PodDisruptionBudget & KubeObject = {
+    apiVersion: pdbApiVersion,
+    kind: 'PodDisruptionBudget',
+    metadata: { name, namespace, labels: podLabels },
+    spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+  };
+
   const service: V1Service & KubeObject = {
     apiVersion: 'v1',
     kind: 'Service',
@@ -220,7 +261,7 @@ export function standaloneObjects(
       ports: [{ name: 'http-function-port', protocol: 'TCP', port: FUNCTION_PORT, targetPort: FUNCTION_PORT }],
     },
   };
-  return [...shared, codeConfigMap, deployment, service];
+  return [...shared, codeConfigMap, deployment, disruptionBudget, service];
 }
 
 /** Renders objects like the Kubeless files, with the code of a ConfigMap as literal blocks, byte for byte. */

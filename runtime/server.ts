@@ -214,6 +214,12 @@ export interface Runtime {
   readonly server: http.Server;
   readonly port: number;
   close(): Promise<void>;
+  /**
+   * The shutdown a pod needs: readiness drops at once (/healthz answers 503) while calls are still served for
+   * `delayMs`, the time the Services take to stop sending new ones; then the server stops listening and this resolves
+   * once the calls in flight have ended (at most FUNC_TIMEOUT later).
+   */
+  drain(delayMs: number): Promise<void>;
 }
 
 /** Everything a client may hold: each bound comes from its environment variable, or the default. */
@@ -362,6 +368,8 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     }, ms);
   };
 
+  // Set by drain(): the pod is on its way out.
+  let draining = false;
   const server = http.createServer((req, res) => {
     // Whatever the client does next, an 'error' on either stream is an event handled here, never a crash.
     req.on('error', () => undefined);
@@ -472,7 +480,9 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
 
   async function handle(req: http.IncomingMessage, res: ExpressLikeResponse, working: () => void): Promise<void> {
     const url = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && url === '/healthz') return send(req, res, 200, 'OK', HTML);
+    // Draining: no connection is kept for a next call that would find the server gone.
+    if (draining) res.setHeader('Connection', 'close');
+    if (req.method === 'GET' && url === '/healthz') return draining ? send(req, res, 503, 'Draining', HTML) : send(req, res, 200, 'OK', HTML);
     if (req.method === 'GET' && url === '/metrics') return send(req, res, 200, metrics.render(), 'text/plain; version=0.0.4');
     await serveFunction(req, res, working);
   }
@@ -567,6 +577,10 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     }
   }
 
+  const closeIdle = () => {
+    // Idle keep-alive connections would hold close() open until they time out.
+    for (const connection of connections) if (connection.outstanding === 0) connection.socket.destroy();
+  };
   const port = overrides.port ?? settings.port;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -579,8 +593,21 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Idle keep-alive connections would hold close() open until they time out.
-        for (const connection of connections) if (connection.outstanding === 0) connection.socket.destroy();
+        closeIdle();
       }),
+    drain: (delayMs: number) => {
+      draining = true;
+      return new Promise<void>((resolve) => {
+        setTimeout(() => {
+          const bound = setTimeout(resolve, settings.timeoutSeconds * 1000);
+          bound.unref();
+          server.close(() => {
+            clearTimeout(bound);
+            resolve();
+          });
+          closeIdle();
+        }, delayMs);
+      });
+    },
   };
 }

@@ -3,8 +3,10 @@
  * changes nothing (the generator is deterministic and kubectl sees no drift).
  */
 import { strict as assert } from 'assert';
-import { existsSync } from 'fs';
+import { existsSync, mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import * as path from 'path';
+import { standaloneFor120 } from '../helpers/standalone-manifests';
 import { kubectl, kubectlOk, sharedCluster, type Cluster } from './helpers/cluster';
 import { DEPLOY_NAMESPACE, ensureDeployed, forgetDeployed, MANIFESTS } from './helpers/deploy';
 
@@ -38,7 +40,8 @@ async function remove(cluster: Cluster, args: readonly string[]): Promise<void> 
 
 describe('e2e: the generated manifests on a real Kubernetes 1.20 API server', function () {
   let cluster: Cluster;
-  const standalone = path.join(MANIFESTS, 'standalone');
+  // 1.20 has no policy/v1: its PodDisruptionBudgets as standalone.podDisruptionBudgetApiVersion: policy/v1beta1 writes them.
+  const standalone = standaloneFor120(mkdtempSync(path.join(tmpdir(), 'falco-response-standalone-')));
 
   before(async function () {
     cluster = sharedCluster();
@@ -53,6 +56,7 @@ describe('e2e: the generated manifests on a real Kubernetes 1.20 API server', fu
   after(async function () {
     // Leave the cluster as every other test expects it: the kustomize form applied.
     if (existsSync(standalone)) await kubectlOk(cluster, ['delete', '-k', standalone, '--ignore-not-found', '--wait=true', '--timeout=60s']);
+    rmSync(path.dirname(standalone), { recursive: true, force: true });
     forgetDeployed(cluster);
     await ensureDeployed(cluster);
   });

@@ -18,7 +18,9 @@ import {
   RUNTIME_FILE,
   STANDALONE_BUDGET,
   standaloneObjects,
+  toStandaloneYaml,
 } from '../../build/standalone';
+import { withBetaBudgets } from '../helpers/standalone-manifests';
 
 function objectsOf(text: string): any[] {
   return parseAllDocuments(text).map((d) => d.toJS());
@@ -102,13 +104,13 @@ describe('build: the standalone target (manifests/standalone/)', function () {
   });
 
   it('runs the configured stock Node image with the runtime from the ConfigMap, hardened like the Function', () => {
-    assert.equal(config.standalone?.image ?? DEFAULT_STANDALONE_IMAGE, 'node:14.21.3-alpine');
+    assert.equal(config.standalone?.image ?? DEFAULT_STANDALONE_IMAGE, 'node:24.22.3-alpine');
     for (const f of functions) {
       const deployment = byKind(standalone(f.name), 'Deployment');
       const functionPod = byKind(kubeless(f.name), 'Function').spec.deployment.spec.template.spec;
       const pod = deployment.spec.template.spec;
       const [container] = pod.containers;
-      assert.equal(container.image, 'node:14.21.3-alpine');
+      assert.equal(container.image, 'node:24.22.3-alpine');
       assert.deepEqual(container.command, ['node', `/kubeless/${RUNTIME_FILE}`]);
       assert.equal(pod.serviceAccountName, f.name);
       assert.equal(pod.automountServiceAccountToken, functionPod.automountServiceAccountToken);
@@ -145,11 +147,12 @@ describe('build: the standalone target (manifests/standalone/)', function () {
         { name: 'FUNC_HANDLER', value: 'handler' },
         { name: 'MOD_NAME', value: f.name },
         { name: 'FUNC_TIMEOUT', value: String(config.timeoutSeconds) },
-        { name: 'FUNC_RUNTIME', value: 'nodejs14' },
+        { name: 'FUNC_RUNTIME', value: 'nodejs24' },
         { name: 'FUNC_MEMORY_LIMIT', value: config.resources.limits.memory },
         { name: 'FUNC_PORT', value: '8080' },
         { name: 'KUBELESS_INSTALL_VOLUME', value: '/kubeless' },
         { name: 'NODE_PATH', value: '/kubeless/node_modules' },
+        { name: 'SHUTDOWN_DELAY_SECONDS', value: '5' },
       ]);
     }
   });
@@ -231,6 +234,102 @@ describe('build: the standalone target (manifests/standalone/)', function () {
       () => standaloneObjects(renamed, fakeBundle('kubeless-runtime', ''), result.runtime, config, callersOf(functions.map((x) => x.descriptor))),
       new Error("functions/kubeless-runtime: the name is taken by the runtime's file in the standalone target's ConfigMap; rename the folder"),
     );
+  });
+
+  it('defaults to an exactly pinned Node LTS image, not Node 14 (end of life since April 2023)', () => {
+    assert.equal(DEFAULT_STANDALONE_IMAGE, 'node:24.22.3-alpine');
+  });
+
+  it('runs two replicas per function by default, one evictable at a time under a policy/v1 PodDisruptionBudget', () => {
+    for (const f of functions) {
+      const objects = standalone(f.name);
+      const deployment = byKind(objects, 'Deployment');
+      const budget = byKind(objects, 'PodDisruptionBudget');
+      assert.equal(deployment.spec.replicas, 2);
+      assert.deepEqual(budget, {
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: { name: f.name, namespace: config.namespace, labels: deployment.metadata.labels },
+        spec: { maxUnavailable: 1, selector: deployment.spec.selector },
+      });
+    }
+  });
+
+  it('lets a stopping pod drain: readiness every 5 s, SHUTDOWN_DELAY_SECONDS 5, a grace period past delay and FUNC_TIMEOUT', () => {
+    for (const f of functions) {
+      const pod = byKind(standalone(f.name), 'Deployment').spec.template.spec;
+      const [container] = pod.containers;
+      assert.deepEqual(container.readinessProbe, { httpGet: { path: '/healthz', port: 8080 }, initialDelaySeconds: 1, periodSeconds: 5 });
+      assert.deepEqual(container.env.find((e: any) => e.name === 'SHUTDOWN_DELAY_SECONDS'), { name: 'SHUTDOWN_DELAY_SECONDS', value: '5' });
+      assert.equal(pod.terminationGracePeriodSeconds, 5 + config.timeoutSeconds + 5);
+    }
+  });
+
+  it('prefers spreading the replicas over nodes', () => {
+    for (const f of functions) {
+      const deployment = byKind(standalone(f.name), 'Deployment');
+      assert.deepEqual(deployment.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution, [
+        { weight: 100, podAffinityTerm: { labelSelector: deployment.spec.selector, topologyKey: 'kubernetes.io/hostname' } },
+      ]);
+    }
+  });
+
+  describe('standalone.replicas and standalone.podDisruptionBudgetApiVersion in falco-response.yaml', () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(path.join(tmpdir(), 'falco-response-config-'));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    function withStandalone(standalone: Record<string, unknown>): DeploymentConfig {
+      const base = parse(readFileSync(path.join(ROOT, 'falco-response.yaml'), 'utf8'));
+      const file = path.join(dir, 'falco-response.yaml');
+      writeFileSync(file, JSON.stringify({ ...base, standalone: { ...base.standalone, ...standalone } }));
+      return loadConfig(file);
+    }
+    const objectsWith = (c: DeploymentConfig) =>
+      standaloneObjects(functions[0].descriptor, result.bundles[0], result.runtime, c, callersOf(functions.map((x) => x.descriptor))) as any[];
+
+    it('sets the replicas, 2 when unset', () => {
+      assert.equal(byKind(objectsWith(withStandalone({ replicas: 3 })), 'Deployment').spec.replicas, 3);
+      assert.equal(byKind(objectsWith(withStandalone({ replicas: undefined })), 'Deployment').spec.replicas, 2);
+    });
+
+    it('the Kubernetes 1.20 copy the e2e suites apply is what the build writes with policy/v1beta1', () => {
+      const beta = withStandalone({ podDisruptionBudgetApiVersion: 'policy/v1beta1' });
+      const callers = callersOf(functions.map((x) => x.descriptor));
+      for (const f of functions) {
+        const committed = result.manifests.get(`standalone/${f.name}.yaml`)!;
+        const bundle = result.bundles.find((b) => b.name === f.name)!;
+        const expected = toStandaloneYaml(standaloneObjects(f.descriptor, bundle, result.runtime, beta, callers));
+        assert.equal(withBetaBudgets(committed), expected, f.name);
+        assert.notEqual(committed, expected);
+      }
+    });
+
+    it('writes the budget as policy/v1beta1 for Kubernetes 1.20 and older, the same spec otherwise', () => {
+      const v1 = byKind(objectsWith(withStandalone({})), 'PodDisruptionBudget');
+      const beta = byKind(objectsWith(withStandalone({ podDisruptionBudgetApiVersion: 'policy/v1beta1' })), 'PodDisruptionBudget');
+      assert.deepEqual(beta, { ...v1, apiVersion: 'policy/v1beta1' });
+    });
+
+    for (const replicas of [0, 1.5, '2']) {
+      it(`refuses replicas ${JSON.stringify(replicas)}, naming the key and the value`, () => {
+        assert.throws(() => withStandalone({ replicas }), {
+          name: 'InvalidInputError',
+          message: `${path.join(dir, 'falco-response.yaml')}: standalone.replicas: expected a whole number of replicas from 1 to 100, got ${JSON.stringify(replicas)}`,
+        });
+      });
+    }
+
+    it('refuses another budget API version, naming the key and the value', () => {
+      assert.throws(() => withStandalone({ podDisruptionBudgetApiVersion: 'policy/v2' }), {
+        name: 'InvalidInputError',
+        message:
+          `${path.join(dir, 'falco-response.yaml')}: standalone.podDisruptionBudgetApiVersion: expected policy/v1 (Kubernetes 1.21 and later) ` +
+          'or policy/v1beta1 (1.20 and older), got "policy/v2"',
+      });
+    });
   });
 
   describe('standalone.image in falco-response.yaml', () => {

@@ -1,0 +1,132 @@
+/**
+ * An edit of the forwarder's routing ConfigMap, as `kubectl edit` makes it, changes routing without a restart,
+ * through the kubelet's real update of the mounted volume (syncFrequency 10 s here; 1 min by default). The new route
+ * sends delete-pod: the kubelet stops the deleted pod's container and the ReplicaSet starts a clean replacement.
+ */
+import { strict as assert } from 'assert';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { terminalShellAlert } from '../e2e/helpers/sidekick';
+import { deployedOnce, firstAnswer, FUNCTIONS_NAMESPACE, readyPods, resultsOf, sendFromClient, WORKLOAD_NAMESPACE, type Deployed } from './helpers/deploy';
+import { getJson, kubectl, kubectlOk, waitFor } from './helpers/node';
+
+const CONFIGMAP = 'forwarder-config';
+
+/**
+ * `kubectl -n falco-response edit configmap forwarder-config`, as the README says, with an editor that changes the
+ * routing table as a person would.
+ */
+async function editRoutes(change: (routes: any) => void): Promise<void> {
+  const routes = JSON.parse((await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE])).data['routes.json']);
+  change(routes);
+  const dir = mkdtempSync(path.join(tmpdir(), 'falco-response-edit-'));
+  try {
+    const editor = path.join(dir, 'editor.js');
+    writeFileSync(
+      editor,
+      "const fs = require('fs'); const f = process.argv[2]; const o = JSON.parse(fs.readFileSync(f, 'utf8'));\n" +
+        "o.data['routes.json'] = process.env.NEW_ROUTES; fs.writeFileSync(f, JSON.stringify(o, null, 4));\n",
+    );
+    const text = `${JSON.stringify(routes, null, 2)}\n`;
+    // With -o json, kubectl prints the edited object as the API server stored it.
+    const stored = await kubectlOk(['-n', FUNCTIONS_NAMESPACE, 'edit', 'configmap', CONFIGMAP, '-o', 'json'], undefined, 60000, {
+      KUBE_EDITOR: `${process.execPath} ${editor}`,
+      NEW_ROUTES: text,
+    });
+    assert.equal(JSON.parse(stored).data['routes.json'], text, 'kubectl edit did not store the edited routing table');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The pid, in this machine's pid namespace, of a pod's container, from containerd. */
+async function containerPid(pod: any): Promise<number> {
+  const id = String(pod.status.containerStatuses[0].containerID).replace('containerd://', '');
+  const state = process.env.E2E_STATE_DIR!;
+  const { execFileSync } = await import('child_process');
+  const out = execFileSync('ctr', ['--address', `${state}/run/containerd/containerd.sock`, '--namespace', 'k8s.io', 'tasks', 'ls'], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.startsWith(`${id} `));
+  if (line === undefined) throw new Error(`containerd runs no task for the container ${id} of ${pod.metadata.name}`);
+  return Number(line.trim().split(/\s+/)[1]);
+}
+
+/**
+ * Whether every forwarder pod routes terminal-shell alerts to delete-pod (`deletes`) or not: each pod's kubelet updates
+ * its volume on its own schedule. Asked of each pod directly by the client, about a pod that does not exist, so that
+ * nothing is deleted.
+ */
+async function everyForwarder(d: Deployed, deletes: boolean): Promise<true | undefined> {
+  const pods = await readyPods(FUNCTIONS_NAMESPACE, 'function=forwarder');
+  for (const pod of pods) {
+    const a = await sendFromClient(d, terminalShellAlert(WORKLOAD_NAMESPACE, 'no-such-pod'), `http://${pod.status.podIP}:8080`);
+    if (a.status !== 200 || (resultsOf(a)['delete-pod'] !== undefined) !== deletes) return undefined;
+  }
+  return pods.length > 0 ? true : undefined;
+}
+
+describe('node: routing follows the ConfigMap; delete-pod deletes a running pod', function () {
+  let d: Deployed;
+  let original: string;
+  before(async function () {
+    this.timeout(600000);
+    d = await deployedOnce();
+    original = (await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE])).data['routes.json'];
+  });
+  after(async function () {
+    this.timeout(120000);
+    const cm = await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE]);
+    cm.data['routes.json'] = original;
+    await kubectl(['replace', '-f', '-'], JSON.stringify(cm));
+    // The next files expect the default routes again (no delete-pod): wait until the forwarder follows.
+    await waitFor('every forwarder pod back on the default routes', () => everyForwarder(d, false), 120000, 500);
+  });
+
+  it('routes to delete-pod once the edited ConfigMap reaches the pod, and the pod is replaced', async function () {
+    this.timeout(300000);
+    // Given the default routes, which do not delete
+    const before = await firstAnswer(d, terminalShellAlert(WORKLOAD_NAMESPACE, 'no-such-pod'));
+    assert.deepEqual(Object.keys(resultsOf(before)).sort(), ['label-pod', 'network-isolate'], before.body);
+    const forwarders = (await readyPods(FUNCTIONS_NAMESPACE, 'function=forwarder')).map((p) => `${p.metadata.name}:${p.status.containerStatuses[0].restartCount}`);
+    // When the terminal-shell route is edited to delete the pod as well
+    const edited = Date.now();
+    await editRoutes((r) => {
+      const route = r.routes.find((x: any) => x.name === 'terminal-shell');
+      route.actions = [...route.actions, 'delete-pod'];
+    });
+    // Then the forwarder follows, without a restart (an alert about no pod probes it without deleting anything)
+    await waitFor('the edited route in effect in every forwarder pod', () => everyForwarder(d, true), 120000, 500);
+    console.log(`      the edited routes were in effect ${((Date.now() - edited) / 1000).toFixed(1)} s after the edit`);
+    assert.deepEqual(
+      (await readyPods(FUNCTIONS_NAMESPACE, 'function=forwarder')).map((p) => `${p.metadata.name}:${p.status.containerStatuses[0].restartCount}`),
+      forwarders,
+      'the forwarder pods were restarted or replaced',
+    );
+
+    // When an alert names a running pod that is not quarantined
+    const [victim] = await readyPods(WORKLOAD_NAMESPACE, 'app=web,!falco-response.io/quarantine');
+    assert.ok(victim !== undefined, 'no unquarantined running pod of the workload');
+    const name = victim.metadata.name as string;
+    const pid = await containerPid(victim);
+    const sent = Date.now();
+    const answer = await sendFromClient(d, terminalShellAlert(WORKLOAD_NAMESPACE, name));
+    // Then delete-pod answers done; the kubelet stops the container; the ReplicaSet starts a clean replacement
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(resultsOf(answer)['delete-pod'].status, 'done', answer.body);
+    await waitFor(`the container process ${pid} of ${name} gone`, () => Promise.resolve(existsSync(`/proc/${pid}`) ? undefined : true), 60000);
+    const stopped = Date.now() - sent;
+    const replacement = await waitFor('a Ready replacement', async () => {
+      const pods = await readyPods(WORKLOAD_NAMESPACE, 'app=web');
+      return pods.length === 2 && pods.every((p) => p.metadata.name !== name) ? pods[pods.length - 1] : undefined;
+    }, 120000);
+    const ready = Date.now() - sent;
+    await waitFor(`the pod object ${name} gone`, async () => ((await kubectl(['get', 'pod', name, '-n', WORKLOAD_NAMESPACE])).code !== 0 ? true : undefined), 60000);
+    const gone = Date.now() - sent;
+    console.log(
+      `      container stopped ${(stopped / 1000).toFixed(1)} s, replacement ${replacement.metadata.name} Ready ${(ready / 1000).toFixed(1)} s, ` +
+        `pod object gone ${(gone / 1000).toFixed(1)} s after the alert`,
+    );
+    const labels = replacement.metadata.labels;
+    assert.deepEqual(Object.keys(labels).filter((k) => k.startsWith('falco')), [], 'the replacement is clean');
+  });
+});
