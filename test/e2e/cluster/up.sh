@@ -191,8 +191,18 @@ cleanup_on_error() {
 }
 trap cleanup_on_error EXIT
 
+# Our own child, not reaped (this script never waits for it), so its pid cannot have been reused: alive unless it is
+# gone or a zombie. (pid_is_ours would say no for a child still between fork and exec: its command line is then this
+# script's, which names the state dir without a slash after it; down.sh, where a pid may have been reused, keeps it.)
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "${stat%% *}" != Z ]]
+}
+
 alive_or_die() { # <pid> <name> <log>
-  pid_is_ours "$1" && return 0
+  running "$1" && return 0
   echo "[up] ---- last lines of $3 ----" >&2
   tail -n 40 "$3" >&2 || true
   die "$2 exited early"
