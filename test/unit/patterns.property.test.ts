@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
+import * as vm from 'vm';
 import { compileLinearRegExp, globMatches, MAX_PATTERN_STATES, type LinearRegExp } from '../../lib/forwarder/patterns';
 import { parseRoutingTable, whyNot, type AlertFacts, type Route } from '../../lib/forwarder/routes';
 
@@ -75,6 +76,20 @@ const validPattern = pattern
   })
   .filter((p) => p.length <= 200 && nativeAccepts(p));
 
+/**
+ * JavaScript's own answers, or undefined when they take past NATIVE_BOUND_MS: a vm timeout interrupts a backtracking
+ * RegExp (on Node 12 to 20), so a pattern that hangs the reference engine skips the case instead of hanging the suite.
+ */
+const NATIVE_BOUND_MS = 2000;
+function nativeAnswers(source: string, texts: readonly string[]): boolean[] | undefined {
+  try {
+    return vm.runInNewContext('texts.map((t) => new RegExp(source).test(t))', { source, texts }, { timeout: NATIVE_BOUND_MS }) as boolean[];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return undefined;
+    throw error;
+  }
+}
+
 function nativeAccepts(source: string): boolean {
   try {
     new RegExp(source);
@@ -88,11 +103,14 @@ describe('patterns: regular expressions matched in linear time', () => {
   it('answers as JavaScript RegExp.test does, for generated patterns of the subset and texts', () => {
     fc.assert(
       fc.property(validPattern, fc.array(text, { minLength: 1, maxLength: 8 }), (source, texts) => {
-        const native = new RegExp(source);
         const ours = compileLinearRegExp(source);
         // Nested counted repeats may pass the state cap: the only refusal a pattern of the subset may get.
         if (!ours.ok) return assert.match(ours.problem, new RegExp(`^counted repeats that make \\d+ states \\(at most ${MAX_PATTERN_STATES}\\)$`), source);
-        for (const t of texts) assert.equal(ours.regex.test(t), native.test(t), `${JSON.stringify(source)} on ${JSON.stringify(t)}`);
+        const answers = texts.map((t) => ours.regex.test(t));
+        const native = nativeAnswers(source, texts);
+        // The reference itself may backtrack for minutes on a generated nest of quantifiers: no answer to compare.
+        fc.pre(native !== undefined);
+        texts.forEach((t, i) => assert.equal(answers[i], native?.[i], `${JSON.stringify(source)} on ${JSON.stringify(t)}`));
       }),
       { numRuns: 3000 },
     );
