@@ -7,7 +7,7 @@ import deletePod from '../../functions/delete-pod/action';
 import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import type { PodAction } from '../../lib/action';
-import { fakeApi, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -262,7 +262,7 @@ describe('a 2xx answer to a write that is not that pod: failed, the change said 
       .delete(POD)
       .reply(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } })
       .post('/api/v1/namespaces/default/events')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
 
     const { answer } = await run(deletePod);
 
