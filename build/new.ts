@@ -83,7 +83,7 @@ function testTemplate(name: string): string {
 import action from '../../functions/${name}/action';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, testKube } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, podObject, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -101,7 +101,7 @@ describe('${name}', () => {
       .get(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS, (body: any) => body.reason === 'FalcoResponse${pascalCase(name)}' && body.involvedObject.uid === 'uid-kubecon')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
     const { event, response } = kubelessEvent(alert('terminal-shell'));
 

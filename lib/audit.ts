@@ -23,8 +23,9 @@ export interface AuditContext {
 }
 
 /**
- * Records a change on the pod's own event stream, best effort: a failure is logged and answered as
- * `eventRecorded: false`, never undoing or failing the change. The Event reads
+ * Records a change on the pod's own event stream, best effort: a failure, or a 2xx answer that is not the Event sent
+ * (lib/kube/events.ts checkEventStored), is logged and answered as `eventRecorded: false`, never undoing or failing the
+ * change. The Event reads
  * `<action> <what> after the Falco rule "…" (priority …, alert uuid …)`.
  */
 export function recordAudit(

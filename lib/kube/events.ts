@@ -1,5 +1,9 @@
+import * as t from 'io-ts';
+import { isLeft } from 'fp-ts/Either';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { describeValue, reportErrors } from '../decode';
 import type { Kube } from './client';
+import { KubeAnswerError, type Operation } from './errors';
 import type { PodRef } from '../target';
 import { printable } from '../text';
 import { describePod } from './pods';
@@ -8,7 +12,7 @@ import { describePod } from './pods';
 export interface EventBody {
   apiVersion: 'v1';
   kind: 'Event';
-  metadata: Pick<V1ObjectMeta, 'generateName' | 'namespace' | 'labels'>;
+  metadata: Pick<V1ObjectMeta, 'name' | 'generateName' | 'namespace' | 'labels'>;
   involvedObject: { apiVersion: 'v1'; kind: 'Pod'; name: string; namespace: string; uid?: string };
   reason: string;
   message: string;
@@ -36,10 +40,60 @@ export function eventMessage(message: string): string {
 }
 
 /**
+ * The fields of a stored Event that show it is the one sent: a broken proxy may answer the POST 201 with anything, and
+ * `eventRecorded: true` must mean that an Event now says what was done.
+ */
+const eventAnswer = t.type(
+  {
+    apiVersion: t.literal('v1'),
+    kind: t.literal('Event'),
+    metadata: t.type({ name: t.string, namespace: t.string, uid: t.string }),
+    involvedObject: t.intersection([t.type({ name: t.string }), t.partial({ uid: t.string })]),
+    reason: t.string,
+  },
+  'an Event',
+);
+
+/** The API server names an object from its generateName's first 58 characters and 5 random ones (apiserver's names.SimpleNameGenerator). */
+const GENERATED_NAME_BASE = 58;
+
+/**
+ * Checks the answer to an Event POST to `namespace` is the Event sent, stored: in that namespace, named as sent (or from its
+ * generateName), about the same object, for the same reason. Otherwise throws, saying what differs:
+ * `create an event about … failed: the API server's answer is not the Event sent (…): whether it was recorded is not known`.
+ */
+export function checkEventStored(answer: unknown, sent: EventBody, namespace: string, op: Operation): void {
+  const fail = (problems: string) =>
+    new KubeAnswerError(op, `the API server's answer is not the Event sent (${problems}): whether it was recorded is not known`);
+  if (answer === undefined) throw fail('the answer is empty');
+  const result = eventAnswer.decode(answer);
+  if (isLeft(result)) throw fail(reportErrors(result.left).join('; '));
+  const { metadata, involvedObject, reason } = result.right;
+  const base = (sent.metadata.generateName ?? '').slice(0, GENERATED_NAME_BASE);
+  const named =
+    sent.metadata.name !== undefined
+      ? metadata.name === sent.metadata.name
+      : metadata.name.length > base.length && metadata.name.startsWith(base);
+  const expectedName =
+    sent.metadata.name !== undefined ? describeValue(sent.metadata.name) : `a name generated from ${describeValue(base)}`;
+  const differs = (field: string, expected: string | undefined, got: string | undefined) =>
+    expected === undefined || expected === got ? [] : [`${field}: expected ${describeValue(expected)}, got ${describeValue(got)}`];
+  const wrong = [
+    ...differs('metadata.namespace', namespace, metadata.namespace),
+    ...(named ? [] : [`metadata.name: expected ${expectedName}, got ${describeValue(metadata.name)}`]),
+    ...differs('involvedObject.name', sent.involvedObject.name, involvedObject.name),
+    ...differs('involvedObject.uid', sent.involvedObject.uid, involvedObject.uid),
+    ...differs('reason', sent.reason, reason),
+  ];
+  if (wrong.length > 0) throw fail(wrong.join('; '));
+}
+
+/**
  * Records what was done on the pod's own event stream, so `kubectl describe pod` shows it:
  * `recordPodEvent(kube, pod, 'FalcoResponseDeleted', 'deleted after rule …', 'delete-pod', deadline)`.
+ * Resolves once the API server's answer is checked to be that Event (checkEventStored); rejects otherwise.
  */
-export function recordPodEvent(
+export async function recordPodEvent(
   kube: Kube,
   pod: PodRef & { uid?: string | undefined },
   reason: string,
@@ -47,7 +101,7 @@ export function recordPodEvent(
   component: string,
   deadline: number,
   now: Date = new Date(),
-): Promise<unknown> {
+): Promise<void> {
   const time = now.toISOString().replace(/\.\d+Z$/, 'Z');
   const body: EventBody = {
     apiVersion: 'v1',
@@ -70,14 +124,7 @@ export function recordPodEvent(
     reportingComponent: component,
     reportingInstance: component,
   };
-  return kube.request(
-    {
-      method: 'POST',
-      path: `/api/v1/namespaces/${pod.namespace}/events`,
-      op: { verb: 'create', resource: 'events', group: '', object: `an event about ${describePod(pod)}` },
-      body,
-    },
-    deadline,
-  );
+  const op: Operation = { verb: 'create', resource: 'events', group: '', object: `an event about ${describePod(pod)}` };
+  const answer = await kube.request<unknown>({ method: 'POST', path: `/api/v1/namespaces/${pod.namespace}/events`, op, body }, deadline);
+  checkEventStored(answer, body, pod.namespace, op);
 }
-

@@ -129,4 +129,27 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
       });
     });
   }
+
+  it('delete-pod: the Event of a pod whose name is longer than a generated name is recorded (the API server keeps 58 characters and adds 5)', async function () {
+    // Given: a pod of a 220-character name
+    const deleteCase = presentActionCases().find((c) => c.name === 'delete-pod');
+    assert.ok(deleteCase !== undefined, 'no e2e case for delete-pod');
+    const pod = uniqueName(`long-${'a'.repeat(206)}`);
+    const created = await createPod(cluster, namespace, pod);
+    const token = await serviceAccountToken(cluster, 'delete-pod');
+    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'long-name.kubeconfig.json'), token);
+    const fn = await ServedFunction.start('delete-pod', { env: { KUBECONFIG: kubeconfig, ...deleteCase.env } });
+
+    // When
+    const answer = await fn.post(terminalShellAlert(namespace, pod));
+
+    // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: true), and it is
+    deleteCase.assertAnswer(answer, namespace, pod);
+    const events = (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted');
+    assert.equal(events.length, 1, fn.logs);
+    assert.equal(events[0].involvedObject.uid, created.metadata.uid);
+    assert.equal(events[0].metadata.name.length, 63, events[0].metadata.name);
+    assert.ok(events[0].metadata.name.startsWith(pod.slice(0, 58)), events[0].metadata.name);
+    await fn.stop();
+  });
 });

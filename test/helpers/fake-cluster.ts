@@ -100,3 +100,20 @@ export const policyStored = () => ({
   },
   spec: { podSelector: { matchLabels: { 'falco-response.io/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] },
 });
+
+let eventsStored = 0;
+
+/**
+ * The API server's answer to an Event POST: the Event as sent, named from its `generateName` as the API server names
+ * it (the first 58 characters and 5 more), with a uid and a resourceVersion:
+ * `fakeApi().post(EVENTS).reply(201, (_uri, body) => eventStored(body))`.
+ */
+export function eventStored(body: nock.Body) {
+  const event = (typeof body === 'string' ? JSON.parse(body) : body) as { metadata?: { name?: string; generateName?: string } };
+  const n = ++eventsStored;
+  const name = event.metadata?.name ?? `${(event.metadata?.generateName ?? '').slice(0, 58)}${n.toString(36).padStart(5, 'x')}`;
+  return {
+    ...event,
+    metadata: { ...event.metadata, name, uid: `uid-event-${n}`, resourceVersion: String(1000 + n), creationTimestamp: '2026-12-01T21:00:00Z' },
+  };
+}

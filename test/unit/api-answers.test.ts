@@ -3,14 +3,19 @@
  * before any write, and only the API server's own NotFound says an object is gone.
  */
 import { strict as assert } from 'assert';
+import nock from 'nock';
 import deletePod from '../../functions/delete-pod/action';
 import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import type { PodAction } from '../../lib/action';
-import { fakeApi, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
+import type { EventBody } from '../../lib/kube/events';
+import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
+const EVENTS = '/api/v1/namespaces/default/events';
 const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
 const POLICY = `${POLICIES}/falco-response-quarantine`;
 const QUARANTINE = 'falco-response.io/quarantine';
@@ -261,8 +266,8 @@ describe('a 2xx answer to a write that is not that pod: failed, the change said 
       .reply(200, podObject('default', 'kubecon'))
       .delete(POD)
       .reply(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } })
-      .post('/api/v1/namespaces/default/events')
-      .reply(201, {});
+      .post(EVENTS)
+      .reply(201, (_uri, body) => eventStored(body));
 
     const { answer } = await run(deletePod);
 
@@ -311,5 +316,215 @@ describe('network-isolate: a 2xx answer to a policy write that is not that polic
     api.done();
     assert.equal(answer.error, notIsolated('update', 'replaced', 'metadata.uid: expected "policy-uid", got "another-uid"'));
     assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `PUT ${POLICY}`]);
+  });
+});
+
+/** A 2xx answer to the audit Event POST that is not the Event sent; `why` says what was wrong with it. */
+interface JunkEvent {
+  readonly name: string;
+  readonly reply: (sent: EventBody) => Reply;
+  readonly why: string | ((sent: EventBody) => string);
+}
+
+const eventAs = (sent: EventBody, change: (stored: Record<string, any>) => void): Reply => {
+  const stored = eventStored(sent) as Record<string, any>;
+  change(stored);
+  return [201, stored];
+};
+const EMPTY_EVENT_WHY =
+  'apiVersion: required, but missing; kind: required, but missing; metadata: required, but missing; involvedObject: required, but missing; reason: required, but missing';
+
+const JUNK_EVENTS: readonly JunkEvent[] = [
+  { name: '201 {}', reply: () => [201, {}], why: EMPTY_EVENT_WHY },
+  { name: '200 {}', reply: () => [200, {}], why: EMPTY_EVENT_WHY },
+  {
+    name: 'an HTML page',
+    reply: () => [200, '<html><body>OK</body></html>', { 'Content-Type': 'text/html' }],
+    why: '(the whole value): expected an Event, got "<html><body>OK</body></html>"',
+  },
+  { name: 'JSON null', reply: () => [201, 'null', { 'Content-Type': 'application/json' }], why: '(the whole value): expected an Event, got null' },
+  { name: 'an empty body', reply: () => [201, ''], why: 'the answer is empty' },
+  {
+    name: 'an array',
+    reply: (sent) => [201, [{ kind: sent.kind }]],
+    why: '(the whole value): expected an Event, got [{"kind":"Event"}]',
+  },
+  {
+    name: 'the pod instead of the Event',
+    reply: () => [201, podObject('default', 'kubecon')],
+    why: 'kind: expected "Event", got "Pod"; involvedObject: required, but missing; reason: required, but missing',
+  },
+  {
+    name: 'an events.k8s.io/v1 Event',
+    reply: (sent) => eventAs(sent, (e) => (e.apiVersion = 'events.k8s.io/v1')),
+    why: 'apiVersion: expected "v1", got "events.k8s.io/v1"',
+  },
+  {
+    name: 'the Event in another namespace',
+    reply: (sent) => eventAs(sent, (e) => (e.metadata.namespace = 'prod')),
+    why: 'metadata.namespace: expected "default", got "prod"',
+  },
+  { name: 'an Event with no name', reply: (sent) => eventAs(sent, (e) => delete e.metadata.name), why: 'metadata.name: required, but missing' },
+  { name: 'an Event with no uid', reply: (sent) => eventAs(sent, (e) => delete e.metadata.uid), why: 'metadata.uid: required, but missing' },
+  {
+    name: 'an Event of another name',
+    reply: (sent) => eventAs(sent, (e) => (e.metadata.name = 'other.\u009b2J')),
+    why: 'metadata.name: expected a name generated from "kubecon.", got "other.\\u009b2J"',
+  },
+  {
+    name: 'an Event named with the generateName alone',
+    reply: (sent) => eventAs(sent, (e) => (e.metadata.name = 'kubecon.')),
+    why: 'metadata.name: expected a name generated from "kubecon.", got "kubecon."',
+  },
+  {
+    name: 'an Event about another pod',
+    reply: (sent) => eventAs(sent, (e) => (e.involvedObject = { ...e.involvedObject, name: 'other', uid: 'uid-other' })),
+    why: 'involvedObject.name: expected "kubecon", got "other"; involvedObject.uid: expected "uid-kubecon", got "uid-other"',
+  },
+  {
+    name: 'an Event about a pod of another uid',
+    reply: (sent) => eventAs(sent, (e) => (e.involvedObject = { ...e.involvedObject, uid: 'uid-other' })),
+    why: 'involvedObject.uid: expected "uid-kubecon", got "uid-other"',
+  },
+  {
+    name: 'an Event about no uid',
+    reply: (sent) => eventAs(sent, (e) => delete e.involvedObject.uid),
+    why: 'involvedObject.uid: expected "uid-kubecon", got nothing',
+  },
+  {
+    name: 'an Event for another reason',
+    reply: (sent) => eventAs(sent, (e) => (e.reason = 'Scheduled')),
+    why: (sent) => `reason: expected ${JSON.stringify(sent.reason)}, got "Scheduled"`,
+  },
+];
+
+/** nock parses only application/json bodies; patches come as merge-patch+json text. */
+const parsedBody = (body: unknown): unknown => (typeof body === 'string' && body !== '' ? JSON.parse(body) : body);
+
+/**
+ * Serves the pod action's calls from an in-memory cluster holding the pod, the Event POST from `events`: every
+ * request, as `METHOD path`, in `calls`.
+ */
+function serveWithEvents(events: (sent: EventBody) => Reply): { calls: string[] } {
+  const cluster = new MemoryCluster().addPod('default', 'kubecon');
+  const calls: string[] = [];
+  const scope = fakeApi().persist();
+  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+    scope
+      .intercept(() => true, method)
+      .optionally()
+      .reply((uri, body) => {
+        calls.push(`${method} ${uri}`);
+        const sent = parsedBody(body);
+        return method === 'POST' && uri === EVENTS ? events(sent as EventBody) : cluster.answer(method, uri, sent);
+      });
+  }
+  return { calls };
+}
+
+describe('a 2xx answer to the audit Event POST that is not the Event sent: the change done, eventRecorded false, the log says why', () => {
+  for (const action of podActions()) {
+    describe(action.name, () => {
+      let healthy: { answer: Record<string, unknown>; calls: string[] };
+
+      before(async () => {
+        const { calls } = serveWithEvents((sent) => [201, eventStored(sent)]);
+        const { answer, log } = await run(action);
+        nock.cleanAll();
+        healthy = { answer, calls };
+        assert.equal(answer.status, 'done', JSON.stringify(answer));
+        assert.equal((answer.details as Record<string, unknown>).eventRecorded, true, JSON.stringify(answer));
+        assert.deepEqual(log.filter((l) => l.level !== 'info'), []);
+      });
+
+      it('the healthy run asks for one Event, last', () => {
+        assert.deepEqual(healthy.calls.filter((c) => c.includes('/events')), [`POST ${EVENTS}`]);
+        assert.equal(healthy.calls[healthy.calls.length - 1], `POST ${EVENTS}`);
+      });
+
+      for (const junk of JUNK_EVENTS) {
+        it(junk.name, async () => {
+          // Given: the cluster answers every call as it should, the Event POST excepted
+          let sent: EventBody | undefined;
+          const { calls } = serveWithEvents((body) => ((sent = body), junk.reply(body)));
+
+          // When
+          const { answer, status: code, log } = await run(action);
+
+          // Then: the change is reported done as on a healthy cluster, only the Event claim differs
+          assert.equal(code, 200);
+          assert.deepEqual(answer, { ...healthy.answer, details: { ...(healthy.answer.details as object), eventRecorded: false } });
+          assert.deepEqual(calls, healthy.calls);
+          assert.ok(sent !== undefined);
+          const why = typeof junk.why === 'string' ? junk.why : junk.why(sent);
+          const warnings = log.filter((l) => l.level !== 'info');
+          assert.equal(warnings.length, 1, JSON.stringify(log));
+          const [warning] = warnings;
+          assert.match(String(warning?.message), /^the pod was (deleted|labelled|isolated) but the audit event could not be recorded$/);
+          const error =
+            "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not the Event sent (";
+          assert.equal(warning?.error, `${error}${why}): whether it was recorded is not known`);
+          assert.equal(warning?.level, 'warn');
+        });
+      }
+    });
+  }
+});
+
+describe('the audit Event of a pod with a long name: the API server names it from the first 58 characters of its generateName', () => {
+  const LONG = `web-${'a'.repeat(240)}`;
+  const LONG_POD = `/api/v1/namespaces/default/pods/${LONG}`;
+  const longAlert = () => {
+    const a = alert('terminal-shell');
+    a.output_fields['k8s.pod.name'] = LONG;
+    return a;
+  };
+  const runLong = async () => {
+    const { handler, log } = handlerFor(deletePod, { RULES: '*' });
+    const answer = await handler(kubelessEvent(longAlert()).event, kubelessContext());
+    return { answer, log: log.lines };
+  };
+
+  it('an Event named as the API server names it is recorded', async () => {
+    // Given
+    let stored: Record<string, any> = {};
+    const api = fakeApi()
+      .get(LONG_POD)
+      .reply(200, podObject('default', LONG, { uid: 'uid-long' }))
+      .delete(LONG_POD)
+      .reply(200, podObject('default', LONG, { uid: 'uid-long' }))
+      .post(EVENTS, (body: EventBody) => body.metadata.generateName === `${LONG.slice(0, 200)}.`)
+      .reply(201, (_uri, body) => (stored = eventStored(body)));
+
+    // When
+    const { answer } = await runLong();
+
+    // Then
+    api.done();
+    assert.equal(stored.metadata.name.length, 63);
+    assert.deepEqual([answer.status, (answer.details as Record<string, unknown>).eventRecorded], ['done', true]);
+  });
+
+  it('an Event whose name does not start with those 58 characters is not', async () => {
+    const api = fakeApi()
+      .get(LONG_POD)
+      .reply(200, podObject('default', LONG, { uid: 'uid-long' }))
+      .delete(LONG_POD)
+      .reply(200, podObject('default', LONG, { uid: 'uid-long' }))
+      .post(EVENTS)
+      .reply(201, (_uri, body) => {
+        const event = eventStored(body);
+        return { ...event, metadata: { ...event.metadata, name: `web-${'a'.repeat(53)}x12345` } };
+      });
+
+    const { answer, log } = await runLong();
+
+    api.done();
+    assert.deepEqual([answer.status, (answer.details as Record<string, unknown>).eventRecorded], ['done', false]);
+    assert.equal(
+      log.find((l) => l.level === 'warn')?.error,
+      `create an event about the pod '${LONG}' in the namespace 'default' failed: the API server's answer is not the Event sent ` +
+        `(metadata.name: expected a name generated from "web-${'a'.repeat(54)}", got "web-${'a'.repeat(53)}x12345"): whether it was recorded is not known`,
+    );
   });
 });

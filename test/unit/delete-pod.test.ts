@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import nock from 'nock';
 import action from '../../functions/delete-pod/action';
-import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -27,7 +27,7 @@ describe('delete-pod', () => {
         );
         return true;
       })
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler, log } = handlerWith();
     const { event, response } = kubelessEvent(alert('terminal-shell'));
 
@@ -122,7 +122,7 @@ describe('delete-pod', () => {
         .delete(POD, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 1, preconditions: { uid: 'uid-kubecon' } })
         .reply(200, terminating(1))
         .post(EVENTS)
-        .reply(201, {});
+        .reply(201, (_uri, body) => eventStored(body));
       const { handler } = handlerWith();
 
       const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -144,7 +144,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'))
       .post(EVENTS, (body: any) => body.reason === 'FalcoResponseDeleted')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     // When
@@ -197,7 +197,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     // When
@@ -216,7 +216,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith({ SKIP_OWNER_KINDS: 'none' });
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -266,7 +266,7 @@ describe('delete-pod', () => {
       .delete(path)
       .reply(200, podObject('openfaas-fn', 'falco-pod-delete-7dc9f5fbb8-gbfk7'))
       .post('/api/v1/namespaces/openfaas-fn/events')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith({ RULES: '*' });
     const answer = await handler(kubelessEvent(alert('contact-k8s-api')).event, kubelessContext());
     api.done();
@@ -307,7 +307,7 @@ describe('delete-pod', () => {
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
     api.done();

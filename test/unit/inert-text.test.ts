@@ -3,7 +3,7 @@ import labelPod from '../../functions/label-pod/action';
 import { eventMessage } from '../../lib/kube/events';
 import { jsonLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { fakeApi, podObject, testKube } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, podObject, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 /** The alert text an attacker controls, with every character that could act on a terminal or reorder a line. */
@@ -46,7 +46,7 @@ describe('alert text reaches the cluster and the logs inert', () => {
       .patch('/api/v1/namespaces/default/pods/kubecon', (body: { metadata: { annotations: unknown } }) => ((annotations = body.metadata.annotations), true))
       .reply(200, podObject('default', 'kubecon'))
       .post('/api/v1/namespaces/default/events', (body: { message: unknown }) => ((message = body.message), true))
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const lines: string[] = [];
     const handler = podActionHandler(labelPod, {
       // The rule label comes from another function of plan.ts; the annotations are what is checked here.

@@ -11,7 +11,7 @@ import deletePod from '../../functions/delete-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import { KubeClient, MAX_ANSWER_BYTES } from '../../lib/kube/client';
 import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/kube/errors';
-import { fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status, testKube } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -58,7 +58,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       .delete(POD)
       .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'))
       .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseDeleted')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
 
     const { answer } = await run(deletePod);
 
@@ -86,7 +86,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       .patch(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS, (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
 
     // When
     const { answer } = await run(networkIsolate);
@@ -116,7 +116,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       .get(POLICY)
       .reply(200, { ...policyStored(), metadata: { ...policyStored().metadata, resourceVersion: '4243' } })
       .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseIsolated')
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
 
     // When
     const { answer } = await run(networkIsolate);

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import action from '../../functions/label-pod/action';
 import { fitText } from '../../functions/label-pod/plan';
 import { ConfigurationError, readParams } from '../../lib/params';
-import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -66,7 +66,7 @@ describe('label-pod', () => {
             `the Falco rule "Terminal shell in container" (priority Critical, alert uuid ${UUID})`,
         ),
       )
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
     const { event, response } = kubelessEvent(alert('terminal-shell'));
 
@@ -100,7 +100,7 @@ describe('label-pod', () => {
       .patch(POD)
       .reply(200, labelledPod())
       .post(EVENTS)
-      .reply(201, {})
+      .reply(201, (_uri, body) => eventStored(body))
       .get(POD)
       .times(9)
       .reply(200, labelledPod());
@@ -150,7 +150,7 @@ describe('label-pod', () => {
       .matchHeader('content-type', MERGE_PATCH)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     const answer = await handler(kubelessEvent(other).event, kubelessContext());
@@ -180,7 +180,7 @@ describe('label-pod', () => {
           .matchHeader('content-type', MERGE_PATCH)
           .reply(200, podObject('default', 'kubecon'))
           .post(EVENTS)
-          .reply(201, {});
+          .reply(201, (_uri, body) => eventStored(body));
         const { handler } = handlerWith();
 
         // When
@@ -210,7 +210,7 @@ describe('label-pod', () => {
       .matchHeader('content-type', MERGE_PATCH)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {})
+      .reply(201, (_uri, body) => eventStored(body))
       .get(POD)
       .reply(200, podObject('default', 'kubecon', { labels: { app: 'web', 'falco.org/flagged': 'true' }, annotations: annotationsOf(alert('terminal-shell')) }));
     const { handler } = handlerWith(env);
@@ -239,7 +239,7 @@ describe('label-pod', () => {
       })
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     // When
@@ -262,7 +262,7 @@ describe('label-pod', () => {
       })
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -279,7 +279,7 @@ describe('label-pod', () => {
       .matchHeader('content-type', MERGE_PATCH)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith({ ANNOTATION_PREFIX: '', LABELS: 'falco.org/flagged=true' });
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());

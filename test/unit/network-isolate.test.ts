@@ -3,7 +3,7 @@ import type nock from 'nock';
 import action from '../../functions/network-isolate/action';
 import { canonicalSpec, cidrProblem, sameSpec } from '../../functions/network-isolate/policy';
 import { ConfigurationError, readParams } from '../../lib/params';
-import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -84,7 +84,7 @@ describe('network-isolate', () => {
             `after the Falco rule "Terminal shell in container" (priority Critical, alert uuid ${UUID})`,
         ),
       )
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const calls = recorded(api);
     const { handler } = handlerWith();
     const { event, response } = kubelessEvent(alert('terminal-shell'));
@@ -139,7 +139,7 @@ describe('network-isolate', () => {
       .matchHeader('content-type', MERGE_PATCH)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -175,7 +175,7 @@ describe('network-isolate', () => {
             `the pod already carried ${QUARANTINE}=true) after the Falco rule "Terminal shell in container" (priority Critical, alert uuid ${UUID})`,
         ),
       )
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     // When
@@ -238,7 +238,7 @@ describe('network-isolate', () => {
       .matchHeader('content-type', MERGE_PATCH)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const calls = recorded(api);
     const { handler } = handlerWith();
 
@@ -267,7 +267,7 @@ describe('network-isolate', () => {
       .patch(POD, labelPatch)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -294,7 +294,7 @@ describe('network-isolate', () => {
       .put(POLICY, (body: any) => body.metadata.resourceVersion === '11' && body.spec.egress === undefined)
       .reply(200, storedPolicy({}, '12'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith();
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
@@ -335,7 +335,7 @@ describe('network-isolate', () => {
       .patch(POD, labelPatch)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith({ ALLOW_DNS: 'true', ALLOW_CIDRS: '10.20.0.0/16, fd00::/8', ALLOW_NAMESPACES: 'forensics' });
 
     // When
@@ -358,7 +358,7 @@ describe('network-isolate', () => {
       .patch(POD, { metadata: { uid: 'uid-kubecon', labels: { 'example.com/isolated': 'true' } } })
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerWith({ QUARANTINE_LABEL: 'example.com/isolated', POLICY_NAME: 'quarantine' });
 
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());

@@ -16,7 +16,7 @@ import { KubeApiError } from '../../lib/kube/errors';
 import { memoryLogger } from '../../lib/log';
 import { REPEAT_MEMORY_BYTES, RepeatMemory, repeatKey } from '../../lib/repeats';
 import type { KubelessHandler } from '../../lib/runner';
-import { fakeApi, podObject, status, handlerFor } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
 import { alert, alertText, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
 
@@ -165,7 +165,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler, log } = handlerFor(deletePod);
 
     // When
@@ -195,7 +195,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {})
+      .reply(201, (_uri, body) => eventStored(body))
       .get('/api/v1/namespaces/default/pods/other')
       .reply(404, status(404, 'NotFound', 'pods "other" not found'));
     const { handler } = handlerFor(deletePod);
@@ -220,7 +220,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerFor(deletePod);
 
     const failed = await handler(kubelessEvent(alert('terminal-shell'), EVENT_ID).event, kubelessContext());
@@ -238,7 +238,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       .delete(POD)
       .reply(200, podObject('default', 'kubecon'))
       .post(EVENTS)
-      .reply(201, {});
+      .reply(201, (_uri, body) => eventStored(body));
     const { handler } = handlerFor(deletePod, { INBOUND_SECRET: 'the-secret' });
     const call = async (authorization: string | undefined) => {
       const { event, response } = kubelessEvent(alert('terminal-shell'), EVENT_ID);
