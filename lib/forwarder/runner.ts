@@ -233,7 +233,8 @@ async function invoke(
   return reportOf(action, plan.routesOf.get(action) ?? [], answer, now() - started);
 }
 
-const ACTION_STATUSES = ['done', 'skipped', 'invalid', 'failed'];
+/** What an action may say it did (lib/outcome.ts): an overloaded or refusing action is reported so, not as failed. */
+const ACTION_STATUSES = ['done', 'skipped', 'invalid', 'failed', 'unauthorized', 'overloaded'];
 
 function reportOf(action: string, routes: readonly string[], answer: CallAnswer, durationMs: number): ActionReport {
   if (answer.kind === 'no-answer') {

@@ -52,6 +52,32 @@ describe('forwarder: fan-out over HTTP to the actions (on 127.0.0.1)', function 
 
   const endpoints = (map: Record<string, HttpStub>) => JSON.stringify(Object.fromEntries(Object.entries(map).map(([k, s]) => [k, s.url])));
 
+  it('reports an action at its limit (503 overloaded) and one refusing the secret (401) by what they said, as not done', async () => {
+    // Given
+    const busy = await stub(() => ({ status: 503, body: { status: 'overloaded', error: 'overloaded: 8 alerts are being handled and 8 are waiting' } }));
+    const refusing = await stub(() => ({ status: 401, body: { status: 'unauthorized', error: 'unauthorized: the call did not carry the shared secret' } }));
+    const ok = await stub(() => done('deleted'));
+    const { handler } = forwarderWith({
+      ROUTES_FILE: routesFile('fan-out'),
+      ACTION_ENDPOINTS: endpoints({ 'label-pod': busy, 'network-isolate': refusing, 'delete-pod': ok }),
+    });
+    const { event, response } = kubelessEvent(alert('terminal-shell'));
+
+    // When
+    const answer = await handler(event, kubelessContext(3));
+
+    // Then
+    assert.equal(response.statusCode, 502);
+    assert.deepEqual(
+      (answer.results as any[]).map((r) => [r.action, r.status, r.ok, r.httpStatus, r.message]),
+      [
+        ['label-pod', 'overloaded', false, 503, 'overloaded: 8 alerts are being handled and 8 are waiting'],
+        ['network-isolate', 'unauthorized', false, 401, 'unauthorized: the call did not carry the shared secret'],
+        ['delete-pod', 'done', true, 200, 'deleted'],
+      ],
+    );
+  });
+
   it('reports all three results when one action is slow past its timeout, one fails and one succeeds, within the deadline', async () => {
     // Given
     const ok = await stub(() => done("labelled the pod 'kubecon' in the namespace 'default'"));
