@@ -523,6 +523,14 @@ const DFA_MAX_ALIVE = 50000;
 const DFA_MAX_TRANSITIONS = 50000;
 /** After this many emptyings (a pattern whose DFA is large, on text that explores it), the rest runs without it. */
 const DFA_MAX_FLUSHES = 8;
+/**
+ * What the caches of all regular expressions together may hold (states alive plus transitions, as above): a table may
+ * hold any number of expressions, and each cache at its own bounds is about 1.8 MiB. Past it, every cache is emptied.
+ */
+const DFA_SHARED_BUDGET = 150000;
+/** The cost held by all caches, and the expressions holding some (emptied, and let go, when the budget is passed). */
+let sharedCost = 0;
+const holding = new Set<LinearRegExp>();
 
 /** Reached the match state: no further step is needed. */
 const MATCHED: DfaState = { alive: new Int32Array(0), next: new Map() };
@@ -579,10 +587,9 @@ export class LinearRegExp {
       const key = c * 3 + after;
       let next = state.next.get(key);
       if (next === undefined) {
-        if (this.dfa.size >= DFA_MAX_STATES || this.dfaAlive >= DFA_MAX_ALIVE || this.dfaTransitions >= DFA_MAX_TRANSITIONS) {
-          this.dfa.clear();
-          this.dfaAlive = 0;
-          this.dfaTransitions = 0;
+        if (sharedCost >= DFA_SHARED_BUDGET) LinearRegExp.forgetAll();
+        else if (this.dfa.size >= DFA_MAX_STATES || this.dfaAlive >= DFA_MAX_ALIVE || this.dfaTransitions >= DFA_MAX_TRANSITIONS) this.forget();
+        if (this.dfa.size === 0) {
           if (++flushes > DFA_MAX_FLUSHES) return this.simulate(text, pos, state.alive);
           state = this.intern(state.alive, state.alive.length);
         }
@@ -591,6 +598,7 @@ export class LinearRegExp {
         next = found < 0 ? MATCHED : this.intern(this.current, found);
         state.next.set(key, next);
         this.dfaTransitions++;
+        sharedCost++;
       }
       if (next === MATCHED) return true;
       if (this.program.anchored && next.alive.length === 0) return false;
@@ -608,8 +616,25 @@ export class LinearRegExp {
       state = { alive, next: new Map() };
       this.dfa.set(key, state);
       this.dfaAlive += count;
+      sharedCost += count;
+      holding.add(this);
     }
     return state;
+  }
+
+  /** Empties this expression's cache, and gives back its part of the shared budget. */
+  private forget(): void {
+    sharedCost -= this.dfaAlive + this.dfaTransitions;
+    this.dfa.clear();
+    this.dfaAlive = 0;
+    this.dfaTransitions = 0;
+    holding.delete(this);
+  }
+
+  /** Empties every cache: also those of expressions no longer used (a table read again), which are then let go. */
+  private static forgetAll(): void {
+    for (const regex of holding) regex.forget();
+    sharedCost = 0;
   }
 
   /** The state-set simulation alone, from `pos` with the NFA states `alive`. */
