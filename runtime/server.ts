@@ -471,6 +471,9 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
         connection.socket.resume();
       }
       if (connection.outstanding === 0 && !connection.socket.destroyed) {
+        // Draining: a connection is not kept for a next call once its calls are answered, also when an answer went
+        // out before the drain began with keep-alive (the exit would otherwise wait for its client or its timeout).
+        if (draining) connection.socket.end();
         awaitHeaders(connection, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
       }
     };
