@@ -93,8 +93,9 @@ function leftmost(part: string, text: string, from: number, end: number): number
 export const MAX_REPEAT_COUNT = 100;
 
 /**
- * Most states a compiled regular expression may have: a match takes at most (text length × this) steps, 2 to 4 s on
- * 1 MiB in the worst case measured (a DFA too large to cache, hundreds of states alive at every character). 200 characters without counted
+ * Most states a compiled regular expression may have: a match takes at most (text length × this) steps, 2 to 8 s on
+ * 1 MiB in the worst case measured (a DFA too large to cache, hundreds of states alive at every character:
+ * `(?:.{0,9}.){1,25}!` on 1 MiB of all-different characters, 7.9 s on a loaded machine). 200 characters without counted
  * repeats make at most about 400; counted repeats multiply, `(?:[a-z]{0,100}){5}` would make 1,000.
  */
 export const MAX_PATTERN_STATES = 500;
