@@ -230,7 +230,10 @@ export interface Limits {
   readonly bodyTimeoutMs: number;
   /** KEEPALIVE_TIMEOUT (seconds): how long a connection may sit idle after an answer. */
   readonly keepAliveTimeoutMs: number;
-  /** MAX_CONNECTIONS: open connections; past it a new one takes the place of the oldest with no request at work. */
+  /**
+   * MAX_CONNECTIONS: open connections; past it a new one takes the place of the oldest with no request, else of the
+   * oldest with no request at work (its body still arriving).
+   */
   readonly maxConnections: number;
   /** MAX_PIPELINED_REQUESTS: requests of one connection served at once; past it the runtime stops reading it. */
   readonly maxPipelined: number;
@@ -398,12 +401,15 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
 
   server.on('connection', (socket: net.Socket) => {
     if (connections.size >= limits.maxConnections) {
+      // The oldest that holds no request at all, else the oldest with no request at work: a connection that only
+      // opened (the next one of a flood) goes before a call whose body is still arriving.
       let idle: Connection | undefined;
       for (const open of connections) {
-        if (open.working === 0) {
+        if (open.outstanding === 0) {
           idle = open;
           break;
         }
+        if (idle === undefined && open.working === 0) idle = open;
       }
       if (idle === undefined) {
         notices.warn('connections-busy', `${limits.maxConnections} connections are open, each with a request at work (MAX_CONNECTIONS): a new connection is refused`);
@@ -465,6 +471,9 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
         connection.socket.resume();
       }
       if (connection.outstanding === 0 && !connection.socket.destroyed) {
+        // Draining: a connection is not kept for a next call once its calls are answered, also when an answer went
+        // out before the drain began with keep-alive (the exit would otherwise wait for its client or its timeout).
+        if (draining) connection.socket.end();
         awaitHeaders(connection, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
       }
     };

@@ -93,8 +93,9 @@ function leftmost(part: string, text: string, from: number, end: number): number
 export const MAX_REPEAT_COUNT = 100;
 
 /**
- * Most states a compiled regular expression may have: a match takes at most (text length × this) steps, 2 to 4 s on
- * 1 MiB in the worst case measured (a DFA too large to cache, hundreds of states alive at every character). 200 characters without counted
+ * Most states a compiled regular expression may have: a match takes at most (text length × this) steps, 2 to 8 s on
+ * 1 MiB in the worst case measured (a DFA too large to cache, hundreds of states alive at every character:
+ * `(?:.{0,9}.){1,25}!` on 1 MiB of all-different characters, 7.9 s on a loaded machine). 200 characters without counted
  * repeats make at most about 400; counted repeats multiply, `(?:[a-z]{0,100}){5}` would make 1,000.
  */
 export const MAX_PATTERN_STATES = 500;
@@ -523,6 +524,14 @@ const DFA_MAX_ALIVE = 50000;
 const DFA_MAX_TRANSITIONS = 50000;
 /** After this many emptyings (a pattern whose DFA is large, on text that explores it), the rest runs without it. */
 const DFA_MAX_FLUSHES = 8;
+/**
+ * What the caches of all regular expressions together may hold (states alive plus transitions, as above): a table may
+ * hold any number of expressions, and each cache at its own bounds is about 1.8 MiB. Past it, every cache is emptied.
+ */
+const DFA_SHARED_BUDGET = 150000;
+/** The cost held by all caches, and the expressions holding some (emptied, and let go, when the budget is passed). */
+let sharedCost = 0;
+const holding = new Set<LinearRegExp>();
 
 /** Reached the match state: no further step is needed. */
 const MATCHED: DfaState = { alive: new Int32Array(0), next: new Map() };
@@ -579,10 +588,9 @@ export class LinearRegExp {
       const key = c * 3 + after;
       let next = state.next.get(key);
       if (next === undefined) {
-        if (this.dfa.size >= DFA_MAX_STATES || this.dfaAlive >= DFA_MAX_ALIVE || this.dfaTransitions >= DFA_MAX_TRANSITIONS) {
-          this.dfa.clear();
-          this.dfaAlive = 0;
-          this.dfaTransitions = 0;
+        if (sharedCost >= DFA_SHARED_BUDGET) LinearRegExp.forgetAll();
+        else if (this.dfa.size >= DFA_MAX_STATES || this.dfaAlive >= DFA_MAX_ALIVE || this.dfaTransitions >= DFA_MAX_TRANSITIONS) this.forget();
+        if (this.dfa.size === 0) {
           if (++flushes > DFA_MAX_FLUSHES) return this.simulate(text, pos, state.alive);
           state = this.intern(state.alive, state.alive.length);
         }
@@ -591,6 +599,7 @@ export class LinearRegExp {
         next = found < 0 ? MATCHED : this.intern(this.current, found);
         state.next.set(key, next);
         this.dfaTransitions++;
+        sharedCost++;
       }
       if (next === MATCHED) return true;
       if (this.program.anchored && next.alive.length === 0) return false;
@@ -608,8 +617,25 @@ export class LinearRegExp {
       state = { alive, next: new Map() };
       this.dfa.set(key, state);
       this.dfaAlive += count;
+      sharedCost += count;
+      holding.add(this);
     }
     return state;
+  }
+
+  /** Empties this expression's cache, and gives back its part of the shared budget. */
+  private forget(): void {
+    sharedCost -= this.dfaAlive + this.dfaTransitions;
+    this.dfa.clear();
+    this.dfaAlive = 0;
+    this.dfaTransitions = 0;
+    holding.delete(this);
+  }
+
+  /** Empties every cache: also those of expressions no longer used (a table read again), which are then let go. */
+  private static forgetAll(): void {
+    for (const regex of holding) regex.forget();
+    sharedCost = 0;
   }
 
   /** The state-set simulation alone, from `pos` with the NFA states `alive`. */

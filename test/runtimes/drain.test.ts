@@ -117,6 +117,38 @@ describe('runtime: SIGTERM drains', function () {
         assert.deepEqual([first.status, first.body], [200, 'done in-flight']);
         assert.deepEqual(await exited, { code: 0, signal: null });
       });
+
+      it('closes the keep-alive connection of a call that was in flight once it is answered, rather than wait for KEEPALIVE_TIMEOUT to exit', async () => {
+        // Given a call in flight on a keep-alive connection that its client keeps for a next call (as Falcosidekick's
+        // and the forwarder's clients do), and a long KEEPALIVE_TIMEOUT
+        runtime = await spawnRuntime({ node: node.path, runtimeFile: program, env: { ...kubelessEnv('slow', dir), KEEPALIVE_TIMEOUT: '60' } });
+        const agent = new http.Agent({ keepAlive: true });
+        const body = JSON.stringify({ id: 'kept', ms: 1000 });
+        const inFlight = new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port: runtime!.port, method: 'POST', path: '/', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': String(body.length) } },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+        await until('the call in flight reaching the function', () => runtime!.stdout().includes('call started kept'));
+
+        // When SIGTERM comes, and the call is answered
+        const exited = runtime.stop('SIGTERM');
+        const answer = await inFlight;
+        const answeredAt = Date.now();
+        const end = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 3000))]);
+        const took = Date.now() - answeredAt;
+        agent.destroy();
+
+        // Then the process ends at once (well under the 3 s waited, not the 60 s of KEEPALIVE_TIMEOUT), with 0
+        assert.equal(answer.status, 200);
+        assert.deepEqual(end, { code: 0, signal: null }, `still running ${took} ms after the last answer`);
+      });
     });
   }
 });

@@ -159,6 +159,36 @@ describe("the standalone runtime under floods, within the pod's memory limit (de
         assert.ok(peak < limitBytes, `peak RSS ${mib(peak)} is past the pod's limit ${limitText}`);
         assert.ok(open <= DEFAULT_LIMITS.MAX_CONNECTIONS, `${open} idle connections are still open`);
       });
+
+      it(`answers Falcosidekick's call whose body is still arriving while ${2 * DEFAULT_LIMITS.MAX_CONNECTIONS} connections that send nothing open`, async () => {
+        // Given Falcosidekick's call on the oldest connection, its headers and part of its body sent
+        const call = sidekickRequestBytes(alertText('terminal-shell'));
+        const sidekick = await connect(runtime!.port);
+        const reading = readAnswers(sidekick);
+        sidekick.write(call.subarray(0, call.length - 10));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+
+        // When twice the connection cap opens and sends nothing
+        const flood = 2 * DEFAULT_LIMITS.MAX_CONNECTIONS;
+        const sockets: net.Socket[] = [];
+        let closedByServer = 0;
+        for (let i = 0; i < flood; i++) {
+          const socket = await connect(runtime!.port);
+          socket.on('error', () => undefined);
+          socket.on('close', () => closedByServer++);
+          sockets.push(socket);
+        }
+        const mustClose = flood + 1 - DEFAULT_LIMITS.MAX_CONNECTIONS;
+        await until(() => closedByServer + (reading.isClosed() ? 1 : 0) >= mustClose, `${mustClose} connections closed (${closedByServer} so far)`);
+        const sidekickClosed = reading.isClosed();
+        if (!sidekickClosed) sidekick.write(call.subarray(call.length - 10));
+        await until(() => reading.answers.length > 0 || reading.isClosed(), "the call's answer");
+        for (const socket of [...sockets, sidekick]) socket.destroy();
+
+        // Then the connections closed to take the new ones are the idle ones: the call is served, not cut
+        assert.equal(sidekickClosed, false, "Falcosidekick's connection was closed to take a new one, its call never served");
+        assert.deepEqual(reading.answers.map((a) => a.status), [200]);
+      });
     });
   }
 });

@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
 import fc from 'fast-check';
+import * as v8 from 'v8';
 import * as vm from 'vm';
 import { compileLinearRegExp, globMatches, MAX_PATTERN_STATES, type LinearRegExp } from '../../lib/forwarder/patterns';
 import { parseRoutingTable, whyNot, type AlertFacts, type Route } from '../../lib/forwarder/routes';
@@ -230,6 +231,26 @@ describe('patterns: regular expressions matched in linear time', () => {
       assert.deepEqual(compileLinearRegExp(source), { ok: false, problem });
     });
   }
+
+  it("bounds the memory of a whole table's regular expressions, not of each one: 100 routes, alerts that fill every cache", () => {
+    // Each expression's DFA cache held up to about 1.8 MiB: 100 routes took the forwarder's heap up by about 180 MiB,
+    // past its pod's 128 MiB limit. The caches share one budget now (a few MiB); the bound is 40 MiB.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const routes = Array.from({ length: 100 }, (_, i) => ({ name: `r${i}`, actions: ['label-pod'], ruleRegexes: [`.${i}!`] }));
+    const parsed = parseRoutingTable(JSON.stringify({ routes }));
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.problems.join('\n'));
+    // Code units read once each, all different: every character is a new transition of every cache.
+    const rule = Array.from({ length: 50000 }, (_, i) => String.fromCharCode(0x100 + ((i * 40503) % 0xfe00))).join('');
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (const route of parsed.table.routes) assert.equal(whyNot(route, facts(rule)), 'the rule is not selected');
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.equal(parsed.table.routes.length, 100); // the table, and so its expressions, still held
+    process.stdout.write(`      [patterns] the caches of 100 expressions after a 50,000-character rule: ${(grown / MiB).toFixed(1)} MiB\n`);
+    assert.ok(grown < 40 * MiB, `the heap grew by ${(grown / MiB).toFixed(1)} MiB`);
+  });
 
   it('names the route, the pattern and the construct when a table holds a refused pattern', () => {
     const parsed = parseRoutingTable(JSON.stringify({ routes: [{ name: 'shell', ruleRegexes: ['^Terminal', '(?<=x)y'], actions: ['label-pod'] }] }));
