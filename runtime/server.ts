@@ -344,6 +344,17 @@ function describeError(error: unknown): string {
   }
 }
 
+/**
+ * An error for stderr, as Kubeless writes it (its stack), made inert: each line printable, and the lines after the
+ * first indented, so that a message carrying alert text can neither move the terminal nor pass for a line of its own.
+ */
+function errorText(error: unknown): string {
+  return describeError(error)
+    .split('\n')
+    .map((line, i) => `${i === 0 ? '' : '  '}${printable(line)}`)
+    .join('\n');
+}
+
 /** Starts the runtime; `port: 0` picks a free port (for tests). */
 export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; host?: string } = {}): Promise<Runtime> {
   const settings = settingsOf(env);
@@ -381,7 +392,7 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
     // The one place a request's promise ends: whatever throws unexpectedly is logged and answered 500.
     const start = (working: () => void): void => {
       handle(req, res as ExpressLikeResponse, working).catch((error: unknown) => {
-        process.stderr.write(`the runtime failed to serve ${logText(req.method ?? '-')} ${logText(req.url ?? '-')}: ${describeError(error)}\n`);
+        process.stderr.write(`the runtime failed to serve ${logText(req.method ?? '-')} ${logText(req.url ?? '-')}: ${errorText(error)}\n`);
         try {
           if (res.headersSent) res.destroy();
           else send(req, res, 500, 'Internal Server Error', HTML);
@@ -580,7 +591,7 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
       else send(req, res, 200, JSON.stringify(result), 'application/json; charset=utf-8');
     } catch (error) {
       metrics.observe(method, seconds(), true);
-      process.stderr.write(`${describeError(error)}\n`);
+      process.stderr.write(`${errorText(error)}\n`);
       res.statusCode = 500;
       send(req, res, 500, 'Internal Server Error', HTML);
     }

@@ -199,6 +199,15 @@ const EXCHANGES: readonly Exchange[] = [
     expected: () => ({ ...INTERNAL_ERROR, stderr: 'Error: probe: thrown on purpose' }),
   },
   {
+    name: 'an error whose message carries alert text: written escaped, its next line indented, never a line of its own',
+    appliesTo: probe,
+    request: { path: '/throw-hostile', body: '{}' },
+    expected: () => ({
+      ...INTERNAL_ERROR,
+      stderr: 'Error: probe: rule \\u001b[2J\\u009b\\u202eevil\n  {"level":"info","message":"all clear"}',
+    }),
+  },
+  {
     name: 'a promise the function rejects',
     appliesTo: probe,
     request: { path: '/reject', body: '{}' },
