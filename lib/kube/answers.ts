@@ -1,6 +1,7 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
 import { describeValue, reportErrors } from '../decode';
+import type { Kube, KubeRequest } from './client';
 import { isApiStatus, KubeAnswerError, type KubeApiError, type Operation } from './errors';
 
 /** Labels and annotations as the API server has them. */
@@ -26,16 +27,46 @@ export function decodeAnswer<A extends { readonly metadata: ObjectRef }>(
   ref: ObjectRef,
 ): A {
   const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not ${what} (${problems})`);
+  const decoded = decodedOrFail(codec, answer, fail);
+  const { metadata } = decoded;
+  const wrong = [...mismatch('metadata.namespace', ref.namespace, metadata.namespace), ...mismatch('metadata.name', ref.name, metadata.name)];
+  if (wrong.length > 0) throw fail(wrong.join('; '));
+  return decoded;
+}
+
+/** An answer decoded by `codec`, or the error `fail` makes of what is wrong with it (empty, or the fields that are not as the codec wants). */
+export function decodedOrFail<A>(codec: t.Decoder<unknown, A>, answer: unknown, fail: (problems: string) => Error): A {
   if (answer === undefined) throw fail('the answer is empty');
   const result = codec.decode(answer);
   if (isLeft(result)) throw fail(reportErrors(result.left).join('; '));
-  const { metadata } = result.right;
-  const wrong = [
-    ...(metadata.namespace === ref.namespace ? [] : [`metadata.namespace: expected ${describeValue(ref.namespace)}, got ${describeValue(metadata.namespace)}`]),
-    ...(metadata.name === ref.name ? [] : [`metadata.name: expected ${describeValue(ref.name)}, got ${describeValue(metadata.name)}`]),
-  ];
-  if (wrong.length > 0) throw fail(wrong.join('; '));
   return result.right;
+}
+
+/** `[metadata.name: expected "x", got "y"]` when a field of the answer is not what was sent or asked for; `[]` when it is, or nothing was expected. */
+export function mismatch(field: string, expected: string | undefined, got: string | undefined): string[] {
+  return expected === undefined || expected === got ? [] : [`${field}: expected ${describeValue(expected)}, got ${describeValue(got)}`];
+}
+
+/**
+ * Reads an object: `undefined` when the API server says there is none (404 NotFound), else the answer, decoded and
+ * checked to be that very object (decodeAnswer).
+ */
+export async function readObject<A extends { readonly metadata: ObjectRef }>(
+  kube: Kube,
+  request: KubeRequest,
+  codec: t.Decoder<unknown, A>,
+  what: string,
+  ref: ObjectRef,
+  deadline: number,
+): Promise<A | undefined> {
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>(request, deadline);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  return decodeAnswer(codec, answer, request.op, what, ref);
 }
 
 /**
@@ -53,9 +84,8 @@ export function checkWritten<A extends { readonly metadata: ObjectRef & { readon
 ): void {
   try {
     const written = decodeAnswer(codec, answer, op, what, ref);
-    if (ref.uid !== undefined && written.metadata.uid !== ref.uid) {
-      throw new KubeAnswerError(op, `the API server's answer is not ${what} (metadata.uid: expected ${describeValue(ref.uid)}, got ${describeValue(written.metadata.uid)})`);
-    }
+    const wrongUid = mismatch('metadata.uid', ref.uid, written.metadata.uid);
+    if (wrongUid.length > 0) throw new KubeAnswerError(op, `the API server's answer is not ${what} (${wrongUid.join('; ')})`);
   } catch (error) {
     if (error instanceof KubeAnswerError) throw new KubeAnswerError(op, `${error.problem}: whether it was ${change} is not known`);
     throw error;

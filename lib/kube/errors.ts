@@ -93,8 +93,8 @@ export function isApiStatusAfterPossiblyAppliedAttempt(error: unknown, status: n
  * the API server may answer anything). Reads `get the pod 'x' in the namespace 'y' failed: the API server's answer is
  * not that pod (metadata.uid: required, but missing)`.
  */
-export class KubeAnswerError extends Error {
-  override name = 'KubeAnswerError';
+/** A call that failed on our side of the wire, not by the API server's status: `<verb> <object> failed: <problem>`. */
+abstract class KubeCallProblemError extends Error {
   constructor(
     readonly op: Operation,
     readonly problem: string,
@@ -103,16 +103,14 @@ export class KubeAnswerError extends Error {
   }
 }
 
+export class KubeAnswerError extends KubeCallProblemError {
+  override name = 'KubeAnswerError';
+}
+
 /**
  * A request that could not be sent at all: its body cannot be written as JSON (an object read from the API server and
  * sent back, with a field nested deeper than JSON.stringify's stack). Not retried, and not "could not reach".
  */
-export class KubeRequestError extends Error {
+export class KubeRequestError extends KubeCallProblemError {
   override name = 'KubeRequestError';
-  constructor(
-    readonly op: Operation,
-    readonly problem: string,
-  ) {
-    super(`${describe(op)} failed: ${problem}`);
-  }
 }

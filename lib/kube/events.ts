@@ -1,7 +1,7 @@
 import * as t from 'io-ts';
-import { isLeft } from 'fp-ts/Either';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { describeValue, reportErrors } from '../decode';
+import { describeValue } from '../decode';
+import { decodedOrFail, mismatch } from './answers';
 import type { Kube } from './client';
 import { KubeAnswerError, type Operation } from './errors';
 import type { PodRef } from '../target';
@@ -65,10 +65,7 @@ const GENERATED_NAME_BASE = 58;
 export function checkEventStored(answer: unknown, sent: EventBody, namespace: string, op: Operation): void {
   const fail = (problems: string) =>
     new KubeAnswerError(op, `the API server's answer is not the Event sent (${problems}): whether it was recorded is not known`);
-  if (answer === undefined) throw fail('the answer is empty');
-  const result = eventAnswer.decode(answer);
-  if (isLeft(result)) throw fail(reportErrors(result.left).join('; '));
-  const { metadata, involvedObject, reason } = result.right;
+  const { metadata, involvedObject, reason } = decodedOrFail(eventAnswer, answer, fail);
   const base = (sent.metadata.generateName ?? '').slice(0, GENERATED_NAME_BASE);
   const named =
     sent.metadata.name !== undefined
@@ -76,14 +73,12 @@ export function checkEventStored(answer: unknown, sent: EventBody, namespace: st
       : metadata.name.length > base.length && metadata.name.startsWith(base);
   const expectedName =
     sent.metadata.name !== undefined ? describeValue(sent.metadata.name) : `a name generated from ${describeValue(base)}`;
-  const differs = (field: string, expected: string | undefined, got: string | undefined) =>
-    expected === undefined || expected === got ? [] : [`${field}: expected ${describeValue(expected)}, got ${describeValue(got)}`];
   const wrong = [
-    ...differs('metadata.namespace', namespace, metadata.namespace),
+    ...mismatch('metadata.namespace', namespace, metadata.namespace),
     ...(named ? [] : [`metadata.name: expected ${expectedName}, got ${describeValue(metadata.name)}`]),
-    ...differs('involvedObject.name', sent.involvedObject.name, involvedObject.name),
-    ...differs('involvedObject.uid', sent.involvedObject.uid, involvedObject.uid),
-    ...differs('reason', sent.reason, reason),
+    ...mismatch('involvedObject.name', sent.involvedObject.name, involvedObject.name),
+    ...mismatch('involvedObject.uid', sent.involvedObject.uid, involvedObject.uid),
+    ...mismatch('reason', sent.reason, reason),
   ];
   if (wrong.length > 0) throw fail(wrong.join('; '));
 }

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, V1NetworkPolicySpec } from '@kubernetes/client-node';
-import { checkWritten, decodeAnswer, isNotFound, stringMap } from './answers';
+import { checkWritten, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 
@@ -63,15 +63,9 @@ const policyAnswer = t.type(
 /** The policy, or `undefined` when the API server says there is none (404 NotFound); a 2xx that is not it throws. */
 export async function getNetworkPolicy(kube: Kube, policy: NetworkPolicyRef, deadline: number): Promise<NetworkPolicy | undefined> {
   const op = policyOp('get', policy);
-  let answer: unknown;
-  try {
-    answer = await kube.request<unknown>({ method: 'GET', path: policyPath(policy), op }, deadline);
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
+  const found = await readObject(kube, { method: 'GET', path: policyPath(policy), op }, policyAnswer, 'that NetworkPolicy', policy, deadline);
   // Checked down to every list the comparison walks; the rest is the API server's as sent, and is PUT back as such.
-  return decodeAnswer(policyAnswer, answer, op, 'that NetworkPolicy', policy) as unknown as NetworkPolicy;
+  return found as unknown as NetworkPolicy | undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import type { V1Pod } from '@kubernetes/client-node';
-import { checkWritten, decodeAnswer, isNotFound, stringMap } from './answers';
+import { checkWritten, isNotFound, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 import type { PodRef } from '../target';
@@ -55,16 +55,9 @@ const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Suc
  * other answer, a 2xx that is not this very pod included, throws.
  */
 export async function getPod(kube: Kube, pod: PodRef, deadline: number): Promise<V1Pod | undefined> {
-  const op = podOp('get', pod);
-  let answer: unknown;
-  try {
-    answer = await kube.request<unknown>({ method: 'GET', path: podPath(pod), op }, deadline);
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
+  const found = await readObject(kube, { method: 'GET', path: podPath(pod), op: podOp('get', pod) }, podAnswer, 'that pod', pod, deadline);
   // The fields read are checked; the client library's type describes the rest, which is the API server's as sent.
-  return decodeAnswer(podAnswer, answer, op, 'that pod', pod) as unknown as V1Pod;
+  return found as unknown as V1Pod | undefined;
 }
 
 /**
