@@ -1,5 +1,6 @@
 import { CountedLine, type Logger } from './log';
 import { integerText, param, type ParamValues } from './params';
+import { Semaphore } from './semaphore';
 
 /**
  * How many calls a function handles at once, and how many wait their turn. A flood of alerts (or of calls from any
@@ -38,12 +39,12 @@ export interface AdmissionOptions {
 }
 
 /**
- * A counting semaphore with a bounded FIFO queue: `const leave = await admission.enter(deadline)` then `leave()`
- * when done. Throws OverloadedError at once when the queue is full, or when no slot came free before the deadline.
+ * The bounded number of calls a function handles, with a bounded queue (a Semaphore): `const leave = await
+ * admission.enter(deadline)` then `leave()` when done. Throws OverloadedError at once when the queue is full, or when
+ * no slot came free before the deadline, and counts each refusal into the log.
  */
 export class Admission {
-  private active = 0;
-  private readonly queue: { grant: () => void; timer: NodeJS.Timeout }[] = [];
+  private readonly slots: Semaphore;
   private readonly now: () => number;
   /** Refusals, logged loudly but at most once per interval. */
   private readonly refusals: CountedLine;
@@ -52,14 +53,14 @@ export class Admission {
     private readonly limits: AdmissionSettings,
     options: AdmissionOptions,
   ) {
+    this.slots = new Semaphore(limits.maxInFlight, limits.maxQueued);
     this.now = options.now ?? Date.now;
     const log = options.log;
     this.refusals = new CountedLine(
       (refused) =>
         log.error('calls refused with 503: the function is at its limit (MAX_IN_FLIGHT, MAX_QUEUED)', {
           refused,
-          inFlight: this.active,
-          queued: this.queue.length,
+          ...this.slots.load,
           maxInFlight: this.limits.maxInFlight,
           maxQueued: this.limits.maxQueued,
         }),
@@ -70,51 +71,24 @@ export class Admission {
 
   /** Calls being handled, and calls waiting. */
   get load(): { inFlight: number; queued: number } {
-    return { inFlight: this.active, queued: this.queue.length };
+    return this.slots.load;
   }
 
-  enter(deadline: number): Promise<() => void> {
-    if (this.active < this.limits.maxInFlight) {
-      this.active++;
-      return Promise.resolve(this.leaver());
-    }
-    if (this.queue.length >= this.limits.maxQueued) {
-      return Promise.reject(
-        this.refused(
-          `overloaded: ${this.limits.maxInFlight} alerts are being handled and ${this.queue.length} are waiting (MAX_IN_FLIGHT, MAX_QUEUED): this one is refused, send it again later`,
-        ),
+  async enter(deadline: number): Promise<() => void> {
+    const waited = this.now();
+    const queued = this.slots.load.queued;
+    const slot = await this.slots.acquire(deadline - waited);
+    if (slot === 'full') {
+      throw this.refused(
+        `overloaded: ${this.limits.maxInFlight} alerts are being handled and ${queued} are waiting (MAX_IN_FLIGHT, MAX_QUEUED): this one is refused, send it again later`,
       );
     }
-    return new Promise((resolve, reject) => {
-      const waited = this.now();
-      const entry = {
-        grant: () => {
-          clearTimeout(entry.timer);
-          resolve(this.leaver());
-        },
-        timer: setTimeout(() => {
-          const at = this.queue.indexOf(entry);
-          if (at !== -1) this.queue.splice(at, 1);
-          reject(
-            this.refused(
-              `overloaded: no slot came free within the call's deadline (waited ${this.now() - waited} ms behind ${this.limits.maxInFlight} alerts in flight, MAX_IN_FLIGHT): send it again later`,
-            ),
-          );
-        }, Math.max(deadline - this.now(), 0)),
-      };
-      this.queue.push(entry);
-    });
-  }
-
-  private leaver(): () => void {
-    let left = false;
-    return () => {
-      if (left) return;
-      left = true;
-      const next = this.queue.shift();
-      if (next !== undefined) next.grant(); // the slot passes on: `active` stays the same
-      else this.active--;
-    };
+    if (slot === 'timed-out') {
+      throw this.refused(
+        `overloaded: no slot came free within the call's deadline (waited ${this.now() - waited} ms behind ${this.limits.maxInFlight} alerts in flight, MAX_IN_FLIGHT): send it again later`,
+      );
+    }
+    return slot;
   }
 
   /** Counts a refusal: its line is written by `refusals`. */

@@ -10,7 +10,8 @@ import { SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
 import type { Logger } from '../log';
-import { ActionCaller, Limiter } from './invoke';
+import { Semaphore } from '../semaphore';
+import { ActionCaller } from './invoke';
 import { FollowedFile } from './followed-file';
 import { parseRoutingTable, type RoutingTable } from './routes';
 
@@ -142,7 +143,7 @@ export interface Ready {
   /** The actions' namespace when known: sent as event-namespace, as Falcosidekick sends the function's. */
   readonly namespace: string | undefined;
   readonly caller: ActionCaller;
-  readonly limiter: Limiter;
+  readonly limiter: Semaphore;
   /** How many alerts are forwarded at once, and how many wait (lib/admission.ts). */
   readonly admission: Admission;
   /** Sent to the actions when set. */
@@ -230,7 +231,7 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
     routing,
     namespace,
     caller: new ActionCaller(params.maxConcurrentCalls),
-    limiter: new Limiter(params.maxConcurrentCalls),
+    limiter: new Semaphore(params.maxConcurrentCalls),
     admission: new Admission(params, { log, now }),
     outboundSecret: outbound.kind === 'set' ? outbound.value : undefined,
   };

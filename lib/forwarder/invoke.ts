@@ -23,45 +23,6 @@ export interface CallRequest {
 const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_TEXT_SHOWN = 1000;
 
-/** A counting semaphore whose waiters give up at a deadline. */
-export class Limiter {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly max: number) {}
-
-  /** Resolves to a release function, or to undefined when no slot came free before `waitMs`. */
-  acquire(waitMs: number): Promise<(() => void) | undefined> {
-    if (this.active < this.max) {
-      this.active++;
-      return Promise.resolve(this.releaser());
-    }
-    return new Promise((resolve) => {
-      const grant = () => {
-        clearTimeout(timer);
-        resolve(this.releaser());
-      };
-      const timer = setTimeout(() => {
-        const at = this.waiting.indexOf(grant);
-        if (at !== -1) this.waiting.splice(at, 1);
-        resolve(undefined);
-      }, Math.max(waitMs, 0));
-      this.waiting.push(grant);
-    });
-  }
-
-  private releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next !== undefined) next(); // the slot passes on: `active` stays the same
-      else this.active--;
-    };
-  }
-}
-
 /**
  * POSTs to the actions over keep-alive connections (one TCP handshake per action and socket, not per alert), at
  * most `maxSockets` at a time per action.

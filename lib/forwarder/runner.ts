@@ -214,7 +214,7 @@ async function invoke(
 ): Promise<ActionReport> {
   const started = now();
   const release = await ready.limiter.acquire(deadline - started);
-  if (release === undefined) return notInvoked(action, plan, "no call slot came free before the forwarder's deadline (MAX_CONCURRENT_CALLS)");
+  if (typeof release !== 'function') return notInvoked(action, plan, "no call slot came free before the forwarder's deadline (MAX_CONCURRENT_CALLS)");
   let answer: CallAnswer;
   try {
     const left = deadline - now();
