@@ -1,22 +1,14 @@
 import { strict as assert } from 'assert';
 import { FalcoAlert } from '../../lib/alert';
-import { decodeOrThrow, InvalidInputError } from '../../lib/decode';
+import { decodeOrThrow } from '../../lib/decode';
 import { decodeEvent } from '../../lib/event';
 import { integerText, listText, readParams, param, ConfigurationError } from '../../lib/params';
 import { atLeast } from '../../lib/priority';
 import { targetOf } from '../../lib/target';
 import { alertNamespace } from '../../lib/forwarder/runner';
 import { alert, alertText, kubelessEvent } from '../helpers/fixtures';
+import { invalid } from '../helpers/invalid';
 
-function invalid(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof InvalidInputError, `threw ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('no error');
-}
 
 describe('decoding the Kubeless event and the Falco alert (shared/PROTOCOLS.md sections 1, 3, 4)', () => {
   for (const name of [

@@ -6,7 +6,7 @@ import nock from 'nock';
 import forwarder from '../../functions/forwarder/action';
 import labelPod from '../../functions/label-pod/action';
 import { FalcoAlert } from '../../lib/alert';
-import { decodeOrThrow, InvalidInputError } from '../../lib/decode';
+import { decodeOrThrow } from '../../lib/decode';
 import { decodeEvent } from '../../lib/event';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/forwarder/runner';
 import { parseRoutingTable, planFor, type AlertFacts } from '../../lib/forwarder/routes';
@@ -14,17 +14,9 @@ import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
 import { testKube } from '../helpers/fake-cluster';
 import { alert, alertText, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { invalid } from '../helpers/invalid';
 import { startStub, type HttpStub } from '../helpers/http-stub';
 
-function invalid(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof InvalidInputError, `threw ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('no error');
-}
 
 const REFUSED = 'expected no key named __proto__ (copying the object would make its value the prototype)';
 
