@@ -22,6 +22,16 @@ import { MemoryCluster } from '../helpers/memory-cluster';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
 const EVENTS = '/api/v1/namespaces/default/events';
+
+/** delete-pod's healthy calls for the terminal-shell pod, once each: read it, delete it, record the Event. */
+const deletesOnce = (scope: nock.Scope) =>
+  scope
+    .get(POD)
+    .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
+    .delete(POD)
+    .reply(200, podObject('default', 'kubecon'))
+    .post(EVENTS)
+    .reply(201, (_uri, body) => eventStored(body));
 const EVENT_ID = '0b9a7c1e-5d4f-4e8a-9c2b-7f6e5d4c3b2a';
 const DELETED = "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)";
 
@@ -159,13 +169,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
 
   it('answers a repeat after the answer with the same answer, marked, from memory; strict nock sees one of each call', async () => {
     // Given
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
-      .delete(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
+    const api = deletesOnce(fakeApi());
     const { handler, log } = handlerFor(deletePod);
 
     // When
@@ -189,13 +193,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
   });
 
   it('takes the same event-id with another body for another call', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
-      .delete(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body))
+    const api = deletesOnce(fakeApi())
       .get('/api/v1/namespaces/default/pods/other')
       .reply(404, status(404, 'NotFound', 'pods "other" not found'));
     const { handler } = handlerFor(deletePod);
@@ -214,13 +212,8 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       .get(POD)
       .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
       .delete(POD)
-      .reply(403, forbidden)
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
-      .delete(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
+      .reply(403, forbidden);
+    deletesOnce(api);
     const { handler } = handlerFor(deletePod);
 
     const failed = await handler(kubelessEvent(alert('terminal-shell'), EVENT_ID).event, kubelessContext());
@@ -232,13 +225,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
   });
 
   it('never answers an unauthorized caller from memory, and an unauthorized call is not remembered', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
-      .delete(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
+    const api = deletesOnce(fakeApi());
     const { handler } = handlerFor(deletePod, { INBOUND_SECRET: 'the-secret' });
     const call = async (authorization: string | undefined) => {
       const { event, response } = kubelessEvent(alert('terminal-shell'), EVENT_ID);
