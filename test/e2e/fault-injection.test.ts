@@ -479,25 +479,31 @@ describe('e2e: fault injection on single calls to the real API server (built bun
   }
 
   describe('a 429 before someone else acted: the retry\'s 404 or 409 is not taken for our own write', function () {
+    /** The first attempt: `before` acts as someone else would (given the function's request body), then a 429 answers; later attempts reach the server. */
+    const rateLimitedOnceAfter = (before: (body: Buffer) => Promise<void>) => (n: number) =>
+      n === 1
+        ? {
+            kind: 'answer' as const,
+            status: 429,
+            headers: { 'Retry-After': '0' },
+            body: status(429, 'TooManyRequests', 'too many requests, please try again later'),
+            before,
+          }
+        : undefined;
+
     if (functionExists('delete-pod')) {
       it('delete-pod: DELETE answered 429 while someone else deletes the pod; the retry gets 404: skipped "already deleted", no Event', async function () {
         // Given: the relay deletes the pod as an administrator, then answers the function's DELETE with 429
         const step = WRITE_STEPS.find((s) => s.action === 'delete-pod')!;
         const { ns, pod } = await target(step, 'rate-limited');
         const write = step.path(ns, pod);
-        const disarm = inject('DELETE', write, (n) =>
-          n === 1
-            ? {
-                kind: 'answer',
-                status: 429,
-                headers: { 'Retry-After': '0' },
-                body: status(429, 'TooManyRequests', 'too many requests, please try again later'),
-                before: async () => {
-                  await apiOk(cluster, { method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods/${pod}`, body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 } });
-                  await waitFor(`${describePod(ns, pod)} to be gone`, async () => ((await readPod(cluster, ns, pod)) === undefined ? true : undefined), 5000, 20);
-                },
-              }
-            : undefined,
+        const disarm = inject(
+          'DELETE',
+          write,
+          rateLimitedOnceAfter(async () => {
+            await apiOk(cluster, { method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods/${pod}`, body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0 } });
+            await waitFor(`${describePod(ns, pod)} to be gone`, async () => ((await readPod(cluster, ns, pod)) === undefined ? true : undefined), 5000, 20);
+          }),
         );
 
         // When
@@ -531,18 +537,12 @@ describe('e2e: fault injection on single calls to the real API server (built bun
         const step = WRITE_STEPS.find((s) => s.action === 'network-isolate')!;
         const { ns, pod } = await target(step, 'rate-limited');
         const write = step.path(ns, pod);
-        const disarm = inject('POST', write, (n) =>
-          n === 1
-            ? {
-                kind: 'answer',
-                status: 429,
-                headers: { 'Retry-After': '0' },
-                body: status(429, 'TooManyRequests', 'too many requests, please try again later'),
-                before: async (body) => {
-                  await apiOk(cluster, { method: 'POST', path: policyCollection(ns), body: JSON.parse(body.toString('utf8')) });
-                },
-              }
-            : undefined,
+        const disarm = inject(
+          'POST',
+          write,
+          rateLimitedOnceAfter(async (body) => {
+            await apiOk(cluster, { method: 'POST', path: policyCollection(ns), body: JSON.parse(body.toString('utf8')) });
+          }),
         );
 
         // When
