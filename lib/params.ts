@@ -75,7 +75,8 @@ export function integerText(min: number, max: number): t.Type<number, string, st
     (u): u is number => typeof u === 'number',
     (s, c) => {
       const n = /^\s*-?\d+\s*$/.test(s) ? Number(s) : NaN;
-      return Number.isInteger(n) && n >= min && n <= max ? t.success(n) : t.failure(s, c, expected);
+      // `+ 0` turns "-0" into 0: a setting must read back the same from the text it is shown as ("0").
+      return Number.isInteger(n) && n >= min && n <= max ? t.success(n + 0) : t.failure(s, c, expected);
     },
     (n) => String(n),
   );

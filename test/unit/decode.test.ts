@@ -166,6 +166,10 @@ describe('parameters from the environment', () => {
     assert.deepEqual(readParams(specs, { GRACE: '30', KINDS: 'DaemonSet, Job' }), { grace: 30, kinds: ['DaemonSet', 'Job'] });
   });
 
+  it('reads "-0" as 0, the number its text is shown as', () => {
+    assert.ok(Object.is(readParams(specs, { GRACE: '-0' }).grace, 0));
+  });
+
   it('lists every bad variable with what it takes and what it holds', () => {
     assert.throws(
       () => readParams(specs, { GRACE: '61', KINDS: 'DaemonSet,job' }),
