@@ -1,6 +1,7 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
 import { describeValue, reportErrors } from './decode';
+import { ConfigurationError } from './errors';
 import { isDns1123Label } from './names';
 import { PRIORITIES, PriorityCodec, type Priority } from './priority';
 
@@ -24,13 +25,8 @@ export function param<A>(env: string, codec: t.Type<A, string, string>, defaultV
   return { env, codec, defaultValue, description };
 }
 
-/** A configuration that cannot be used: each problem names the variable, what it takes and what it holds. */
-export class ConfigurationError extends Error {
-  override name = 'ConfigurationError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration: ${problems.join('; ')}`);
-  }
-}
+// lib/kube throws it too, and must not import this module (eslint.config.mjs): it lives in lib/errors.ts.
+export { ConfigurationError };
 
 /** Reads every parameter from `env`, falling back to its default; throws ConfigurationError listing all problems. */
 export function readParams<P extends ParamSpecs>(specs: P, env: Readonly<Record<string, string | undefined>>): ParamValues<P> {

@@ -1,6 +1,6 @@
 import { promises as fs, readFileSync } from 'fs';
 import * as path from 'path';
-import { ConfigurationError } from '../params';
+import { ConfigurationError } from '../errors';
 
 /** Where and how to reach the API server. The token is read again for every request: it rotates. */
 export interface Connection {
