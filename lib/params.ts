@@ -2,7 +2,7 @@ import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
 import { describeValue, reportErrors } from './decode';
 import { ConfigurationError } from './errors';
-import { isDns1123Label } from './names';
+import { isNamespaceName } from './names';
 import { PRIORITIES, PriorityCodec, type Priority } from './priority';
 
 /**
@@ -78,7 +78,12 @@ export function integerText(min: number, max: number): t.Type<number, string, st
   );
 }
 
-/** A comma-separated list whose every item satisfies `check`; blanks around items are ignored. */
+/**
+ * A comma-separated list whose every item satisfies `check`; blanks around items are ignored. A type guard makes a
+ * list of what it guards: `listText('namespace names', isNamespaceName)` reads `readonly NamespaceName[]`.
+ */
+export function listText<A extends string>(itemDescription: string, check: (item: string) => item is A): t.Type<readonly A[], string, string>;
+export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string>;
 export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string> {
   const expected = `a comma-separated list of ${itemDescription}`;
   return new t.Type<readonly string[], string, string>(
@@ -93,7 +98,7 @@ export function listText(itemDescription: string, check: (item: string) => boole
   );
 }
 
-export const namespaceListText = listText('namespace names', isDns1123Label);
+export const namespaceListText = listText('namespace names', isNamespaceName);
 
 /** A Falco priority, any case. */
 export const priorityText: t.Type<Priority, string, string> = new t.Type<Priority, string, string>(
