@@ -52,6 +52,11 @@ function expectedOf(errors: t.Errors, fallback: string): string {
 
 // Codecs from the text of an environment variable to a value.
 
+/** The items of a comma-separated setting, trimmed, blanks dropped: `commaList(' a, ,b ')` is `['a', 'b']`. */
+export function commaList(text: string): string[] {
+  return text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
+
 /** `true` or `false`, any case. */
 export const booleanText = new t.Type<boolean, string, string>(
   'true or false',
@@ -90,7 +95,7 @@ export function listText(itemDescription: string, check: (item: string) => boole
     expected,
     (u): u is readonly string[] => Array.isArray(u),
     (s, c) => {
-      const items = s.split(',').map((i) => i.trim()).filter((i) => i !== '');
+      const items = commaList(s);
       const bad = items.find((i) => !check(i));
       return bad === undefined ? t.success(items) : t.failure(s, c, `${expected} (${describeValue(bad)} is not one)`);
     },

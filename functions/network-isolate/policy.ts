@@ -4,6 +4,7 @@ import * as t from 'io-ts';
 import { describeValue } from '../../lib/decode';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyRef, NetworkPolicySpec } from '../../lib/kube/networkpolicies';
 import { isObjectName, isQualifiedName, NAMESPACE_NAME_LABEL, objectName, type ObjectName } from '../../lib/names';
+import { commaList } from '../../lib/params';
 
 /** The default of NAMESPACE_NAME_LABEL: right from Kubernetes 1.21 on, to be set by hand before (lib/names.ts). */
 export { NAMESPACE_NAME_LABEL };
@@ -81,7 +82,7 @@ export const cidrListText = new t.Type<readonly string[], string, string>(
   CIDRS_EXPECTED,
   (u): u is readonly string[] => Array.isArray(u),
   (s, c) => {
-    const items = s.split(',').map((i) => i.trim()).filter((i) => i !== '');
+    const items = commaList(s);
     const problems = items.flatMap((item) => {
       const problem = cidrProblem(item);
       return problem === undefined ? [] : [`${describeValue(item)} ${problem}`];
