@@ -3,8 +3,7 @@ import * as https from 'https';
 import type { Connection } from './connection';
 import type { ApiPath } from './refs';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError, type Operation } from './errors';
-import { clipped } from '../log';
-import { printable } from '../text';
+import { clipped, printable } from '../text';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
