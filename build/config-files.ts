@@ -1,4 +1,4 @@
-import { createHash } from 'crypto';
+import { sha256 } from '../lib/hash';
 import type { FunctionDescriptor } from '../lib/action';
 import { AFTER_EDIT } from '../lib/after-edit';
 
@@ -52,7 +52,7 @@ export function configWiring(descriptor: FunctionDescriptor, namespace: string, 
     env: [...files.map((f) => ({ name: f.env, value: `${CONFIG_MOUNT_PATH}/${f.name}` })), ...namespaceEnv],
     volumes: [{ name: VOLUME, configMap: { name } }],
     volumeMounts: [{ name: VOLUME, mountPath: CONFIG_MOUNT_PATH, readOnly: true }],
-    podAnnotations: { 'falco-response.io/config-sha256': createHash('sha256').update(JSON.stringify(data), 'utf8').digest('hex') },
+    podAnnotations: { 'falco-response.io/config-sha256': sha256(JSON.stringify(data), 'hex') },
   };
 }
 

@@ -1,10 +1,10 @@
-import { createHash } from 'crypto';
 import { Document, isMap, isScalar, parseAllDocuments, Scalar } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
 import type { Bundle } from './bundle';
 import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
 import { falcosidekickCallers, parameterEnv, type DeploymentConfig } from './config';
 import { configWiring } from './config-files';
+import { sha256 } from '../lib/hash';
 
 /** Labels on everything we generate; the Function's own labels are load-bearing (PROTOCOLS section 2). */
 export const PART_OF = { 'app.kubernetes.io/part-of': 'falco-response' };
@@ -22,7 +22,7 @@ export function toYaml(objects: readonly unknown[]): string {
   return HEADER + docs.map((d) => `---\n${d}`).join('');
 }
 
-export const sha256Of = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+export const sha256Of = (text: string): string => sha256(text, 'hex');
 
 function roleName(name: string): string {
   return `falco-response-${name}`;

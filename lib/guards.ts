@@ -4,7 +4,7 @@ import { SIDEKICK_TEST_RULE, type FalcoAlert } from './alert';
 import { describeValue } from './decode';
 import { isQualifiedName } from './names';
 import type { Outcome } from './outcome';
-import { booleanText, namespaceListText, param, priorityText, type ParamValues } from './params';
+import { booleanText, commaList, namespaceListText, param, priorityText, type ParamValues } from './params';
 import { atLeast } from './priority';
 import type { PodRef } from './target';
 
@@ -20,7 +20,7 @@ export const rulesText = new t.Type<RuleSelection, string, string>(
   (u): u is RuleSelection => typeof u === 'object' && u !== null && 'all' in u,
   (s, c) => {
     if (s.trim() === '*') return t.success({ all: true });
-    const names = s.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const names = commaList(s);
     return names.length === 0
       ? t.failure(s, c, "a comma-separated list of Falco rule names, or '*' for every rule")
       : t.success({ all: false, names });

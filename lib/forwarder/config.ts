@@ -1,12 +1,11 @@
 /** The forwarder's descriptor, its parameters (read and checked once, at load) and its routing table (followed). */
 import { Admission, admissionParams } from '../admission';
 import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
-import { readFileSync } from 'fs';
 import * as path from 'path';
 import * as t from 'io-ts';
 import type { ConfigFile, FunctionDescriptor } from '../action';
 import { describeValue } from '../decode';
-import { SERVICEACCOUNT_DIR } from '../kube/connection';
+import { readOptional, SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
 import type { Logger } from '../log';
@@ -148,14 +147,6 @@ export interface Ready {
   readonly admission: Admission;
   /** Sent to the actions when set. */
   readonly outboundSecret: string | undefined;
-}
-
-function readOptional(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 function ownNamespace(env: Readonly<Record<string, string | undefined>>): string | undefined {

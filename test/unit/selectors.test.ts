@@ -15,6 +15,7 @@ import type { Bundle } from '../../build/bundle';
 import { CONFIG_FILE, loadConfig, type DeploymentConfig } from '../../build/config';
 import { functionObjects, toYaml } from '../../build/manifests';
 import { ROOT } from '../../build/main';
+import { namespaceName, objectName } from '../../lib/names';
 import { ConfigurationError, readParams } from '../../lib/params';
 
 const fakeBundle: Bundle = { name: 'delete-pod', code: 'exports.handler = () => undefined;\n', bytes: 34, sha256: '0'.repeat(64) };
@@ -81,7 +82,7 @@ describe('namespace selectors: right from Kubernetes 1.21 by default, configurab
   });
 
   describe("network-isolate's quarantine policy (NAMESPACE_NAME_LABEL)", () => {
-    const ref = { namespace: 'shop', name: 'falco-response-quarantine' };
+    const ref = { namespace: namespaceName('shop')!, name: objectName('falco-response-quarantine')! };
 
     it('selects kube-system (ALLOW_DNS) and ALLOW_NAMESPACES by kubernetes.io/metadata.name by default', () => {
       // Given
