@@ -13,7 +13,8 @@ import networkIsolate from '../../functions/network-isolate/action';
 import { quarantinePolicy } from '../../functions/network-isolate/policy';
 import type { Bundle } from '../../build/bundle';
 import { CONFIG_FILE, loadConfig, type DeploymentConfig } from '../../build/config';
-import { functionObjects, toYaml } from '../../build/manifests';
+import { kubelessObjects, toYaml } from '../../build/manifests';
+import { functionModel } from '../../build/model';
 import { ROOT } from '../../build/main';
 import { namespaceName, objectName } from '../../lib/names';
 import { ConfigurationError, readParams } from '../../lib/params';
@@ -34,7 +35,7 @@ function configWith(callers: unknown): DeploymentConfig {
 }
 
 function sidekickPeer(config: DeploymentConfig): unknown {
-  const objects = parseAllDocuments(toYaml(functionObjects(deletePod, fakeBundle, config, ['forwarder']))).map((d) => d.toJS());
+  const objects = parseAllDocuments(toYaml(kubelessObjects(functionModel(deletePod, fakeBundle, config, ['forwarder'])))).map((d) => d.toJS());
   return objects.find((o) => o.kind === 'NetworkPolicy').spec.ingress[0].from[0];
 }
 
