@@ -1,0 +1,52 @@
+import * as t from 'io-ts';
+import type { V1Node } from '@kubernetes/client-node';
+import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import type { Kube } from './client';
+import { KubeAnswerError, type Operation } from './errors';
+
+/** A node by name; nodes have no namespace. */
+export interface NodeRef {
+  readonly name: string;
+}
+
+/** The node in words, as every message names it: "the node 'worker-1'". */
+export function describeNode(node: NodeRef): string {
+  return `the node '${node.name}'`;
+}
+
+const nodePath = (node: NodeRef) => `/api/v1/nodes/${node.name}`;
+const nodeOp = (verb: string, node: NodeRef): Operation => ({ verb, resource: 'nodes', group: '', object: describeNode(node) });
+
+/** The fields of a Node that the guards and actions read, checked before any of them is believed. */
+const nodeAnswer = t.type(
+  {
+    apiVersion: t.literal('v1'),
+    kind: t.literal('Node'),
+    metadata: t.intersection([
+      t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
+      t.partial({ resourceVersion: t.string, labels: stringMap, annotations: stringMap }),
+    ]),
+    spec: t.partial({ unschedulable: t.boolean }),
+  },
+  'a Node',
+);
+
+/**
+ * The node as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
+ * other answer, a 2xx that is not this very node included, throws.
+ */
+export async function getNode(kube: Kube, node: NodeRef, deadline: number): Promise<V1Node | undefined> {
+  const op = nodeOp('get', node);
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>({ method: 'GET', path: nodePath(node), op }, deadline);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that node (${problems})`);
+  const decoded = decodedOrFail(nodeAnswer, answer, fail);
+  const wrong = mismatch('metadata.name', node.name, decoded.metadata.name);
+  if (wrong.length > 0) throw fail(wrong.join('; '));
+  return decoded;
+}

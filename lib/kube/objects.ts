@@ -1,0 +1,81 @@
+import * as t from 'io-ts';
+import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import type { Kube } from './client';
+import { KubeAnswerError, type Operation } from './errors';
+
+/** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
+export interface ApiResource {
+  /** The plural, as audit events and RBAC name it: `configmaps`. */
+  readonly resource: string;
+  /** '' for the core group. */
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+  readonly namespaced: boolean;
+}
+
+/** An object by resource, namespace (when the resource is namespaced) and name. */
+export interface ApiObjectRef {
+  readonly resource: ApiResource;
+  readonly namespace?: string;
+  readonly name: string;
+}
+
+/** The object in words: "the ConfigMap 'app-config' in the namespace 'prod'", "the ClusterRole 'admin'". */
+export function describeObject(ref: ApiObjectRef): string {
+  return `the ${ref.resource.kind} '${ref.name}'${ref.namespace === undefined ? '' : ` in the namespace '${ref.namespace}'`}`;
+}
+
+function objectPath(ref: ApiObjectRef): string {
+  const { group, version, resource } = ref.resource;
+  const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+  return `${base}${ref.namespace === undefined ? '' : `/namespaces/${ref.namespace}`}/${resource}/${ref.name}`;
+}
+
+const objectOp = (verb: string, ref: ApiObjectRef): Operation => ({ verb, resource: ref.resource.resource, group: ref.resource.group, object: describeObject(ref) });
+
+/** What every object has that the guards read: its identity, labels and annotations. */
+export interface ApiObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly uid: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+}
+
+const objectAnswer = (ref: ApiObjectRef) =>
+  t.type(
+    {
+      apiVersion: t.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
+      kind: t.literal(ref.resource.kind),
+      metadata: t.intersection([
+        t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
+        t.partial({ namespace: t.string, labels: stringMap, annotations: stringMap }),
+      ]),
+    },
+    `a ${ref.resource.kind}`,
+  );
+
+/**
+ * The object as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
+ * other answer, a 2xx that is not this very object included, throws. The value is the answer as sent.
+ */
+export async function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
+  const op = objectOp('get', ref);
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>({ method: 'GET', path: objectPath(ref), op }, deadline);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that object (${problems})`);
+  const decoded = decodedOrFail(objectAnswer(ref), answer, fail);
+  const wrong = [...mismatch('metadata.namespace', ref.namespace, decoded.metadata.namespace), ...mismatch('metadata.name', ref.name, decoded.metadata.name)];
+  if (wrong.length > 0) throw fail(wrong.join('; '));
+  return decoded;
+}
