@@ -185,7 +185,7 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
     name: spec.name,
     description: spec.description,
     requiredFields: [...new Set(sources.flatMap((s) => target.requiredFields[s] ?? []))],
-    checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, ...target.checks, PROTECTED_NAMESPACE_CHECK, OPT_OUT_CHECK, ...ownChecks].map(
+    checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, target.checks.find, PROTECTED_NAMESPACE_CHECK, target.checks.read, OPT_OUT_CHECK, ...ownChecks].map(
       ({ name, description }) => ({ name, description }),
     ),
     parameters: { ...guardParameters, ...admissionParameters, ...spec.parameters },

@@ -49,8 +49,8 @@ export interface TargetSpec<K extends TargetKind> {
   readonly sources: readonly AlertSource[];
   /** The Falco fields it is found by, for each source (docs/functions.md lists them). */
   readonly requiredFields: Readonly<Partial<Record<AlertSource, readonly string[]>>>;
-  /** How finding and reading it can skip, for the docs: run by the runner between the alert's checks and the target's. */
-  readonly checks: readonly DeclaredCheck[];
+  /** How finding it (`target`, before the protected-namespace check) and reading it (`exists`) can skip, for the docs. */
+  readonly checks: { readonly find: DeclaredCheck; readonly read: DeclaredCheck };
   /** What the runner needs to read it, given an audit-object action's resources. */
   permissions(resources: readonly string[]): readonly Permission[];
   /** The problems of an action's declared resources, checked when the action is defined. */

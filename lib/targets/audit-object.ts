@@ -80,14 +80,14 @@ export const AUDIT_OBJECT_TARGET: TargetSpec<'audit-object'> = {
   kind: 'audit-object',
   sources: ['k8s_audit'],
   requiredFields: { k8s_audit: ['ka.target.resource', 'ka.target.subresource', 'ka.target.namespace', 'ka.target.name', 'ka.resp.name'] },
-  checks: [
-    {
+  checks: {
+    find: {
       name: 'target',
       description:
         'an audit event that names no object of the action\'s resources (a subresource such as `pods/exec` is not an object) is skipped, code `no-object`; a name that is not a valid Kubernetes name is refused (400).',
     },
-    { name: 'exists', description: 'the object is read; one the API server does not have is skipped, code `object-gone`.' },
-  ],
+    read: { name: 'exists', description: 'the object is read; one the API server does not have is skipped, code `object-gone`.' },
+  },
   permissions: (resources) => resources.map((r) => ({ apiGroup: AUDIT_RESOURCES.get(r)?.group ?? '', resource: r, verbs: ['get'] })),
   resourceProblems: (resources) => {
     const unknown = resources.filter((r) => !AUDIT_RESOURCES.has(r));

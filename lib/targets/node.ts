@@ -35,14 +35,14 @@ export const NODE_TARGET: TargetSpec<'node'> = {
   kind: 'node',
   sources: ['syscall', 'k8s_audit'],
   requiredFields: POD_FIELDS,
-  checks: [
-    NO_POD_CHECK,
-    {
+  checks: {
+    find: NO_POD_CHECK,
+    read: {
       name: 'exists',
       description:
         'the pod is read, then the node its `spec.nodeName` names; a pod the API server does not have is skipped, code `pod-gone`; one not scheduled yet, code `no-node`; a node it does not have, code `node-gone`.',
     },
-  ],
+  },
   permissions: () => [
     { apiGroup: '', resource: 'nodes', verbs: ['get'] },
     { apiGroup: '', resource: 'pods', verbs: ['get'] },

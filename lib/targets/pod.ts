@@ -52,7 +52,7 @@ export const POD_TARGET: TargetSpec<'pod'> = {
   kind: 'pod',
   sources: ['syscall', 'k8s_audit'],
   requiredFields: POD_FIELDS,
-  checks: [NO_POD_CHECK, { name: 'exists', description: 'the pod is read; one the API server does not have is skipped, code `pod-gone`.' }],
+  checks: { find: NO_POD_CHECK, read: { name: 'exists', description: 'the pod is read; one the API server does not have is skipped, code `pod-gone`.' } },
   permissions: () => [{ apiGroup: '', resource: 'pods', verbs: ['get'] }],
   resourceProblems: (resources) => (resources.length === 0 ? [] : ['resources: only an audit-object action names resources']),
   refOf(alert) {

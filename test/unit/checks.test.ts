@@ -164,7 +164,7 @@ describe('the declared checks, one by one (lib/checks.ts and each action’s own
   }
 
   it('every action lists the shared checks, then its own, in the order the runner runs them', () => {
-    const shared = ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'exists', 'protected-namespace', 'opted-out'];
+    const shared = ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'exists', 'opted-out'];
     const ownOf: Record<string, string[]> = {
       'delete-pod': ['skip-owner-kinds', 'already-terminating'],
       'label-pod': ['nothing-to-write'],

@@ -149,7 +149,7 @@ describe('targets: what an action acts on (lib/targets/)', () => {
         assert.deepEqual({ kind: k, sources, requiredFields, permissions }, expected);
         assert.deepEqual(
           action.checks.map((c) => c.name),
-          ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'exists', 'protected-namespace', 'opted-out'],
+          ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'exists', 'opted-out'],
         );
       });
     }
