@@ -1,8 +1,9 @@
 import * as t from 'io-ts';
 import type { V1Node } from '@kubernetes/client-node';
-import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import { stringMap } from './answers';
 import type { Kube } from './client';
-import { KubeAnswerError, type Operation } from './errors';
+import type { Operation } from './errors';
+import { readNamed } from './objects';
 
 /** A node by name; nodes have no namespace. */
 export interface NodeRef {
@@ -35,18 +36,6 @@ const nodeAnswer = t.type(
  * The node as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
  * other answer, a 2xx that is not this very node included, throws.
  */
-export async function getNode(kube: Kube, node: NodeRef, deadline: number): Promise<V1Node | undefined> {
-  const op = nodeOp('get', node);
-  let answer: unknown;
-  try {
-    answer = await kube.request<unknown>({ method: 'GET', path: nodePath(node), op }, deadline);
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
-  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that node (${problems})`);
-  const decoded = decodedOrFail(nodeAnswer, answer, fail);
-  const wrong = mismatch('metadata.name', node.name, decoded.metadata.name);
-  if (wrong.length > 0) throw fail(wrong.join('; '));
-  return decoded;
+export function getNode(kube: Kube, node: NodeRef, deadline: number): Promise<V1Node | undefined> {
+  return readNamed(kube, nodeOp('get', node), nodePath(node), nodeAnswer, 'that node', node, deadline);
 }

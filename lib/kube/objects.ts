@@ -61,21 +61,34 @@ const objectAnswer = (ref: ApiObjectRef) =>
   );
 
 /**
- * The object as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any
- * other answer, a 2xx that is not this very object included, throws. The value is the answer as sent.
+ * Reads an object by its path: `undefined` when the API server says there is none (404 NotFound), else the answer,
+ * decoded by `codec` and checked to name the object asked for (a broken proxy may answer anything), as sent.
+ * lib/kube/answers.ts readObject does the same for namespaced objects; this one takes cluster-wide ones too.
  */
-export async function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
-  const op = objectOp('get', ref);
+export async function readNamed<A extends { readonly metadata: { readonly name: string; readonly namespace?: string } }>(
+  kube: Kube,
+  op: Operation,
+  path: string,
+  codec: t.Decoder<unknown, A>,
+  what: string,
+  ref: { readonly namespace?: string; readonly name: string },
+  deadline: number,
+): Promise<A | undefined> {
   let answer: unknown;
   try {
-    answer = await kube.request<unknown>({ method: 'GET', path: objectPath(ref), op }, deadline);
+    answer = await kube.request<unknown>({ method: 'GET', path, op }, deadline);
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
   }
-  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that object (${problems})`);
-  const decoded = decodedOrFail(objectAnswer(ref), answer, fail);
+  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not ${what} (${problems})`);
+  const decoded = decodedOrFail(codec, answer, fail);
   const wrong = [...mismatch('metadata.namespace', ref.namespace, decoded.metadata.namespace), ...mismatch('metadata.name', ref.name, decoded.metadata.name)];
   if (wrong.length > 0) throw fail(wrong.join('; '));
   return decoded;
+}
+
+/** The object as the API server has it, or `undefined` when it does not exist; any other answer throws (readNamed). */
+export function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
+  return readNamed(kube, objectOp('get', ref), objectPath(ref), objectAnswer(ref), 'that object', ref, deadline);
 }
