@@ -26,5 +26,23 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
     },
   },
+  {
+    // lib/kube is the Kubernetes client and nothing more: it knows pods, paths and answers, never an alert, an action
+    // or a parameter codec, so that what reaches a URL is decided outside it (checked names, lib/names.ts).
+    files: ['lib/kube/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)(target|params|alert|guards|action|runner|outcome|audit)(\\.ts)?$|(^|/)forwarder(/|$)',
+              message: 'lib/kube must not import the alert domain: take checked names and refs (lib/names.ts, lib/kube/refs.ts) instead.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -16,6 +16,7 @@ import { execFileSync } from 'child_process';
 import { writeFileSync } from 'fs';
 import * as path from 'path';
 import { ROOT } from '../build/main';
+import { commaList } from '../lib/params';
 import { buildArtifacts, type Artifacts } from './lib/artifacts';
 import { gitState, machine } from './lib/machine';
 import { onCleanup, runCleanups } from './lib/processes';
@@ -86,7 +87,7 @@ function parseOptions(argv: readonly string[]): Options {
     if (flag === '--quick') quick = true;
     else if (flag === '--json') json = true;
     else if (flag === '--only') {
-      const names = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const names = commaList(value());
       const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
       if (unknown.length > 0 || names.length === 0) {
         throw new UsageError(`--only: unknown section ${unknown.join(', ') || '(none given)'}; the sections are ${SECTIONS.join(', ')}`);

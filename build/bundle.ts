@@ -1,5 +1,5 @@
-import { createHash } from 'crypto';
 import * as esbuild from 'esbuild';
+import { sha256 } from '../lib/hash';
 
 /** Each bundle must stay far below what a ConfigMap and a client-side `kubectl apply` can hold. */
 export const BUNDLE_BUDGET_BYTES = 100 * 1024;
@@ -32,5 +32,5 @@ export async function bundle(name: string, entry: string, banner: string): Promi
     logLevel: 'silent',
   });
   const code = result.outputFiles[0].text;
-  return { name, code, bytes: Buffer.byteLength(code, 'utf8'), sha256: createHash('sha256').update(code, 'utf8').digest('hex') };
+  return { name, code, bytes: Buffer.byteLength(code, 'utf8'), sha256: sha256(code, 'hex') };
 }

@@ -1,6 +1,7 @@
-import { createHash } from 'crypto';
+import { sha256 } from '../lib/hash';
 import type { FunctionDescriptor } from '../lib/action';
 import { AFTER_EDIT } from '../lib/after-edit';
+import type { V1ConfigMap, V1EnvVar, V1ObjectMeta, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 
 /** Where a function's ConfigMap is mounted; the Kubeless runtime owns /kubeless. */
 export const CONFIG_MOUNT_PATH = '/etc/falco-response';
@@ -11,10 +12,10 @@ export const configMapName = (functionName: string) => `${functionName}-config`;
 /** What the generator adds for a function's config files and namespace variable; all empty for most functions. */
 export interface ConfigWiring {
   /** The ConfigMap `<function>-config`, when the function has config files. */
-  readonly objects: readonly unknown[];
-  readonly env: readonly unknown[];
-  readonly volumes: readonly unknown[];
-  readonly volumeMounts: readonly unknown[];
+  readonly objects: readonly (V1ConfigMap & { readonly apiVersion: 'v1'; readonly kind: 'ConfigMap'; readonly metadata: V1ObjectMeta & { readonly name: string } })[];
+  readonly env: readonly V1EnvVar[];
+  readonly volumes: readonly V1Volume[];
+  readonly volumeMounts: readonly V1VolumeMount[];
   /**
    * On the pod template: the content's hash, so that applying a changed ConfigMap from manifests/ also rolls the
    * pod, which a file read only at start needs (a followed file would not, but the roll does no harm).
@@ -52,7 +53,7 @@ export function configWiring(descriptor: FunctionDescriptor, namespace: string, 
     env: [...files.map((f) => ({ name: f.env, value: `${CONFIG_MOUNT_PATH}/${f.name}` })), ...namespaceEnv],
     volumes: [{ name: VOLUME, configMap: { name } }],
     volumeMounts: [{ name: VOLUME, mountPath: CONFIG_MOUNT_PATH, readOnly: true }],
-    podAnnotations: { 'falco-response.io/config-sha256': createHash('sha256').update(JSON.stringify(data), 'utf8').digest('hex') },
+    podAnnotations: { 'falco-response.io/config-sha256': sha256(JSON.stringify(data), 'hex') },
   };
 }
 

@@ -10,8 +10,8 @@ import { checkConfiguredFunctions, CONFIG_FILE, loadConfig } from './config';
 import { checkConfigFiles } from './config-files';
 import { discoverFunctions } from './discover';
 import { FUNCTIONS_DOC, functionsDoc } from './docs';
-import { callersOf, checkFunctionChecksums, functionObjects, generateManifests } from './manifests';
-import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { checkFunctionChecksums, generateManifests } from './manifests';
+import { callersOf, functionModel } from './model';
 import { annotationBytesAfterApply, generateStandalone, STANDALONE_BUDGET, type StandaloneSizes } from './standalone';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -49,15 +49,14 @@ export async function buildAll(root: string = ROOT): Promise<BuildResult> {
     );
   }
   const runtime = await bundle('kubeless-runtime', path.join(root, 'runtime', 'main.ts'), '/* falco-response Kubeless-compatible runtime */');
-  const standalone = generateStandalone(built, runtime, config);
-  const manifests = new Map([...generateManifests(built, config), ...standalone.files]);
+  // Each function's objects, built once; both targets render from them.
+  const callers = callersOf(built.map((b) => b.descriptor));
+  const models = built.map((b) => functionModel(b.descriptor, b.bundle, config, callers));
+  const kubeless = generateManifests(models, config);
+  const standalone = generateStandalone(models, runtime, config);
+  const manifests = new Map([...kubeless.files, ...standalone.files]);
   for (const [file, text] of manifests) checkFunctionChecksums(file, text);
-  const applyAnnotationBytes = new Map(
-    built.map((b) => {
-      const fn = functionObjects(b.descriptor, b.bundle, config, callersOf(built.map((x) => x.descriptor))).find((o) => (o as { kind: string }).kind === 'Function');
-      return [b.descriptor.name, annotationBytesAfterApply(fn as { metadata?: V1ObjectMeta })] as const;
-    }),
-  );
+  const applyAnnotationBytes = new Map([...kubeless.functions].map(([name, fn]) => [name, annotationBytesAfterApply(fn)] as const));
   const tooBig = [...applyAnnotationBytes].filter(([, bytes]) => bytes > STANDALONE_BUDGET.annotationBytes);
   if (tooBig.length > 0) {
     throw new Error(

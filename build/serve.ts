@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from 'os';
 import * as path from 'path';
 import { parse } from 'yaml';
+import { FUNCTION_PORT, runtimeEnv } from '../lib/kubeless';
 import { CONFIG_FILE, loadConfig, parameterEnv } from './config';
 import { discoverFunctions, type DiscoveredFunction } from './discover';
 import { DIST, ROOT } from './main';
@@ -215,14 +216,15 @@ export async function serve(options: ServeOptions): Promise<Served> {
       }
       return {
         PATH: shell.PATH ?? '',
-        MOD_NAME: f.name,
-        FUNC_HANDLER: 'handler',
-        KUBELESS_INSTALL_VOLUME: path.join(dist, 'functions'),
-        FUNC_PORT: String(port),
-        FUNC_HOST: HOST,
-        FUNC_TIMEOUT: String(config.timeoutSeconds),
-        FUNC_RUNTIME: config.runtime,
-        FUNC_MEMORY_LIMIT: config.resources.limits.memory ?? '',
+        ...runtimeEnv({
+          modName: f.name,
+          installVolume: path.join(dist, 'functions'),
+          timeoutSeconds: config.timeoutSeconds,
+          runtime: config.runtime,
+          memoryLimit: config.resources.limits.memory ?? '',
+          port,
+          host: HOST,
+        }),
         ...declared,
         ...(options.dryRun === true ? { DRY_RUN: 'true' } : {}),
         ...(kubeconfig === undefined ? {} : { KUBECONFIG: kubeconfig }),
@@ -230,7 +232,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
       };
     };
 
-    const port = options.port ?? 8080;
+    const port = options.port ?? FUNCTION_PORT;
     const routed = wanted.includes(FORWARDER) && wanted.length > 1;
     const actions = routed ? wanted.filter((n) => n !== FORWARDER) : wanted;
     // With the forwarder, every action takes a free port and the forwarder the given one; alone, a function takes it.
@@ -255,7 +257,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
   }
 }
 
-const USAGE = 'usage: npm run serve -- <function>|--all [--dry-run] [--kubeconfig path] [--port 8080]';
+const USAGE = `usage: npm run serve -- <function>|--all [--dry-run] [--kubeconfig path] [--port ${FUNCTION_PORT}]`;
 
 export function parseServeArgs(argv: readonly string[]): ServeOptions {
   const names: string[] = [];

@@ -1,36 +1,23 @@
 /**
- * The standalone target, manifests/standalone/: what Kubeless's controller would derive from each generated Function
+ * The standalone target, manifests/standalone/: what Kubeless's controller would make of each function's Function
  * (a ConfigMap with the code, a Deployment, a Service named after the function, on port 8080), written out directly,
  * so the same bundles run on a cluster that has nothing but Kubernetes. The pods run a stock Node image; the
  * Kubeless-compatible runtime of runtime/ ships in the ConfigMap next to the bundle.
  *
  * Everything the Function's pod gets (ServiceAccount, RBAC, parameters, security context, resources, and any volume
- * or variable a function declares) is taken from the Kubeless generator's own objects, not written a second time.
+ * or variable a function declares) comes from the same model as the Function (build/model.ts), not written twice.
  */
-import type {
-  V1ConfigMap,
-  V1Container,
-  V1Deployment,
-  V1EnvVar,
-  V1ObjectMeta,
-  V1PodDisruptionBudget,
-  V1PodSpec,
-  V1Probe,
-  V1Service,
-} from '@kubernetes/client-node';
-import { Document, isScalar, Scalar } from 'yaml';
-import type { FunctionDescriptor } from '../lib/action';
+import type { V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1ObjectMeta, V1PodDisruptionBudget, V1PodSpec, V1Probe, V1Service } from '@kubernetes/client-node';
+import { FUNCTION_PORT, INSTALL_VOLUME, runtimeEnv } from '../lib/kubeless';
 import type { Bundle } from './bundle';
 import { standaloneAvailability, standaloneImage, type DeploymentConfig } from './config';
-import { functionObjects, HEADER, kustomizationYaml, namespaceObject, PART_OF, sha256Of, callersOf } from './manifests';
+import { kustomizationYaml, namespaceObject, sha256Of, toYaml } from './manifests';
+import { PART_OF, sharedObjects, type FunctionModel, type Manifest } from './model';
 
 export const STANDALONE_DIR = 'standalone';
 /** The runtime's file name in each ConfigMap, next to `<function>.js`. */
 export const RUNTIME_FILE = 'kubeless-runtime.js';
-/** Where Kubeless mounts the code (KUBELESS_INSTALL_VOLUME); the ConfigMap goes to the same place. */
-export const INSTALL_VOLUME = '/kubeless';
-/** The port Kubeless serves on and Falcosidekick calls (`kubeless.port`, default 8080). */
-export const FUNCTION_PORT = 8080;
+/** The code's volume, mounted where Kubeless mounts the code (KUBELESS_INSTALL_VOLUME). */
 const CODE_VOLUME = 'kubeless';
 
 /**
@@ -55,22 +42,6 @@ export const ANNOTATIONS_LIMIT_BYTES = 262144;
 export const STANDALONE_BUDGET = { configMapBytes: CONFIGMAP_LIMIT_BYTES * 0.75, annotationBytes: ANNOTATIONS_LIMIT_BYTES * 0.75 };
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
-
-interface KubeObject {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: V1ObjectMeta & { name: string };
-}
-
-/** The part of the generated Kubeless Function the standalone objects are derived from. */
-interface KubelessFunction extends KubeObject {
-  readonly kind: 'Function';
-  readonly spec: {
-    readonly handler: string;
-    readonly timeout: string;
-    readonly deployment: { readonly spec: { readonly template: { readonly metadata?: V1ObjectMeta; readonly spec: V1PodSpec } } };
-  };
-}
 
 export interface StandaloneSizes {
   /** The ConfigMap's data as the API server counts it against its 1 MiB: keys and values, in bytes. */
@@ -119,44 +90,32 @@ function kubeletProbe(periodSeconds: number, initialDelaySeconds: number): V1Pro
   return { httpGet: { path: '/healthz', port: FUNCTION_PORT }, initialDelaySeconds, periodSeconds };
 }
 
+
 /**
  * One function's standalone objects: those the Kubeless target also ships (ServiceAccount, RBAC, ...), then the
  * code ConfigMap, the Deployment, its PodDisruptionBudget and the Service Falcosidekick calls.
  */
-export function standaloneObjects(
-  descriptor: FunctionDescriptor,
-  bundle: Bundle,
-  runtime: Bundle,
-  config: DeploymentConfig,
-  callers: readonly string[],
-): unknown[] {
-  const { name } = descriptor;
-  const namespace = config.namespace;
+export function standaloneObjects(model: FunctionModel, runtime: Bundle, config: DeploymentConfig): Manifest[] {
+  const { name, namespace, bundle } = model;
   if (`${name}.js` === RUNTIME_FILE) {
     throw new Error(`functions/${name}: the name is taken by the runtime's file in the standalone target's ConfigMap; rename the folder`);
   }
-  const generated = functionObjects(descriptor, bundle, config, callers) as KubeObject[];
-  const fn = generated.find((o): o is KubelessFunction => o.kind === 'Function');
-  if (fn === undefined) throw new Error(`functions/${name}: the Kubeless generator made no Function to derive the standalone objects from`);
-  const shared = generated.filter((o) => o !== fn);
-
-  const [modName, funcHandler] = fn.spec.handler.split('.');
-  const template = fn.spec.deployment.spec.template;
-  const { containers, volumes = [], ...podRest } = template.spec;
-  if (containers.length !== 1) throw new Error(`functions/${name}: the Function's pod template has ${containers.length} containers, expected 1`);
-  const { env = [], resources, securityContext, volumeMounts = [], ...containerRest } = containers[0];
+  const {
+    containers: [{ env = [], resources, securityContext, volumeMounts = [], ...containerRest }],
+    volumes = [],
+    ...podRest
+  } = model.pod.spec;
   if (volumes.some(byName(CODE_VOLUME)) || volumeMounts.some((m) => m.name === CODE_VOLUME || m.mountPath === INSTALL_VOLUME)) {
     throw new Error(`functions/${name}: the volume name '${CODE_VOLUME}' and the path ${INSTALL_VOLUME} are the standalone target's own`);
   }
 
   const { image, nodeMajor } = standaloneImage(config);
-  const labels = { ...PART_OF, 'app.kubernetes.io/name': name };
   // Pods are selected by `function: <name>` exactly as Kubeless's are, so NetworkPolicies written for one target fit
   // the other; `created-by: kubeless` is left out, since Kubeless's controller claims objects that carry it.
   const selector = { function: name, ...PART_OF };
-  const podLabels = { function: name, ...labels };
+  const podLabels = { function: name, ...model.labels };
 
-  const codeConfigMap: V1ConfigMap & KubeObject = {
+  const codeConfigMap: Manifest<V1ConfigMap> = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: {
@@ -168,29 +127,27 @@ export function standaloneObjects(
     data: { [`${name}.js`]: bundle.code, [RUNTIME_FILE]: runtime.code },
   };
 
-  // The environment Kubeless's controller gives the runtime container, in its order, after the Function's own.
-  const kubelessEnv: V1EnvVar[] = [
-    { name: 'FUNC_HANDLER', value: funcHandler },
-    { name: 'MOD_NAME', value: modName },
-    { name: 'FUNC_TIMEOUT', value: fn.spec.timeout },
+  // The environment Kubeless's controller gives the runtime container, after the function's own; last the runtime's
+  // drain on SIGTERM (runtime/main.ts), which is not Kubeless's.
+  const kubelessEnv = runtimeEnv({
+    modName: name,
+    installVolume: INSTALL_VOLUME,
+    timeoutSeconds: model.timeoutSeconds,
     // The Node that really runs: the image's, which the default keeps equal to the Kubeless runtime's.
-    { name: 'FUNC_RUNTIME', value: `nodejs${nodeMajor}` },
-    { name: 'FUNC_MEMORY_LIMIT', value: resources?.limits?.memory ?? '0' },
-    { name: 'FUNC_PORT', value: String(FUNCTION_PORT) },
-    { name: 'KUBELESS_INSTALL_VOLUME', value: INSTALL_VOLUME },
-    { name: 'NODE_PATH', value: `${INSTALL_VOLUME}/node_modules` },
-  ];
-  // Not Kubeless's: the runtime's drain on SIGTERM (runtime/main.ts).
-  const shutdownEnv: V1EnvVar[] = [{ name: 'SHUTDOWN_DELAY_SECONDS', value: String(SHUTDOWN_DELAY_SECONDS) }];
+    runtime: `nodejs${nodeMajor}`,
+    memoryLimit: resources?.limits?.memory ?? '0',
+    port: FUNCTION_PORT,
+    shutdownDelaySeconds: SHUTDOWN_DELAY_SECONDS,
+  });
   const container: V1Container = {
-    // Anything else the Function's container declares; the container is named after the function, as Kubeless does.
+    // Anything else the model's container declares; the container is named after the function, as Kubeless does.
     ...containerRest,
     name,
     image,
     imagePullPolicy: 'IfNotPresent',
     command: ['node', `${INSTALL_VOLUME}/${RUNTIME_FILE}`],
     ports: [{ name: 'http', containerPort: FUNCTION_PORT, protocol: 'TCP' }],
-    env: [...env, ...kubelessEnv, ...shutdownEnv].map(asStored),
+    env: [...env, ...Object.entries(kubelessEnv).map(([variable, value]) => ({ name: variable, value }))].map(asStored),
     ...(resources === undefined ? {} : { resources }),
     ...(securityContext === undefined ? {} : { securityContext }),
     // Kubeless's liveness probe; readiness keeps a starting pod out of the Service until it answers, and takes a
@@ -202,7 +159,7 @@ export function standaloneObjects(
   const { replicas, pdbApiVersion } = standaloneAvailability(config);
   const podSpec: V1PodSpec = {
     ...podRest,
-    terminationGracePeriodSeconds: SHUTDOWN_DELAY_SECONDS + Number(fn.spec.timeout) + GRACE_MARGIN_SECONDS,
+    terminationGracePeriodSeconds: SHUTDOWN_DELAY_SECONDS + model.timeoutSeconds + GRACE_MARGIN_SECONDS,
     // Replicas on different nodes where there are several, so that one node's drain or loss leaves one answering.
     affinity: {
       podAntiAffinity: {
@@ -215,10 +172,10 @@ export function standaloneObjects(
     volumes: [...volumes, { name: CODE_VOLUME, configMap: { name } }],
   };
 
-  const deployment: V1Deployment & KubeObject = {
+  const deployment: Manifest<V1Deployment> = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name, namespace, labels: podLabels, ...(fn.metadata.annotations === undefined ? {} : { annotations: fn.metadata.annotations }) },
+    metadata: { name, namespace, labels: podLabels, annotations: { ...model.annotations } },
     spec: {
       replicas,
       selector: { matchLabels: selector },
@@ -227,9 +184,9 @@ export function standaloneObjects(
       template: {
         metadata: {
           labels: podLabels,
-          // The Function template's own annotations (e.g. its config files' hash) come along.
+          // The pod's own annotations (e.g. its config files' hash) come along.
           annotations: {
-            ...template.metadata?.annotations,
+            ...model.pod.annotations,
             [CODE_SHA_ANNOTATION]: sha256Of(JSON.stringify(codeConfigMap.data)),
             'prometheus.io/scrape': 'true',
             'prometheus.io/path': '/metrics',
@@ -243,14 +200,14 @@ export function standaloneObjects(
 
   // A drain or any other eviction takes at most one pod of the function at a time; with one replica configured it
   // is still allowed (a budget that forbids every eviction blocks node drains for good).
-  const disruptionBudget: V1PodDisruptionBudget & KubeObject = {
+  const disruptionBudget: Manifest<V1PodDisruptionBudget> = {
     apiVersion: pdbApiVersion,
     kind: 'PodDisruptionBudget',
     metadata: { name, namespace, labels: podLabels },
     spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
   };
 
-  const service: V1Service & KubeObject = {
+  const service: Manifest<V1Service> = {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name, namespace, labels: podLabels },
@@ -261,31 +218,16 @@ export function standaloneObjects(
       ports: [{ name: 'http-function-port', protocol: 'TCP', port: FUNCTION_PORT, targetPort: FUNCTION_PORT }],
     },
   };
-  return [...shared, codeConfigMap, deployment, disruptionBudget, service];
+  return [...sharedObjects(model), codeConfigMap, deployment, disruptionBudget, service];
 }
 
-/** Renders objects like the Kubeless files, with the code of a ConfigMap as literal blocks, byte for byte. */
-export function toStandaloneYaml(objects: readonly unknown[]): string {
-  const docs = objects.map((object) => {
-    // Labels are shared between the Deployment and its template: written out twice, not as a YAML alias.
-    const doc = new Document(object, { aliasDuplicateObjects: false });
-    if ((object as KubeObject).kind === 'ConfigMap') {
-      for (const key of Object.keys((object as V1ConfigMap).data ?? {})) {
-        if (!key.endsWith('.js')) continue;
-        const node = doc.getIn(['data', key], true);
-        if (isScalar(node)) node.type = Scalar.BLOCK_LITERAL;
-      }
-    }
-    return `---\n${doc.toString({ lineWidth: 0, indent: 2 })}`;
-  });
-  return HEADER + docs.join('');
-}
+const isConfigMap = (object: Manifest): object is Manifest<V1ConfigMap> => object.kind === 'ConfigMap';
 
 /** Sizes of one function's objects; fails the build past the budget, naming the object and the figures. */
-export function checkStandaloneSizes(name: string, objects: readonly unknown[]): StandaloneSizes {
+export function checkStandaloneSizes(name: string, objects: readonly Manifest[]): StandaloneSizes {
   const problems: string[] = [];
   let sizes: StandaloneSizes | undefined;
-  for (const object of objects as (KubeObject & V1ConfigMap)[]) {
+  for (const object of objects) {
     const what = `manifests/${STANDALONE_DIR}/${name}.yaml: the ${object.kind} '${object.metadata.name}'`;
     const annotationBytes = annotationBytesAfterApply(object);
     if (annotationBytes > STANDALONE_BUDGET.annotationBytes) {
@@ -294,7 +236,7 @@ export function checkStandaloneSizes(name: string, objects: readonly unknown[]):
           `(budget ${STANDALONE_BUDGET.annotationBytes}, limit ${ANNOTATIONS_LIMIT_BYTES})`,
       );
     }
-    if (object.kind !== 'ConfigMap') continue;
+    if (!isConfigMap(object)) continue;
     const configMapBytes = configMapDataBytes(object);
     if (configMapBytes > STANDALONE_BUDGET.configMapBytes) {
       problems.push(`${what} holds ${configMapBytes} bytes (budget ${STANDALONE_BUDGET.configMapBytes}, limit ${CONFIGMAP_LIMIT_BYTES})`);
@@ -311,19 +253,14 @@ export function checkStandaloneSizes(name: string, objects: readonly unknown[]):
  * kustomization.yaml for `kubectl apply -k manifests/standalone/` (kustomize reads nothing outside its folder, hence
  * a namespace file of its own).
  */
-export function generateStandalone(
-  functions: readonly { descriptor: FunctionDescriptor; bundle: Bundle }[],
-  runtime: Bundle,
-  config: DeploymentConfig,
-): StandaloneManifests {
+export function generateStandalone(models: readonly FunctionModel[], runtime: Bundle, config: DeploymentConfig): StandaloneManifests {
   const files = new Map<string, string>();
   const sizes = new Map<string, StandaloneSizes>();
-  files.set(`${STANDALONE_DIR}/00-namespace.yaml`, toStandaloneYaml([namespaceObject(config)]));
-  const callers = callersOf(functions.map((f) => f.descriptor));
-  for (const { descriptor, bundle } of functions) {
-    const objects = standaloneObjects(descriptor, bundle, runtime, config, callers);
-    files.set(`${STANDALONE_DIR}/${descriptor.name}.yaml`, toStandaloneYaml(objects));
-    sizes.set(descriptor.name, checkStandaloneSizes(descriptor.name, objects));
+  files.set(`${STANDALONE_DIR}/00-namespace.yaml`, toYaml([namespaceObject(config)]));
+  for (const model of models) {
+    const objects = standaloneObjects(model, runtime, config);
+    files.set(`${STANDALONE_DIR}/${model.name}.yaml`, toYaml(objects));
+    sizes.set(model.name, checkStandaloneSizes(model.name, objects));
   }
   const resources = [...files.keys()].map((f) => f.slice(STANDALONE_DIR.length + 1)).sort();
   files.set(`${STANDALONE_DIR}/kustomization.yaml`, kustomizationYaml(resources));

@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'crypto';
+import { timingSafeEqual } from 'crypto';
 import { REFUSALS_LOG_INTERVAL_MS } from './admission';
+import { sha256 } from './hash';
 import { CountedLine, type Logger } from './log';
 
 /**
@@ -90,7 +91,6 @@ function bearerToken(header: string): string | undefined {
   return header.slice(start);
 }
 
-const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /**
  * Whether the call may go on: always when no secret is configured; else only with the secret as bearer token. Both
@@ -100,7 +100,7 @@ export function isAuthorized(event: unknown, secret: string | undefined): boolea
   if (secret === undefined) return true;
   const header = authorizationHeader(event);
   const token = header === undefined ? undefined : bearerToken(header);
-  const matches = timingSafeEqual(digest(token ?? ''), digest(secret));
+  const matches = timingSafeEqual(sha256(token ?? ''), sha256(secret));
   return token !== undefined && matches;
 }
 

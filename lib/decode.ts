@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
-import { printable } from './text';
+import { clipped, printable } from './text';
 
 /** A decode failure as an operator reads it: the path inside the input, what was expected and what came. */
 export class InvalidInputError extends Error {
@@ -13,12 +13,6 @@ export class InvalidInputError extends Error {
 const MAX_SHOWN_VALUE = 80;
 const MAX_PROBLEMS = 5;
 
-/** Cuts text for a message without splitting a surrogate pair. */
-function shorten(text: string, max: number): string {
-  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
-  return `${text.slice(0, end)}… (${text.length} characters)`;
-}
-
 /** Quotes a received value for a message, cut short: alert text is attacker-written and may be huge. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -28,7 +22,7 @@ export function describeValue(value: unknown): string {
   } catch {
     text = `an unprintable ${typeof value}`; // cycles, BigInt, nesting deeper than the stack
   }
-  return text.length > MAX_SHOWN_VALUE ? shorten(text, MAX_SHOWN_VALUE) : text;
+  return clipped(text, MAX_SHOWN_VALUE);
 }
 
 /** An object key for a path: quoted, escaped and cut short like a value, since keys are attacker-written too. */

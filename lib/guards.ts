@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import { isQualifiedName } from './names';
-import { booleanText, namespaceListText, param, priorityText, type ParamValues } from './params';
+import { booleanText, commaList, namespaceListText, param, priorityText, type ParamValues } from './params';
 
 /** Namespaces never acted upon unless the operator says otherwise: the control plane's and our own neighbours'. */
 export const DEFAULT_PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'kubeless', 'falco', 'falco-response'];
@@ -14,7 +14,7 @@ export const rulesText = new t.Type<RuleSelection, string, string>(
   (u): u is RuleSelection => typeof u === 'object' && u !== null && 'all' in u,
   (s, c) => {
     if (s.trim() === '*') return t.success({ all: true });
-    const names = s.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const names = commaList(s);
     return names.length === 0
       ? t.failure(s, c, "a comma-separated list of Falco rule names, or '*' for every rule")
       : t.success({ all: false, names });

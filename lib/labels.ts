@@ -1,6 +1,6 @@
-import { createHash } from 'crypto';
 import * as t from 'io-ts';
 import { describeValue } from './decode';
+import { sha256 } from './hash';
 import { isLabelValue, isQualifiedName } from './names';
 
 /** Kubernetes caps a label value at 63 characters. */
@@ -34,7 +34,7 @@ export type DerivedLabelValue =
 
 /** The first hex digits of the SHA-256 of the text's UTF-8 bytes: `shortHash('x')` is always the same 8 digits. */
 export function shortHash(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, HASH_LENGTH);
+  return sha256(text, 'hex').slice(0, HASH_LENGTH);
 }
 
 const isAlphanumeric = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);

@@ -1,4 +1,4 @@
-import { printable } from './text';
+import { clipped as clippedTo, printable } from './text';
 
 /** Structured logs: one JSON object per line, so `kubectl logs` output can be filtered with jq. */
 export type Fields = Readonly<Record<string, unknown>>;
@@ -15,7 +15,7 @@ export const MAX_LOGGED_TEXT = 200;
 
 /** Alert text in a log field, cut short so one log line stays readable however long the text. */
 export function clipped(text: string, max: number = MAX_LOGGED_TEXT): string {
-  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+  return clippedTo(text, max);
 }
 
 /**

@@ -1,7 +1,8 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
 import { describeValue, reportErrors } from './decode';
-import { isDns1123Label } from './names';
+import { ConfigurationError } from './errors';
+import { isNamespaceName } from './names';
 import { PRIORITIES, PriorityCodec, type Priority } from './priority';
 
 /**
@@ -24,13 +25,8 @@ export function param<A>(env: string, codec: t.Type<A, string, string>, defaultV
   return { env, codec, defaultValue, description };
 }
 
-/** A configuration that cannot be used: each problem names the variable, what it takes and what it holds. */
-export class ConfigurationError extends Error {
-  override name = 'ConfigurationError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration: ${problems.join('; ')}`);
-  }
-}
+// lib/kube throws it too, and must not import this module (eslint.config.mjs): it lives in lib/errors.ts.
+export { ConfigurationError };
 
 /** Reads every parameter from `env`, falling back to its default; throws ConfigurationError listing all problems. */
 export function readParams<P extends ParamSpecs>(specs: P, env: Readonly<Record<string, string | undefined>>): ParamValues<P> {
@@ -55,6 +51,11 @@ function expectedOf(errors: t.Errors, fallback: string): string {
 }
 
 // Codecs from the text of an environment variable to a value.
+
+/** The items of a comma-separated setting, trimmed, blanks dropped: `commaList(' a, ,b ')` is `['a', 'b']`. */
+export function commaList(text: string): string[] {
+  return text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
 
 /** `true` or `false`, any case. */
 export const booleanText = new t.Type<boolean, string, string>(
@@ -82,14 +83,19 @@ export function integerText(min: number, max: number): t.Type<number, string, st
   );
 }
 
-/** A comma-separated list whose every item satisfies `check`; blanks around items are ignored. */
+/**
+ * A comma-separated list whose every item satisfies `check`; blanks around items are ignored. A type guard makes a
+ * list of what it guards: `listText('namespace names', isNamespaceName)` reads `readonly NamespaceName[]`.
+ */
+export function listText<A extends string>(itemDescription: string, check: (item: string) => item is A): t.Type<readonly A[], string, string>;
+export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string>;
 export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string> {
   const expected = `a comma-separated list of ${itemDescription}`;
   return new t.Type<readonly string[], string, string>(
     expected,
     (u): u is readonly string[] => Array.isArray(u),
     (s, c) => {
-      const items = s.split(',').map((i) => i.trim()).filter((i) => i !== '');
+      const items = commaList(s);
       const bad = items.find((i) => !check(i));
       return bad === undefined ? t.success(items) : t.failure(s, c, `${expected} (${describeValue(bad)} is not one)`);
     },
@@ -97,7 +103,7 @@ export function listText(itemDescription: string, check: (item: string) => boole
   );
 }
 
-export const namespaceListText = listText('namespace names', isDns1123Label);
+export const namespaceListText = listText('namespace names', isNamespaceName);
 
 /** A Falco priority, any case. */
 export const priorityText: t.Type<Priority, string, string> = new t.Type<Priority, string, string>(

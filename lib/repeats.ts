@@ -1,4 +1,4 @@
-import { createHash } from 'crypto';
+import { sha256 } from './hash';
 
 /**
  * A call sent twice gets one answer. The forwarder (like any HTTP client on a kept-alive socket) sends a call again
@@ -34,7 +34,7 @@ export function repeatKey(event: unknown): string | undefined {
     }
   }
   // Length-prefixed, so no event-id and body can be cut differently into the same text.
-  return createHash('sha256').update(`${Buffer.byteLength(eventId, 'utf8')}:${eventId}\n`, 'utf8').update(body).digest('base64');
+  return sha256([`${Buffer.byteLength(eventId, 'utf8')}:${eventId}\n`, body], 'base64');
 }
 
 interface Entry<A> {

@@ -1,11 +1,9 @@
 import { fieldAsString, isAuditAlert, knownField, type FalcoAlert } from './alert';
 import { describeValue, InvalidInputError } from './decode';
-import { isDns1123Label, isDns1123Subdomain } from './names';
+import type { PodRef } from './kube/refs';
+import { isDns1123Label, namespaceName, objectName } from './names';
 
-export interface PodRef {
-  readonly namespace: string;
-  readonly name: string;
-}
+export type { PodRef };
 
 export type Target = { readonly kind: 'pod'; readonly pod: PodRef } | { readonly kind: 'none'; readonly reason: string };
 
@@ -78,12 +76,14 @@ function auditTarget(alert: FalcoAlert): Target {
 
 function validated(namespace: string, name: string, namespaceField: string, nameField: string): PodRef {
   const problems: string[] = [];
-  if (!isDns1123Label(namespace)) problems.push(namespaceProblem(namespaceField, namespace));
-  if (!isDns1123Subdomain(name)) {
+  const checkedNamespace = namespaceName(namespace);
+  const checkedName = objectName(name);
+  if (checkedNamespace === undefined) problems.push(namespaceProblem(namespaceField, namespace));
+  if (checkedName === undefined) {
     problems.push(
       `alert: output_fields["${nameField}"]: expected a pod name (lowercase letters, digits, '-' and '.', at most 253), got ${describeValue(name)}`,
     );
   }
-  if (problems.length > 0) throw new InvalidInputError(problems);
-  return { namespace, name };
+  if (checkedNamespace === undefined || checkedName === undefined) throw new InvalidInputError(problems);
+  return { namespace: checkedNamespace, name: checkedName };
 }

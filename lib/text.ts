@@ -17,3 +17,13 @@ const escape = (unit: number) => `\\u${unit.toString(16).padStart(4, '0')}`;
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (c) => (c.length === 1 ? escape(c.charCodeAt(0)) : escape(c.charCodeAt(0)) + escape(c.charCodeAt(1))));
 }
+
+/**
+ * `text` when it holds at most `max` UTF-16 units; else its first `max` (one fewer where the last would be half a
+ * surrogate pair) and `mark`, by default the length: `clipped('abcdef', 3)` is `abc… (6 characters)`.
+ */
+export function clipped(text: string, max: number, mark = `… (${text.length} characters)`): string {
+  if (text.length <= max) return text;
+  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return text.slice(0, end) + mark;
+}

@@ -7,40 +7,22 @@
 import * as http from 'http';
 import type * as net from 'net';
 import * as path from 'path';
+import { readKubelessEnv, type KubelessSettings } from '../lib/kubeless';
 import { jsonLogger, type Fields, type Logger } from '../lib/log';
 import { printable } from '../lib/text';
 
-/** MOD_NAME, FUNC_HANDLER, FUNC_TIMEOUT, FUNC_PORT, FUNC_RUNTIME, FUNC_MEMORY_LIMIT, REQ_MB_LIMIT, KUBELESS_INSTALL_VOLUME. */
+/** The Kubeless environment (lib/kubeless.ts) and the runtime's own limits. */
 export type RuntimeEnv = Readonly<Record<string, string | undefined>>;
 
 type Handler = (event: unknown, context: unknown) => unknown;
 
-interface Settings {
-  modName: string;
-  funcHandler: string;
-  timeoutSeconds: number;
-  port: number;
-  runtime: string;
-  memoryLimit: string;
-  bodyLimitBytes: number;
+interface Settings extends KubelessSettings {
   modulePath: string;
 }
 
 export function settingsOf(env: RuntimeEnv): Settings {
-  const modName = env.MOD_NAME ?? '';
-  const funcHandler = env.FUNC_HANDLER ?? '';
-  if (modName === '' || funcHandler === '') throw new Error('MOD_NAME and FUNC_HANDLER must be set');
-  const volume = env.KUBELESS_INSTALL_VOLUME ?? '/kubeless';
-  return {
-    modName,
-    funcHandler,
-    timeoutSeconds: Number(env.FUNC_TIMEOUT ?? '180') || 180,
-    port: Number(env.FUNC_PORT ?? '8080'),
-    runtime: env.FUNC_RUNTIME ?? '',
-    memoryLimit: env.FUNC_MEMORY_LIMIT ?? '',
-    bodyLimitBytes: (Number(env.REQ_MB_LIMIT ?? '1') || 1) * 1024 * 1024,
-    modulePath: path.join(volume, `${modName}.js`),
-  };
+  const settings = readKubelessEnv(env);
+  return { ...settings, modulePath: path.join(settings.installVolume, `${settings.modName}.js`) };
 }
 
 /** As Kubeless: `module.exports` itself when it is a function, else `exports[FUNC_HANDLER]`. */

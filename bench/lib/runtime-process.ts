@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import { closeSync, openSync, readFileSync } from 'fs';
 import * as http from 'http';
 import * as path from 'path';
+import { runtimeEnv } from '../../lib/kubeless';
 import { onCleanup, stop } from './processes';
 
 export interface RuntimeProcess {
@@ -34,13 +35,7 @@ export async function startRuntimeProcess(options: {
       detached: true,
       env: {
         PATH: process.env.PATH ?? '',
-        MOD_NAME: options.name,
-        FUNC_HANDLER: 'handler',
-        KUBELESS_INSTALL_VOLUME: options.functionsDir,
-        FUNC_PORT: '0',
-        FUNC_HOST: '127.0.0.1',
-        FUNC_TIMEOUT: '30',
-        FUNC_RUNTIME: 'nodejs14',
+        ...runtimeEnv({ modName: options.name, installVolume: options.functionsDir, timeoutSeconds: 30, runtime: 'nodejs14', port: 0, host: '127.0.0.1' }),
         ...options.env,
       },
       stdio: ['ignore', fd, fd],

@@ -5,6 +5,7 @@ import { describeValue } from '../../lib/decode';
 import { labelKeyExpectation, labelValueFrom } from '../../lib/labels';
 import type { PodMetadataPatch } from '../../lib/kube/pods';
 import { isDns1123Subdomain, isLabelValue } from '../../lib/names';
+import { commaList } from '../../lib/params';
 import { printable } from '../../lib/text';
 
 /** One item of LABELS: a fixed value, a value derived from the alert, or a removal (`key-`, as kubectl writes it). */
@@ -60,7 +61,7 @@ export const labelItemsText = new t.Type<readonly LabelItem[], string, string>(
   LABELS_EXPECTED,
   (u): u is readonly LabelItem[] => Array.isArray(u),
   (s, c) => {
-    const raw = s.split(',').map((i) => i.trim()).filter((i) => i !== '');
+    const raw = commaList(s);
     if (raw.length === 0) return t.failure(s, c, `${LABELS_EXPECTED}, at least one`);
     const problems: string[] = [];
     const items: LabelItem[] = [];

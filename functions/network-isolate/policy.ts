@@ -3,7 +3,8 @@ import { isIPv4, isIPv6 } from 'net';
 import * as t from 'io-ts';
 import { describeValue } from '../../lib/decode';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyRef, NetworkPolicySpec } from '../../lib/kube/networkpolicies';
-import { isDns1123Subdomain, isQualifiedName, NAMESPACE_NAME_LABEL } from '../../lib/names';
+import { isObjectName, isQualifiedName, NAMESPACE_NAME_LABEL, objectName, type ObjectName } from '../../lib/names';
+import { commaList } from '../../lib/params';
 
 /** The default of NAMESPACE_NAME_LABEL: right from Kubernetes 1.21 on, to be set by hand before (lib/names.ts). */
 export { NAMESPACE_NAME_LABEL };
@@ -81,7 +82,7 @@ export const cidrListText = new t.Type<readonly string[], string, string>(
   CIDRS_EXPECTED,
   (u): u is readonly string[] => Array.isArray(u),
   (s, c) => {
-    const items = s.split(',').map((i) => i.trim()).filter((i) => i !== '');
+    const items = commaList(s);
     const problems = items.flatMap((item) => {
       const problem = cidrProblem(item);
       return problem === undefined ? [] : [`${describeValue(item)} ${problem}`];
@@ -92,11 +93,13 @@ export const cidrListText = new t.Type<readonly string[], string, string>(
 );
 
 /** POLICY_NAME: a NetworkPolicy name. */
-export const policyNameText = new t.Type<string, string, string>(
+export const policyNameText = new t.Type<ObjectName, string, string>(
   'a NetworkPolicy name',
-  t.string.is,
-  (s, c) =>
-    isDns1123Subdomain(s.trim()) ? t.success(s.trim()) : t.failure(s, c, "a NetworkPolicy name (lowercase letters, digits, '-' and '.', at most 253)"),
+  (u): u is ObjectName => typeof u === 'string' && isObjectName(u),
+  (s, c) => {
+    const name = objectName(s.trim());
+    return name !== undefined ? t.success(name) : t.failure(s, c, "a NetworkPolicy name (lowercase letters, digits, '-' and '.', at most 253)");
+  },
   (s) => s,
 );
 

@@ -2,12 +2,12 @@
 import { Admission, admissionParams } from '../admission';
 import { TEST_EVENT } from '../entry';
 import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
-import { readFileSync } from 'fs';
 import * as path from 'path';
 import * as t from 'io-ts';
 import type { ConfigFile, FunctionDescriptor } from '../action';
 import { describeValue } from '../decode';
-import { SERVICEACCOUNT_DIR } from '../kube/connection';
+import { FUNCTION_PORT } from '../kubeless';
+import { readOptional, SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
 import type { Logger } from '../log';
@@ -20,8 +20,6 @@ import { parseRoutingTable, type RoutingTable } from './routes';
 export const ROUTES_ENV = 'ROUTES_FILE';
 /** Filled with the pod's namespace by the generator (downward API): the forwarder gets no ServiceAccount token. */
 export const NAMESPACE_ENV = 'POD_NAMESPACE';
-/** The port of every Kubeless function's Service (shared/PROTOCOLS.md section 2). */
-export const FUNCTION_PORT = 8080;
 
 const OPTIONAL_NAMESPACE = "a namespace name (lowercase letters, digits and '-', at most 63), or nothing for the forwarder's own";
 const optionalNamespaceText = new t.Type<string | undefined, string, string>(
@@ -150,14 +148,6 @@ export interface Ready {
   readonly admission: Admission;
   /** Sent to the actions when set. */
   readonly outboundSecret: string | undefined;
-}
-
-function readOptional(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 function ownNamespace(env: Readonly<Record<string, string | undefined>>): string | undefined {

@@ -1,4 +1,5 @@
 import * as http from 'http';
+import { clipped } from '../text';
 
 /** What an action said, or why it said nothing. */
 export type CallAnswer =
@@ -96,7 +97,7 @@ function readAnswer(response: http.IncomingMessage, finish: (answer: CallAnswer)
   });
   response.on('end', () => {
     const text = Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES);
-    finish({ kind: 'answered', httpStatus: response.statusCode ?? 0, body: size > MAX_ANSWER_BYTES ? cut(text) : parsedOrText(text) });
+    finish({ kind: 'answered', httpStatus: response.statusCode ?? 0, body: size > MAX_ANSWER_BYTES ? clipped(text, MAX_TEXT_SHOWN, '… (cut)') : parsedOrText(text) });
   });
   // Node 12 signals a cut answer with 'aborted', later versions with 'error'; both end with 'close' before 'end'.
   response.on('close', () => {
@@ -110,12 +111,8 @@ function parsedOrText(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    return cut(text);
+    return clipped(text, MAX_TEXT_SHOWN, '… (cut)');
   }
-}
-
-function cut(text: string): string {
-  return text.length > MAX_TEXT_SHOWN ? `${text.slice(0, MAX_TEXT_SHOWN)}… (cut)` : text;
 }
 
 function describeNetworkError(error: NodeJS.ErrnoException, url: URL): string {

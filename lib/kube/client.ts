@@ -1,16 +1,16 @@
 import * as http from 'http';
 import * as https from 'https';
 import type { Connection } from './connection';
+import type { ApiPath } from './refs';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError, type Operation } from './errors';
-import { clipped } from '../log';
-import { printable } from '../text';
+import { clipped, printable } from '../text';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface KubeRequest {
   readonly method: Method;
-  /** Absolute API path; every name in it has been validated by the caller. */
-  readonly path: string;
+  /** Absolute API path, built by apiPath from checked names only (lib/kube/refs.ts). */
+  readonly path: ApiPath;
   readonly op: Operation;
   readonly body?: unknown;
   /** Defaults to application/json; patches must say which patch they are or the API server answers 415. */

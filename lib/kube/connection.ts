@@ -1,6 +1,6 @@
 import { promises as fs, readFileSync } from 'fs';
 import * as path from 'path';
-import { ConfigurationError } from '../params';
+import { ConfigurationError } from '../errors';
 
 /** Where and how to reach the API server. The token is read again for every request: it rotates. */
 export interface Connection {
@@ -127,7 +127,8 @@ function readRequired(file: string, what: string): Buffer {
   }
 }
 
-function readOptional(file: string): string | undefined {
+/** The file's text, trimmed, or `undefined` when it cannot be read (the ServiceAccount's namespace file outside a cluster). */
+export function readOptional(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {

@@ -4,9 +4,9 @@ import { describeValue } from '../decode';
 import { decodedOrFail, mismatch } from './answers';
 import type { Kube } from './client';
 import { KubeAnswerError, type Operation } from './errors';
-import type { PodRef } from '../target';
-import { printable } from '../text';
+import { clipped, printable } from '../text';
 import { describePod } from './pods';
+import { apiPath, type PodRef } from './refs';
 
 /** The fields of a core/v1 Event we send; timestamps are RFC 3339 text on the wire. */
 export interface EventBody {
@@ -34,9 +34,8 @@ const MAX_EVENT_MESSAGE = 1024;
  */
 export function eventMessage(message: string): string {
   const text = printable(message);
-  if (text.length <= MAX_EVENT_MESSAGE) return text;
-  const end = MAX_EVENT_MESSAGE - 20;
-  return `${text.slice(0, /[\ud800-\udbff]/.test(text.charAt(end - 1)) ? end - 1 : end)}… (truncated)`;
+  // Cut well inside the limit, so that the mark fits in it too.
+  return text.length <= MAX_EVENT_MESSAGE ? text : clipped(text, MAX_EVENT_MESSAGE - 20, '… (truncated)');
 }
 
 /**
@@ -120,6 +119,6 @@ export async function recordPodEvent(
     reportingInstance: component,
   };
   const op: Operation = { verb: 'create', resource: 'events', group: '', object: `an event about ${describePod(pod)}` };
-  const answer = await kube.request<unknown>({ method: 'POST', path: `/api/v1/namespaces/${pod.namespace}/events`, op, body }, deadline);
+  const answer = await kube.request<unknown>({ method: 'POST', path: apiPath`/api/v1/namespaces/${pod.namespace}/events`, op, body }, deadline);
   checkEventStored(answer, body, pod.namespace, op);
 }

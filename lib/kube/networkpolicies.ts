@@ -3,6 +3,8 @@ import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, 
 import { checkWritten, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
+import type { NamespaceName } from '../names';
+import { apiPath, type ApiPath, type NetworkPolicyRef } from './refs';
 
 // The client library's model names an ingress rule's `from` `_from` (its serializer renames it); we send and read the
 // JSON itself, so these types put the wire name back.
@@ -13,19 +15,15 @@ export type NetworkPolicySpec = Omit<V1NetworkPolicySpec, 'ingress'> & { ingress
 /** A NetworkPolicy as the API server's JSON has it. */
 export type NetworkPolicy = Omit<V1NetworkPolicy, 'spec'> & { spec?: NetworkPolicySpec };
 
-/** A NetworkPolicy by namespace and name; both validated by the caller before they enter a path. */
-export interface NetworkPolicyRef {
-  readonly namespace: string;
-  readonly name: string;
-}
+export type { NetworkPolicyRef };
 
 /** The policy in words, as every message names it: "the NetworkPolicy 'x' in the namespace 'prod'". */
 export function describeNetworkPolicy(policy: NetworkPolicyRef): string {
   return `the NetworkPolicy '${policy.name}' in the namespace '${policy.namespace}'`;
 }
 
-const collectionPath = (namespace: string) => `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`;
-const policyPath = (policy: NetworkPolicyRef) => `${collectionPath(policy.namespace)}/${policy.name}`;
+const collectionPath = (namespace: NamespaceName): ApiPath => apiPath`/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`;
+const policyPath = (policy: NetworkPolicyRef): ApiPath => apiPath`/apis/networking.k8s.io/v1/namespaces/${policy.namespace}/networkpolicies/${policy.name}`;
 const policyOp = (verb: string, policy: NetworkPolicyRef): Operation => ({
   verb,
   resource: 'networkpolicies',

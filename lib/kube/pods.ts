@@ -3,14 +3,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { checkWritten, isNotFound, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
-import type { PodRef } from '../target';
+import { apiPath, type PodRef } from './refs';
 
 /** The pod in words, as every message names it: "the pod 'web-1' in the namespace 'prod'". */
 export function describePod(pod: PodRef): string {
   return `the pod '${pod.name}' in the namespace '${pod.namespace}'`;
 }
 
-const podPath = (pod: PodRef) => `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
+const podPath = (pod: PodRef) => apiPath`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
 const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods', group: '', object: describePod(pod) });
 
 /** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */

@@ -15,7 +15,8 @@ import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import type { DeploymentConfig } from '../../build/config';
 import { discoverFunctions } from '../../build/discover';
-import { functionObjects } from '../../build/manifests';
+import { kubelessObjects } from '../../build/manifests';
+import { functionModel } from '../../build/model';
 import { api, apiOk, createNamespace, createPod, deleteNamespaces, kubectlOk, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
 import { DEPLOY_NAMESPACE, ensureDeployed, functionFolders, manifestObjects, MANIFESTS, ROOT, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
@@ -201,7 +202,7 @@ describe('e2e: every generated namespace and pod selector, LISTed on a real Kube
     const bundle = { name: 'delete-pod', code: '', bytes: 0, sha256: '0'.repeat(64) };
 
     // When
-    const policy = (functionObjects(deletePod.descriptor, bundle, config, ['forwarder']) as any[]).find((o) => o.kind === 'NetworkPolicy');
+    const policy = (kubelessObjects(functionModel(deletePod.descriptor, bundle, config, ['forwarder'])) as any[]).find((o) => o.kind === 'NetworkPolicy');
     const sidekick: Peer = policy.spec.ingress[0].from[0];
 
     // Then

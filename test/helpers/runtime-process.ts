@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
+import { listenEnv, runtimeEnv } from '../../lib/kubeless';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -38,20 +39,11 @@ export function nodeBinaries(): NodeBinary[] {
 
 /** The Kubeless environment of a function module `<installVolume>/<modName>.js` (PROTOCOLS section 1), on a free port. */
 export function kubelessEnv(modName: string, installVolume: string): Record<string, string> {
-  return {
-    MOD_NAME: modName,
-    FUNC_HANDLER: 'handler',
-    FUNC_TIMEOUT: '30',
-    FUNC_RUNTIME: 'nodejs14',
-    FUNC_MEMORY_LIMIT: '128Mi',
-    KUBELESS_INSTALL_VOLUME: installVolume,
-    NODE_PATH: path.join(installVolume, 'node_modules'),
-    ...LOOPBACK_ANY_PORT,
-  };
+  return runtimeEnv({ modName, installVolume, timeoutSeconds: 30, runtime: 'nodejs14', memoryLimit: '128Mi', ...LOOPBACK_ANY_PORT });
 }
 
-/** FUNC_PORT 0: the system picks a free port, which the runtime prints in its 'listening' line. */
-const LOOPBACK_ANY_PORT = { FUNC_PORT: '0', FUNC_HOST: '127.0.0.1' };
+/** Port 0: the system picks a free port, which the runtime prints in its 'listening' line. */
+const LOOPBACK_ANY_PORT = { port: 0, host: '127.0.0.1' };
 
 export interface RuntimeProcess {
   readonly port: number;
@@ -261,7 +253,7 @@ export function emulatePod(objects: readonly unknown[], root: string): EmulatedP
 
 /** The pod's environment, on loopback and any free port instead of 0.0.0.0:8080. */
 export function onLoopback(env: Readonly<Record<string, string>>): Record<string, string> {
-  return { ...env, ...LOOPBACK_ANY_PORT };
+  return { ...env, ...listenEnv(LOOPBACK_ANY_PORT.port, LOOPBACK_ANY_PORT.host) };
 }
 
 /** The resident memory of a process, in bytes, as the kernel counts it (VmRSS of /proc/<pid>/status). */

@@ -17,7 +17,8 @@ import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import type { Bundle } from '../../build/bundle';
 import { CONFIG_FILE, loadConfig } from '../../build/config';
 import { checkConfigFiles } from '../../build/config-files';
-import { functionObjects, toYaml } from '../../build/manifests';
+import { kubelessObjects, toYaml } from '../../build/manifests';
+import { functionModel } from '../../build/model';
 import { ROOT } from '../../build/main';
 
 const config = loadConfig(path.join(ROOT, CONFIG_FILE));
@@ -25,7 +26,7 @@ const fakeBundle = (name: string): Bundle => ({ name, code: 'exports.handler = (
 
 /** The objects as they land in manifests/: through YAML and back. */
 function generated(descriptor: FunctionDescriptor): any[] {
-  return parseAllDocuments(toYaml(functionObjects(descriptor, fakeBundle(descriptor.name), config, []))).map((d) => d.toJS());
+  return parseAllDocuments(toYaml(kubelessObjects(functionModel(descriptor, fakeBundle(descriptor.name), config, [])))).map((d) => d.toJS());
 }
 
 describe('generator: config files in a ConfigMap, mounted into the Function', () => {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'net';
 import { KubeClient } from '../../lib/kube/client';
 import { KubeUnreachableError } from '../../lib/kube/errors';
 import { loadConnection } from '../../lib/kube/connection';
+import { apiPath } from '../../lib/kube/refs';
 import { ConfigurationError } from '../../lib/params';
 
 const OP = { verb: 'get', resource: 'pods', group: '', object: "the pod 'a' in the namespace 'b'" };
@@ -34,9 +35,9 @@ describe('connecting to the API server', () => {
     const kube = new KubeClient(connection);
 
     // When the token file is replaced between two calls
-    await kube.request({ method: 'GET', path: '/api/v1/namespaces/b/pods/a', op: OP }, Date.now() + 5000);
+    await kube.request({ method: 'GET', path: apiPath`/api/v1/namespaces/b/pods/a`, op: OP }, Date.now() + 5000);
     writeFileSync(path.join(dir, 'token'), 'second-token\n');
-    await kube.request({ method: 'GET', path: '/api/v1/namespaces/b/pods/a', op: OP }, Date.now() + 5000);
+    await kube.request({ method: 'GET', path: apiPath`/api/v1/namespaces/b/pods/a`, op: OP }, Date.now() + 5000);
 
     // Then both were sent with the token of their time, and the own namespace is known
     api.done();
@@ -90,7 +91,7 @@ describe('connecting to the API server', () => {
       .matchHeader('content-type', 'application/merge-patch+json')
       .reply(200, { ok: true });
     const answer = await kube.request(
-      { method: 'PATCH', path: '/api/v1/namespaces/b/pods/a', op: { ...OP, verb: 'patch' }, body: { metadata: { labels: { x: 'y' } } }, contentType: 'application/merge-patch+json' },
+      { method: 'PATCH', path: apiPath`/api/v1/namespaces/b/pods/a`, op: { ...OP, verb: 'patch' }, body: { metadata: { labels: { x: 'y' } } }, contentType: 'application/merge-patch+json' },
       Date.now() + 5000,
     );
     api.done();
@@ -115,7 +116,7 @@ describe('connecting to the API server', () => {
     );
     try {
       // When
-      const failure = await kube.request({ method: 'GET', path: '/x', op: OP }, Date.now() + 5000).then(
+      const failure = await kube.request({ method: 'GET', path: apiPath`/x`, op: OP }, Date.now() + 5000).then(
         () => assert.fail('no error'),
         (error: unknown) => error,
       );

@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'fs';
 import * as path from 'path';
 import nock from 'nock';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
+import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
 import { API_SERVER, testKube } from '../helpers/fake-cluster';
@@ -77,7 +78,7 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
     const tripwire = apiTripwire();
     const { kube, calls: kubeCalls } = countingKube();
     const op = { verb: 'get', resource: 'pods', group: '', object: "the pod 'kubecon' in the namespace 'default'" };
-    await assert.rejects(kube.request({ method: 'GET', path: '/api/v1/namespaces/default/pods/kubecon', op }, Date.now() + 1000), /answered 599/);
+    await assert.rejects(kube.request({ method: 'GET', path: apiPath`/api/v1/namespaces/default/pods/kubecon`, op }, Date.now() + 1000), /answered 599/);
     assert.equal(kubeCalls.length, 1);
     assert.deepEqual(tripwire, ['GET /api/v1/namespaces/default/pods/kubecon']);
   });

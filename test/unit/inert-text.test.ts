@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import labelPod from '../../functions/label-pod/action';
 import { eventMessage } from '../../lib/kube/events';
-import { jsonLogger } from '../../lib/log';
+import { clipped, jsonLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
 import { eventStored, fakeApi, podObject, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
@@ -98,5 +98,17 @@ describe('alert text reaches the cluster and the logs inert', () => {
     assert.equal(eventMessage(`deleted after ${HOSTILE}`), `deleted after ${ESCAPED}`);
     const long = `${'a'.repeat(1003)}\ud83d\ude00${'b'.repeat(100)}`;
     assert.equal(eventMessage(long), `${'a'.repeat(1003)}… (truncated)`);
+  });
+
+  it('a logged field is cut short without splitting a surrogate pair, and says how long it was', () => {
+    // Given: a rule whose 200th unit, where the log cuts, is the first half of an emoji
+    const rule = `${'a'.repeat(199)}\ud83d\ude00${'b'.repeat(100)}`;
+
+    // When
+    const field = clipped(rule);
+
+    // Then: no lone half reaches the log line
+    assert.equal(field, `${'a'.repeat(199)}… (301 characters)`);
+    assert.equal(clipped('short'), 'short');
   });
 });

@@ -11,10 +11,11 @@ import deletePod from '../../functions/delete-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import { KubeClient, MAX_ANSWER_BYTES } from '../../lib/kube/client';
 import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/kube/errors';
+import { apiPath } from '../../lib/kube/refs';
 import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 
-const POD = '/api/v1/namespaces/default/pods/kubecon';
+const POD = apiPath`/api/v1/namespaces/default/pods/kubecon`;
 const EVENTS = '/api/v1/namespaces/default/events';
 const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
 const POLICY = `${POLICIES}/falco-response-quarantine`;

@@ -13,8 +13,10 @@ import networkIsolate from '../../functions/network-isolate/action';
 import { quarantinePolicy } from '../../functions/network-isolate/policy';
 import type { Bundle } from '../../build/bundle';
 import { CONFIG_FILE, loadConfig, type DeploymentConfig } from '../../build/config';
-import { functionObjects, toYaml } from '../../build/manifests';
+import { kubelessObjects, toYaml } from '../../build/manifests';
+import { functionModel } from '../../build/model';
 import { ROOT } from '../../build/main';
+import { namespaceName, objectName } from '../../lib/names';
 import { ConfigurationError, readParams } from '../../lib/params';
 
 const fakeBundle: Bundle = { name: 'delete-pod', code: 'exports.handler = () => undefined;\n', bytes: 34, sha256: '0'.repeat(64) };
@@ -33,7 +35,7 @@ function configWith(callers: unknown): DeploymentConfig {
 }
 
 function sidekickPeer(config: DeploymentConfig): unknown {
-  const objects = parseAllDocuments(toYaml(functionObjects(deletePod, fakeBundle, config, ['forwarder']))).map((d) => d.toJS());
+  const objects = parseAllDocuments(toYaml(kubelessObjects(functionModel(deletePod, fakeBundle, config, ['forwarder'])))).map((d) => d.toJS());
   return objects.find((o) => o.kind === 'NetworkPolicy').spec.ingress[0].from[0];
 }
 
@@ -81,7 +83,7 @@ describe('namespace selectors: right from Kubernetes 1.21 by default, configurab
   });
 
   describe("network-isolate's quarantine policy (NAMESPACE_NAME_LABEL)", () => {
-    const ref = { namespace: 'shop', name: 'falco-response-quarantine' };
+    const ref = { namespace: namespaceName('shop')!, name: objectName('falco-response-quarantine')! };
 
     it('selects kube-system (ALLOW_DNS) and ALLOW_NAMESPACES by kubernetes.io/metadata.name by default', () => {
       // Given

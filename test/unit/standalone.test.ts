@@ -4,11 +4,12 @@ import { tmpdir } from 'os';
 import * as path from 'path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { Bundle } from '../../build/bundle';
+import type { FunctionDescriptor } from '../../lib/action';
 import { DEFAULT_STANDALONE_IMAGE, loadConfig, type DeploymentConfig } from '../../build/config';
-import { callersOf } from '../../build/manifests';
 import { discoverFunctions, type DiscoveredFunction } from '../../build/discover';
 import { buildAll, ROOT, staleManifests, type BuildResult } from '../../build/main';
-import { sha256Of } from '../../build/manifests';
+import { sha256Of, toYaml } from '../../build/manifests';
+import { callersOf, functionModel } from '../../build/model';
 import {
   annotationBytesAfterApply,
   checkStandaloneSizes,
@@ -18,7 +19,6 @@ import {
   RUNTIME_FILE,
   STANDALONE_BUDGET,
   standaloneObjects,
-  toStandaloneYaml,
 } from '../../build/standalone';
 import { withBetaBudgets } from '../helpers/standalone-manifests';
 
@@ -45,6 +45,9 @@ describe('build: the standalone target (manifests/standalone/)', function () {
   });
 
   const standalone = (name: string) => objectsOf(result.manifests.get(`standalone/${name}.yaml`)!);
+  /** One function's standalone objects as the build makes them, with the configuration `c`. */
+  const standaloneOf = (descriptor: FunctionDescriptor, bundle: Bundle, c: DeploymentConfig = config) =>
+    standaloneObjects(functionModel(descriptor, bundle, c, callersOf(functions.map((x) => x.descriptor))), result.runtime, c);
   const kubeless = (name: string) => objectsOf(result.manifests.get(`kubeless/${name}.yaml`)!);
 
   it('writes one file per function, the namespace and a kustomization listing exactly those', () => {
@@ -183,7 +186,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
 
     // Given the same function with one byte more of code, When its objects are generated again
     const bundle = result.bundles.find((b) => b.name === f.name)!;
-    const changed = standaloneObjects(f.descriptor, fakeBundle(f.name, `${bundle.code};`), result.runtime, config, callersOf(functions.map((x) => x.descriptor))) as any[];
+    const changed = standaloneOf(f.descriptor, fakeBundle(f.name, `${bundle.code};`)) as any[];
 
     // Then only the ConfigMap and the pod template's hash differ
     const rolled = byKind(changed, 'Deployment');
@@ -216,7 +219,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
   it('fails the build past the budget, naming the file, the object and the figures', () => {
     const [f] = functions;
     const huge = fakeBundle(f.name, 'x'.repeat(200 * 1024));
-    const objects = standaloneObjects(f.descriptor, huge, result.runtime, config, callersOf(functions.map((x) => x.descriptor)));
+    const objects = standaloneOf(f.descriptor, huge);
     const configMap = (objects as any[]).find((o) => o.kind === 'ConfigMap' && o.metadata.name === f.name);
     assert.throws(
       () => checkStandaloneSizes(f.name, objects),
@@ -231,7 +234,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
     const [f] = functions;
     const renamed = { ...f.descriptor, name: 'kubeless-runtime' };
     assert.throws(
-      () => standaloneObjects(renamed, fakeBundle('kubeless-runtime', ''), result.runtime, config, callersOf(functions.map((x) => x.descriptor))),
+      () => standaloneOf(renamed, fakeBundle('kubeless-runtime', '')),
       new Error("functions/kubeless-runtime: the name is taken by the runtime's file in the standalone target's ConfigMap; rename the folder"),
     );
   });
@@ -288,7 +291,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
       return loadConfig(file);
     }
     const objectsWith = (c: DeploymentConfig) =>
-      standaloneObjects(functions[0].descriptor, result.bundles[0], result.runtime, c, callersOf(functions.map((x) => x.descriptor))) as any[];
+      standaloneOf(functions[0].descriptor, result.bundles[0], c) as any[];
 
     it('sets the replicas, 2 when unset', () => {
       assert.equal(byKind(objectsWith(withStandalone({ replicas: 3 })), 'Deployment').spec.replicas, 3);
@@ -297,11 +300,10 @@ describe('build: the standalone target (manifests/standalone/)', function () {
 
     it('the Kubernetes 1.20 copy the e2e suites apply is what the build writes with policy/v1beta1', () => {
       const beta = withStandalone({ podDisruptionBudgetApiVersion: 'policy/v1beta1' });
-      const callers = callersOf(functions.map((x) => x.descriptor));
       for (const f of functions) {
         const committed = result.manifests.get(`standalone/${f.name}.yaml`)!;
         const bundle = result.bundles.find((b) => b.name === f.name)!;
-        const expected = toStandaloneYaml(standaloneObjects(f.descriptor, bundle, result.runtime, beta, callers));
+        const expected = toYaml(standaloneOf(f.descriptor, bundle, beta));
         assert.equal(withBetaBudgets(committed), expected, f.name);
         assert.notEqual(committed, expected);
       }
@@ -365,7 +367,7 @@ describe('build: the standalone target (manifests/standalone/)', function () {
 
     it('sets FUNC_RUNTIME to the Node the image runs', () => {
       const [f] = functions;
-      const objects = standaloneObjects(f.descriptor, result.bundles[0], result.runtime, withImage('node:20.11.1-alpine'), callersOf(functions.map((x) => x.descriptor))) as any[];
+      const objects = standaloneOf(f.descriptor, result.bundles[0], withImage('node:20.11.1-alpine')) as any[];
       const container = byKind(objects, 'Deployment').spec.template.spec.containers[0];
       assert.equal(container.image, 'node:20.11.1-alpine');
       assert.deepEqual(container.env.find((e: any) => e.name === 'FUNC_RUNTIME'), { name: 'FUNC_RUNTIME', value: 'nodejs20' });

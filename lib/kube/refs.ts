@@ -1,0 +1,30 @@
+import type { NamespaceName, NodeName, ObjectName } from '../names';
+
+/**
+ * The objects lib/kube reads and writes, named only by checked names (lib/names.ts): the target resolution and the
+ * parameter codecs make them, and nothing here takes a plain string into a path.
+ */
+
+/** A pod by namespace and name. */
+export interface PodRef {
+  readonly namespace: NamespaceName;
+  readonly name: ObjectName;
+}
+
+/** A NetworkPolicy by namespace and name. */
+export interface NetworkPolicyRef {
+  readonly namespace: NamespaceName;
+  readonly name: ObjectName;
+}
+
+declare const built: unique symbol;
+/** An absolute API path that apiPath built: the only path KubeClient sends (lib/kube/client.ts). */
+export type ApiPath = string & { readonly [built]: true };
+
+/**
+ * Builds an API path from our own literal text and checked names only:
+ * apiPath`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`. A plain string in a placeholder does not compile.
+ */
+export function apiPath(literals: TemplateStringsArray, ...names: readonly (NamespaceName | ObjectName | NodeName)[]): ApiPath {
+  return literals.reduce((path, literal, i) => path + (i === 0 ? '' : names[i - 1]) + literal, '') as ApiPath;
+}
