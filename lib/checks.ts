@@ -2,6 +2,7 @@ import type { FalcoAlert } from './alert';
 import { describeValue } from './decode';
 import type { GuardSettings } from './guards';
 import type { DeclaredCheck } from './entry';
+import type { NamespaceName } from './names';
 import type { SkipCode } from './outcome';
 import { atLeast } from './priority';
 import { describeTarget, type Target, type TargetRef } from './resolve';
@@ -60,7 +61,7 @@ export const MINIMUM_PRIORITY_CHECK: Check<AlertCheckInput> = {
 };
 
 /** The namespace a target's guard looks at: the pod's (for a node, the pod that led to it), the object's; none for a cluster-wide object. */
-function namespaceOfRef(ref: TargetRef): string | undefined {
+function namespaceOfRef(ref: TargetRef): NamespaceName | undefined {
   return ref.kind === 'audit-object' ? ref.object.namespace : ref.pod.namespace;
 }
 

@@ -4,10 +4,12 @@ import { stringMap } from './answers';
 import type { Kube } from './client';
 import type { Operation } from './errors';
 import { readNamed } from './objects';
+import { apiPath } from './refs';
+import type { NodeName } from '../names';
 
 /** A node by name; nodes have no namespace. */
 export interface NodeRef {
-  readonly name: string;
+  readonly name: NodeName;
 }
 
 /** The node in words, as every message names it: "the node 'worker-1'". */
@@ -15,7 +17,7 @@ export function describeNode(node: NodeRef): string {
   return `the node '${node.name}'`;
 }
 
-const nodePath = (node: NodeRef) => `/api/v1/nodes/${node.name}`;
+const nodePath = (node: NodeRef) => apiPath`/api/v1/nodes/${node.name}`;
 const nodeOp = (verb: string, node: NodeRef): Operation => ({ verb, resource: 'nodes', group: '', object: describeNode(node) });
 
 /** The fields of a Node that the guards and actions read, checked before any of them is believed. */

@@ -2,6 +2,8 @@ import * as t from 'io-ts';
 import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
 import type { Kube } from './client';
 import { KubeAnswerError, type Operation } from './errors';
+import { apiPath, type ApiPath } from './refs';
+import type { NamespaceName, ObjectName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
 export interface ApiResource {
@@ -17,8 +19,8 @@ export interface ApiResource {
 /** An object by resource, namespace (when the resource is namespaced) and name. */
 export interface ApiObjectRef {
   readonly resource: ApiResource;
-  readonly namespace?: string;
-  readonly name: string;
+  readonly namespace?: NamespaceName;
+  readonly name: ObjectName;
 }
 
 /** The object in words: "the ConfigMap 'app-config' in the namespace 'prod'", "the ClusterRole 'admin'". */
@@ -26,10 +28,13 @@ export function describeObject(ref: ApiObjectRef): string {
   return `the ${ref.resource.kind} '${ref.name}'${ref.namespace === undefined ? '' : ` in the namespace '${ref.namespace}'`}`;
 }
 
-function objectPath(ref: ApiObjectRef): string {
+function objectPath(ref: ApiObjectRef): ApiPath {
   const { group, version, resource } = ref.resource;
-  const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
-  return `${base}${ref.namespace === undefined ? '' : `/namespaces/${ref.namespace}`}/${resource}/${ref.name}`;
+  const scope = ref.namespace === undefined ? '' : apiPath`/namespaces/${ref.namespace}`;
+  const name = apiPath`/${ref.name}`;
+  // The group, version and resource are our own literals (lib/targets/audit-object.ts AUDIT_RESOURCES), the names
+  // checked ones: the one place a path is joined from more than apiPath's placeholders.
+  return `${group === '' ? `/api/${version}` : `/apis/${group}/${version}`}${scope}/${resource}${name}` as ApiPath;
 }
 
 const objectOp = (verb: string, ref: ApiObjectRef): Operation => ({ verb, resource: ref.resource.resource, group: ref.resource.group, object: describeObject(ref) });
@@ -68,7 +73,7 @@ const objectAnswer = (ref: ApiObjectRef) =>
 export async function readNamed<A extends { readonly metadata: { readonly name: string; readonly namespace?: string } }>(
   kube: Kube,
   op: Operation,
-  path: string,
+  path: ApiPath,
   codec: t.Decoder<unknown, A>,
   what: string,
   ref: { readonly namespace?: string; readonly name: string },

@@ -2,7 +2,7 @@ import { fieldAsString, knownField, type FalcoAlert } from '../alert';
 import type { Skip } from '../checks';
 import { describeValue, InvalidInputError } from '../decode';
 import { describeObject, getObject, type ApiResource } from '../kube/objects';
-import { isDns1123Label, isDns1123Subdomain } from '../names';
+import { namespaceName, objectName } from '../names';
 import type { RefOfKind, TargetSpec } from '../resolve';
 
 const core = (resource: string, kind: string, namespaced = true): ApiResource => ({ resource, group: '', version: 'v1', kind, namespaced });
@@ -63,16 +63,18 @@ export function auditObjectOf(alert: FalcoAlert, accepted: readonly string[]): R
     return { code: 'no-object', reason: `the audit event about ${resource.resource} names no object: ${missing.join(' and ')} unknown` };
   }
   const problems: string[] = [];
-  if (namespace !== undefined && !isDns1123Label(namespace.value)) {
+  const checkedNamespace = namespace === undefined ? undefined : namespaceName(namespace.value);
+  const checkedName = objectName(name.value);
+  if (namespace !== undefined && checkedNamespace === undefined) {
     problems.push(
       `alert: output_fields["${namespace.field}"]: expected a namespace name (lowercase letters, digits and '-', at most 63), got ${describeValue(namespace.value)}`,
     );
   }
-  if (!isDns1123Subdomain(name.value)) {
+  if (checkedName === undefined) {
     problems.push(`alert: output_fields["${name.field}"]: expected an object name (lowercase letters, digits, '-' and '.', at most 253), got ${describeValue(name.value)}`);
   }
-  if (problems.length > 0) throw new InvalidInputError(problems);
-  return { kind: 'audit-object', object: { resource, ...(namespace === undefined ? {} : { namespace: namespace.value }), name: name.value } };
+  if (checkedName === undefined || problems.length > 0) throw new InvalidInputError(problems);
+  return { kind: 'audit-object', object: { resource, ...(checkedNamespace === undefined ? {} : { namespace: checkedNamespace }), name: checkedName } };
 }
 
 /** The object a Kubernetes audit alert names: the runner reads it (get on each of the action's resources) for the guards and the action. */

@@ -4,7 +4,7 @@ import type { Kube } from '../kube/client';
 import { KubeAnswerError } from '../kube/errors';
 import { describeNode, getNode } from '../kube/nodes';
 import { describePod } from '../kube/pods';
-import { isDns1123Subdomain } from '../names';
+import { nodeName as checkedNodeName } from '../names';
 import { sourceOf, type Reading, type RefOfKind, type TargetSpec } from '../resolve';
 import { NO_POD_CHECK, POD_FIELDS, podOf, readPod } from './pod';
 
@@ -18,13 +18,14 @@ async function readNode(kube: Kube, ref: RefOfKind<'node'>, deadline: number): P
     return { skip: { code: 'no-node', reason: `${describePod(pod)} is not scheduled on a node yet (spec.nodeName is empty)` }, ref };
   }
   // The pod's answer was checked for the fields the pod actions read; this one goes into a URL, so it is checked too.
-  if (typeof nodeName !== 'string' || !isDns1123Subdomain(nodeName)) {
+  const name = typeof nodeName === 'string' ? checkedNodeName(nodeName) : undefined;
+  if (name === undefined) {
     throw new KubeAnswerError(
       { verb: 'get', resource: 'pods', group: '', object: describePod(pod) },
       `the API server's answer is not that pod (spec.nodeName: expected a node name, got ${describeValue(nodeName)})`,
     );
   }
-  const node = { name: nodeName };
+  const node = { name };
   const found = await getNode(kube, node, deadline);
   if (found === undefined) return { skip: { code: 'node-gone', reason: `${describeNode(node)} of ${describePod(pod)} is already gone` }, ref: { ...ref, node } };
   return { target: { kind: 'node', pod, node, found } };

@@ -10,6 +10,7 @@ import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES
 import { guardParams, type GuardSettings } from '../../lib/guards';
 import { readParams, type ParamSpecs } from '../../lib/params';
 import type { FalcoAlert } from '../../lib/alert';
+import { namespaceName, objectName } from '../../lib/names';
 import { podObject } from '../helpers/fake-cluster';
 import { alert, kubelessEvent } from '../helpers/fixtures';
 import { podActions } from '../helpers/pod-actions';
@@ -21,11 +22,13 @@ import { podActions } from '../helpers/pod-actions';
 
 const guards = (env: Record<string, string> = {}): GuardSettings => readParams(guardParams({ rules: 'Terminal shell in container' }), env);
 const decoded = (data: Record<string, any> = alert('terminal-shell')): FalcoAlert => decodeEvent(kubelessEvent(data).event).alert;
-const POD = { namespace: 'default', name: 'kubecon' };
+/** A pod's name as the target resolution checks it (lib/names.ts). */
+const podRef = (namespace: string, name: string) => ({ namespace: namespaceName(namespace)!, name: objectName(name)! });
+const POD = podRef('default', 'kubecon');
 const podTarget = (found: unknown) => ({ kind: 'pod' as const, pod: POD, found: found as V1Pod });
 const withRule = (rule: string) => ({ ...alert('terminal-shell'), rule });
 const withPriority = (priority: string) => ({ ...alert('terminal-shell'), priority });
-const inNamespace = (namespace: string) => ({ kind: 'pod' as const, pod: { namespace, name: 'kubecon' } });
+const inNamespace = (namespace: string) => ({ kind: 'pod' as const, pod: podRef(namespace, 'kubecon') });
 const terminating = (since: string, grace: number) => {
   const pod = podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' });
   return { ...pod, metadata: { ...pod.metadata, deletionTimestamp: since, deletionGracePeriodSeconds: grace } };
