@@ -77,6 +77,16 @@ export function sourceSkip(sources: readonly AlertSource[], alert: FalcoAlert): 
   };
 }
 
+/**
+ * What names a target, without the object read: what the answer, the log line and a remembered answer keep (a pod as
+ * read may weigh up to an object's 1.5 MiB; lib/repeats.ts keeps answers by their weight).
+ */
+export function refOfTarget(target: Target): TargetRef {
+  if (target.kind === 'pod') return { kind: 'pod', pod: target.pod };
+  if (target.kind === 'node') return { kind: 'node', pod: target.pod, node: target.node };
+  return { kind: 'audit-object', object: target.object };
+}
+
 /** The target in words, as messages name it: "the pod 'web-1' in the namespace 'prod'", "the node 'worker-1'". */
 export function describeTarget(ref: TargetRef): string {
   if (ref.kind === 'pod') return describePod(ref.pod);

@@ -10,7 +10,7 @@ import { clipped, type Logger } from './log';
 import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { RepeatMemory, repeatKey } from './repeats';
-import { describeTarget, loggedTarget, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
+import { describeTarget, loggedTarget, refOfTarget, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
 export type { KubelessHandler } from './entry';
 
@@ -156,20 +156,21 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(
     return skipped(reading.skip, reading.ref);
   }
   const { target } = reading;
-  seen.target = target;
+  const named = refOfTarget(target);
+  seen.target = named;
   const refused = firstSkip(SHARED_CHECKS.target, { target, guards }) ?? firstSkip(action.ownChecks, { alert, target, params: setup.params });
-  if (refused !== undefined) return skipped(refused, target);
+  if (refused !== undefined) return skipped(refused, named);
 
   const dryRun = guards.dryRun;
   const kube = dryRun ? readOnly(setup.kube) : setup.kube;
   const result = await action.run({ alert, eventId, target, params: setup.params, kube, log, deadline, dryRun });
-  if (result.status === 'skipped') return { ...result, target };
+  if (result.status === 'skipped') return { ...result, target: named };
   const changed = result.touched.some((t) => t.changed);
   const eventRecorded = !dryRun && changed && result.audit !== undefined ? await audited(action.name, result.audit, { alert, kube, log, deadline }, target) : false;
   return {
     status: 'done',
     action: action.name,
-    target,
+    target: named,
     dryRun,
     message: result.message,
     details: detailsOf(result, changed, eventRecorded),
