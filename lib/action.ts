@@ -120,7 +120,7 @@ export type ActionResult =
       readonly audit?: AuditNote;
       readonly facts?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'not-applicable'; readonly reason: string };
+  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'node-gone' | 'object-gone' | 'not-applicable'; readonly reason: string };
 
 /** Every parameter a Function's pod reads: the shared guards', the admission's, then the action's own. */
 export type ActionParams<P extends ParamSpecs> = GuardParams & AdmissionParams & P;
