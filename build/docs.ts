@@ -9,7 +9,7 @@ const code = (text: string) => (text === '' ? '(empty)' : `\`${text}\``);
 
 /**
  * docs/functions.md, generated from the descriptors like the RBAC, so the reference cannot drift from the code:
- * every function's description, the Falco fields it reads, its parameters and the permissions it gets.
+ * every function's description, the Falco fields it reads, its checks, its parameters and the permissions it gets.
  */
 export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string {
   const parts = [
@@ -21,6 +21,10 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
   for (const d of descriptors) {
     parts.push(`## ${d.name}\n`, `${d.description}\n`);
     if (d.requiredFields.length > 0) parts.push(`Falco fields read: ${d.requiredFields.map(code).join(', ')}.\n`);
+    if (d.checks.length > 0) {
+      parts.push('Checks, in the order they run; the first that says no answers `skipped` with its code:\n');
+      parts.push(...d.checks.map((c) => `- \`${c.name}\`: ${c.description}`), '');
+    }
     const params = Object.values(d.parameters);
     if (params.length > 0) {
       parts.push('| variable | default | meaning |', '|---|---|---|');

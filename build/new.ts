@@ -53,17 +53,18 @@ export default definePodAction({
   parameters: {},
   // Every Kubernetes call run() makes: the generated ClusterRole holds exactly these (and the runner's get on pods).
   permissions: [{ apiGroup: '', resource: 'events', verbs: ['create'] }],
-  async run({ alert, target, pod, kube, deadline, dryRun }) {
-    if (dryRun) return { status: 'done', message: \`would record an Event on \${describePod(target)}\` };
+  async run({ alert, target, kube, deadline, dryRun }) {
+    const { pod, found } = target;
+    if (dryRun) return { status: 'done', message: \`would record an Event on \${describePod(pod)}\`, touched: [] };
     await recordPodEvent(
       kube,
-      { ...target, uid: pod.metadata?.uid },
+      { ...pod, uid: found.metadata?.uid },
       'FalcoResponse${pascalCase(name)}',
       \`${name} saw \${alertSummary(alert)}\`,
       'falco-response/${name}',
       deadline,
     );
-    return { status: 'done', message: \`recorded an Event on \${describePod(target)}\` };
+    return { status: 'done', message: \`recorded an Event on \${describePod(pod)}\`, touched: [] };
   },
 });
 `;
@@ -117,6 +118,7 @@ describe('${name}', () => {
       target: { namespace: 'default', pod: 'kubecon' },
       dryRun: false,
       message: "recorded an Event on the pod 'kubecon' in the namespace 'default'",
+      details: { touched: [], changed: false, eventRecorded: false },
     });
   });
 

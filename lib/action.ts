@@ -1,11 +1,14 @@
-import type { V1Pod } from '@kubernetes/client-node';
-import { admissionParams } from './admission';
+import { admissionParams, type AdmissionParams } from './admission';
 import type { FalcoAlert } from './alert';
+import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES_CHECK, type Check } from './checks';
+import { TEST_EVENT, type DeclaredCheck } from './entry';
 import { guardParams, type GuardDefaults, type GuardParams } from './guards';
 import type { Kube } from './kube/client';
 import type { Logger } from './log';
 import type { ParamSpecs, ParamValues } from './params';
 import type { PodRef } from './target';
+import type { AlertSource, TargetKind, TargetOfKind, TargetSpec } from './resolve';
+import { POD_TARGET } from './targets/pod';
 
 /** One RBAC rule an action needs; the generated ClusterRole holds exactly the union of these. */
 export interface Permission {
@@ -21,6 +24,8 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
   readonly description: string;
   /** The Falco output fields it reads. */
   readonly requiredFields: readonly string[];
+  /** Its skip conditions, in the order they run: docs/functions.md lists them. */
+  readonly checks: readonly DeclaredCheck[];
   readonly parameters: P;
   readonly permissions: readonly Permission[];
   /** Files the function reads at start-up; the generator ships them in a ConfigMap operators edit without a rebuild. */
@@ -58,13 +63,13 @@ export interface ConfigFile {
   check?(content: string, context: { readonly functions: readonly string[] }): readonly string[];
 }
 
-/** What an action's `run` gets: everything decoded and checked, nothing left to read from the environment. */
-export interface ActionContext<P extends ParamSpecs> {
+/** What an action's `run` and checks get: everything decoded, checked and read, nothing left to read from the environment. */
+export interface ActionContext<P extends ParamSpecs, K extends TargetKind = 'pod'> {
   readonly alert: FalcoAlert;
   readonly eventId: string | undefined;
-  readonly target: PodRef;
-  /** The pod as the API server had it when the guards ran. */
-  readonly pod: V1Pod;
+  /** What it acts on, as the API server had it when the checks ran (lib/resolve.ts). */
+  readonly target: TargetOfKind<K>;
+  /** Its own parameters only: the shared guards' and the admission's settings are the runner's. */
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly log: Logger;
@@ -74,42 +79,128 @@ export interface ActionContext<P extends ParamSpecs> {
   readonly dryRun: boolean;
 }
 
-export type ActionResult =
-  | { readonly status: 'done'; readonly message: string; readonly details?: Readonly<Record<string, unknown>> }
-  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'not-applicable'; readonly reason: string };
+/** What an action's own checks read: the alert, the target as read, its parameters. */
+export type ActionCheckInput<P extends ParamSpecs, K extends TargetKind> = Pick<ActionContext<P, K>, 'alert' | 'target' | 'params'>;
 
-export interface PodAction<P extends ParamSpecs = ParamSpecs> extends FunctionDescriptor<P & GuardParams> {
-  readonly kind: 'pod-action';
-  run(context: ActionContext<P & GuardParams>): Promise<ActionResult>;
+/** An object an action acted on (or, in a dry run, would have): `changed` false when it was already as wanted. */
+export interface Touched {
+  /** The object's kind: `Pod`, `NetworkPolicy`, `Node`. */
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly changed: boolean;
 }
 
-/** What the runner itself does for every pod action: it reads the pod for the opt-out guard. */
-export const RUNNER_PERMISSIONS: readonly Permission[] = [{ apiGroup: '', resource: 'pods', verbs: ['get'] }];
-
-export interface PodActionSpec<P extends ParamSpecs> {
-  readonly name: string;
-  readonly description: string;
-  readonly requiredFields?: readonly string[];
-  readonly parameters: P;
-  readonly guardDefaults: GuardDefaults;
-  readonly permissions: readonly Permission[];
-  run(context: ActionContext<P & GuardParams>): Promise<ActionResult>;
+/** A pod as `touched` lists it: `touchedPod(target.pod, true)`. */
+export function touchedPod(pod: PodRef, changed: boolean): Touched {
+  return { kind: 'Pod', namespace: pod.namespace, name: pod.name, changed };
 }
 
 /**
- * Declares an action on the pod an alert names. The shared guards' parameters and the runner's own permissions are
- * added here, so the descriptor, and so the generated manifests, are complete.
+ * The Kubernetes Event the runner records on the target after a change (lib/audit.ts):
+ * `<action> <what> after the Falco rule "…" (priority …, alert uuid …)`, `change` naming it in the warning logged
+ * when the Event cannot be recorded ("the pod was <change> but …").
  */
-export function definePodAction<P extends ParamSpecs>(spec: PodActionSpec<P>): PodAction<P> {
+export interface AuditNote {
+  readonly reason: string;
+  readonly what: string;
+  readonly change: string;
+}
+
+/**
+ * What an action did: the objects it touched (the runner builds the answer's `details` from them, with `changed` and
+ * `eventRecorded`), the Event to record when one changed, and any facts of its own for `details`. A skip found while
+ * acting (the pod deleted under its feet) is answered as the checks' skips are.
+ */
+export type ActionResult =
+  | {
+      readonly status: 'done';
+      readonly message: string;
+      readonly touched: readonly Touched[];
+      readonly audit?: AuditNote;
+      readonly facts?: Readonly<Record<string, unknown>>;
+    }
+  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'node-gone' | 'object-gone' | 'not-applicable'; readonly reason: string };
+
+/** Every parameter a Function's pod reads: the shared guards', the admission's, then the action's own. */
+export type ActionParams<P extends ParamSpecs> = GuardParams & AdmissionParams & P;
+
+export interface Action<P extends ParamSpecs = ParamSpecs, K extends TargetKind = TargetKind> extends FunctionDescriptor<ActionParams<P>> {
+  readonly kind: `${K}-action`;
+  /** What it acts on: how the runner finds it and reads it (lib/targets/). */
+  readonly target: TargetSpec<K>;
+  /** The alert sources it takes (lib/resolve.ts); an alert of another is skipped, code `source-not-accepted`. */
+  readonly sources: readonly AlertSource[];
+  /** For an audit-object action: the resources (`ka.target.resource`) it acts on. */
+  readonly resources: readonly string[];
+  readonly guardParameters: GuardParams;
+  readonly admissionParameters: AdmissionParams;
+  readonly ownParameters: P;
+  /** Its own checks, run after the shared ones, in order. */
+  readonly ownChecks: readonly Check<ActionCheckInput<P, K>>[];
+  run(context: ActionContext<P, K>): Promise<ActionResult>;
+}
+
+export type PodAction<P extends ParamSpecs = ParamSpecs> = Action<P, 'pod'>;
+
+/** What the runner itself does for every pod action: it reads the pod for the opt-out guard. */
+export const RUNNER_PERMISSIONS: readonly Permission[] = POD_TARGET.permissions([]);
+
+export interface ActionSpec<P extends ParamSpecs, K extends TargetKind> {
+  readonly name: string;
+  readonly description: string;
+  /** Defaults to every source the kind of target can be named by. */
+  readonly sources?: readonly AlertSource[];
+  /** An audit-object action's resources (lib/targets/audit-object.ts AUDIT_RESOURCES). */
+  readonly resources?: readonly string[];
+  readonly parameters: P;
+  readonly guardDefaults: GuardDefaults;
+  readonly permissions: readonly Permission[];
+  readonly checks?: readonly Check<ActionCheckInput<P, K>>[];
+  run(context: ActionContext<P, K>): Promise<ActionResult>;
+}
+
+/**
+ * Declares an action on a kind of target: `defineAction(NODE_TARGET, { name, … })`. The shared guards' parameters
+ * and checks, the target's checks and the runner's own permissions are added here, so the descriptor, and so the
+ * generated manifests and docs, are complete; declared sources or resources the target cannot take throw.
+ */
+export function defineAction<P extends ParamSpecs, K extends TargetKind>(target: TargetSpec<K>, spec: ActionSpec<P, K>): Action<P, K> {
+  const sources = spec.sources ?? target.sources;
+  const resources = spec.resources ?? [];
+  const problems = [
+    ...sources.filter((s) => !target.sources.includes(s)).map((s) => `sources: a ${target.kind} is never named by a ${s} alert`),
+    ...target.resourceProblems(resources),
+  ];
+  if (problems.length > 0) throw new Error(`the action ${spec.name}: ${problems.join('; ')}`);
+  const guardParameters = guardParams(spec.guardDefaults);
+  const admissionParameters = admissionParams();
+  const ownChecks = spec.checks ?? [];
+  const sourceCheck = { name: 'source', description: `an alert whose source is not ${sources.join(' or ')} is skipped, code \`source-not-accepted\`.` };
   return {
-    kind: 'pod-action',
+    kind: `${target.kind}-action`,
+    target,
+    sources,
+    resources,
     name: spec.name,
     description: spec.description,
-    requiredFields: spec.requiredFields ?? ['k8s.ns.name', 'k8s.pod.name'],
-    parameters: { ...guardParams(spec.guardDefaults), ...admissionParams(), ...spec.parameters },
-    permissions: mergePermissions([...RUNNER_PERMISSIONS, ...spec.permissions]),
+    requiredFields: [...new Set(sources.flatMap((s) => target.requiredFields[s] ?? []))],
+    checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, target.checks.find, PROTECTED_NAMESPACE_CHECK, target.checks.read, OPT_OUT_CHECK, ...ownChecks].map(
+      ({ name, description }) => ({ name, description }),
+    ),
+    parameters: { ...guardParameters, ...admissionParameters, ...spec.parameters },
+    guardParameters,
+    admissionParameters,
+    ownParameters: spec.parameters,
+    ownChecks,
+    permissions: mergePermissions([...target.permissions(resources), ...spec.permissions]),
     run: (context) => spec.run(context),
   };
+}
+
+/** Declares an action on the pod an alert names: `defineAction(POD_TARGET, spec)`. */
+export function definePodAction<P extends ParamSpecs>(spec: ActionSpec<P, 'pod'>): PodAction<P> {
+  return defineAction(POD_TARGET, spec);
 }
 
 /** Unites permissions by group and resource, verbs sorted: the same input always gives the same ClusterRole. */

@@ -1,12 +1,6 @@
 import * as t from 'io-ts';
-import type { V1Pod } from '@kubernetes/client-node';
-import { SIDEKICK_TEST_RULE, type FalcoAlert } from './alert';
-import { describeValue } from './decode';
 import { isQualifiedName } from './names';
-import type { Outcome } from './outcome';
 import { booleanText, commaList, namespaceListText, param, priorityText, type ParamValues } from './params';
-import { atLeast } from './priority';
-import type { PodRef } from './target';
 
 /** Namespaces never acted upon unless the operator says otherwise: the control plane's and our own neighbours'. */
 export const DEFAULT_PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'kubeless', 'falco', 'falco-response'];
@@ -70,54 +64,3 @@ export function guardParams(defaults: GuardDefaults) {
 export type GuardParams = ReturnType<typeof guardParams>;
 export type GuardSettings = ParamValues<GuardParams>;
 
-type Skip = Extract<Outcome, { status: 'skipped' }>;
-
-/** The guards that need only the alert; `undefined` means go on. */
-export function alertGuard(alert: FalcoAlert, settings: GuardSettings): Skip | undefined {
-  if (alert.rule === SIDEKICK_TEST_RULE) {
-    return { status: 'skipped', code: 'test-event', reason: "Falcosidekick's test event: nothing to do" };
-  }
-  if (!settings.rules.all && !settings.rules.names.includes(alert.rule)) {
-    return {
-      status: 'skipped',
-      code: 'rule-not-selected',
-      reason: `the rule ${describeValue(alert.rule)} is not one this action answers (RULES)`,
-    };
-  }
-  if (!atLeast(alert.priority, settings.minimumPriority)) {
-    return {
-      status: 'skipped',
-      code: 'priority-below-minimum',
-      reason: `the priority ${alert.priority} is below the minimum ${settings.minimumPriority} (MINIMUM_PRIORITY)`,
-    };
-  }
-  return undefined;
-}
-
-/** The namespace guard: configured namespaces plus the function's own. */
-export function namespaceGuard(pod: PodRef, settings: GuardSettings, ownNamespace: string | undefined): Skip | undefined {
-  if (settings.protectedNamespaces.includes(pod.namespace) || pod.namespace === ownNamespace) {
-    return {
-      status: 'skipped',
-      code: 'protected-namespace',
-      reason: `the namespace '${pod.namespace}' is protected (PROTECTED_NAMESPACES): the pod '${pod.name}' is left alone`,
-      target: pod,
-    };
-  }
-  return undefined;
-}
-
-/** The opt-out guard: a pod labelled or annotated `<OPT_OUT_KEY>: "true"` is left alone. */
-export function podGuard(pod: PodRef, found: V1Pod, settings: GuardSettings): Skip | undefined {
-  const key = settings.optOutKey;
-  const optedOut = found.metadata?.labels?.[key] === 'true' || found.metadata?.annotations?.[key] === 'true';
-  if (optedOut) {
-    return {
-      status: 'skipped',
-      code: 'opted-out',
-      reason: `the pod '${pod.name}' in the namespace '${pod.namespace}' opted out with ${key}=true`,
-      target: pod,
-    };
-  }
-  return undefined;
-}

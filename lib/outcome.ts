@@ -3,7 +3,7 @@ import { SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError } from './kube/errors';
-import type { PodRef } from './target';
+import { answerTarget, type TargetRef } from './resolve';
 
 export { UnauthorizedError } from './auth';
 
@@ -15,16 +15,16 @@ export { UnauthorizedError } from './auth';
 export type Outcome =
   | { readonly status: 'invalid'; readonly error: string }
   | { readonly status: 'unauthorized'; readonly error: string }
-  | { readonly status: 'skipped'; readonly code: SkipCode; readonly reason: string; readonly target?: PodRef }
+  | { readonly status: 'skipped'; readonly code: SkipCode; readonly reason: string; readonly target?: TargetRef }
   | {
       readonly status: 'done';
       readonly action: string;
-      readonly target: PodRef;
+      readonly target: TargetRef;
       readonly dryRun: boolean;
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'failed'; readonly error: string; readonly target?: PodRef }
+  | { readonly status: 'failed'; readonly error: string; readonly target?: TargetRef }
   | { readonly status: 'overloaded'; readonly error: string };
 
 export type SkipCode =
@@ -35,7 +35,12 @@ export type SkipCode =
   | 'priority-below-minimum'
   | 'opted-out'
   | 'pod-gone'
-  | 'not-applicable';
+  | 'not-applicable'
+  | 'source-not-accepted'
+  | 'no-node'
+  | 'node-gone'
+  | 'no-object'
+  | 'object-gone';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
@@ -71,7 +76,7 @@ export class DryRunWriteRefusedError extends Error {
 }
 
 /** Any error becomes an outcome; nothing escapes to the runtime, which would answer a bare 500. */
-export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
+export function outcomeOfError(error: unknown, target?: TargetRef): Outcome {
   if (error instanceof InvalidInputError) return { status: 'invalid', error: error.message };
   if (error instanceof UnauthorizedError) return { status: 'unauthorized', error: error.message };
   if (error instanceof OverloadedError) return { status: 'overloaded', error: error.message };
@@ -93,9 +98,9 @@ export function outcomeOfError(error: unknown, target?: PodRef): Outcome {
   return { status: 'failed', error: `internal error: ${message}`, ...withTarget };
 }
 
-/** The JSON body of the answer: the outcome, with the target as `{ namespace, pod }`. */
+/** The JSON body of the answer: the outcome, with the target as `{ namespace, pod }` (lib/resolve.ts answerTarget). */
 export function answerBody(outcome: Outcome): Record<string, unknown> {
   if (!('target' in outcome) || outcome.target === undefined) return { ...outcome };
   const { target, ...rest } = outcome;
-  return { ...rest, target: { namespace: target.namespace, pod: target.name } };
+  return { ...rest, target: answerTarget(target) };
 }

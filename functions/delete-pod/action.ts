@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { definePodAction } from '../../lib/action';
-import { recordAudit } from '../../lib/audit';
+import { definePodAction, touchedPod, type ActionCheckInput } from '../../lib/action';
+import type { Check } from '../../lib/checks';
 import { describeValue } from '../../lib/decode';
 import { deletePod, describePod, replacedReason } from '../../lib/kube/pods';
 import { integerText, listText, param } from '../../lib/params';
@@ -23,70 +23,84 @@ function controllerKind(pod: V1Pod): string {
   return KIND_NAME.test(kind) ? kind : describeValue(kind);
 }
 
+const skipOwnerKinds: Check<ActionCheckInput<DeletePodParams, 'pod'>> = {
+  name: 'skip-owner-kinds',
+  description: "a pod whose controller is of one of `SKIP_OWNER_KINDS` (`none`: a bare pod) is left alone, code `not-applicable`.",
+  check: ({ target, params }) => {
+    const owner = controllerKind(target.found);
+    if (!params.skipOwnerKinds.includes(owner)) return undefined;
+    return {
+      code: 'not-applicable',
+      reason: `${describePod(target.pod)} is ${owner === BARE_POD ? 'a bare pod' : `owned by a ${owner}`}, which SKIP_OWNER_KINDS leaves alone`,
+    };
+  },
+};
+
+/**
+ * A pod already terminating, as fast as we would make it: a burst of alerts from one pod deletes it once, not once per
+ * alert. A longer grace period someone else gave it is cut short by our DELETE, so that one is deleted again.
+ */
+const alreadyTerminating: Check<ActionCheckInput<DeletePodParams, 'pod'>> = {
+  name: 'already-terminating',
+  description: 'a pod already being deleted with a grace period no longer than `GRACE_PERIOD_SECONDS` is left to finish, code `pod-gone`.',
+  check: ({ target, params }) => {
+    const terminating = target.found.metadata?.deletionTimestamp;
+    const theirGrace = target.found.metadata?.deletionGracePeriodSeconds;
+    if (terminating === undefined || theirGrace === undefined || theirGrace > params.gracePeriodSeconds) return undefined;
+    return {
+      code: 'pod-gone',
+      reason: `${describePod(target.pod)} is already being deleted (since ${String(terminating)}, grace period ${theirGrace} s): deleting it again would not hasten it`,
+    };
+  },
+};
+
+const parameters = {
+  gracePeriodSeconds: param(
+    'GRACE_PERIOD_SECONDS',
+    integerText(0, 3600),
+    '1',
+    'seconds the pod gets to stop before it is killed (1 is `kubectl delete --now`; 0 removes it from the API at once)',
+  ),
+  skipOwnerKinds: param(
+    'SKIP_OWNER_KINDS',
+    ownerKinds,
+    '',
+    `pods whose controller is of one of these kinds are left alone, comma-separated; '${BARE_POD}' means bare pods`,
+  ),
+};
+type DeletePodParams = typeof parameters;
+
 export default definePodAction({
   name: 'delete-pod',
   description: 'Deletes the pod named by the alert; its controller, if any, replaces it with a clean one.',
   guardDefaults: { rules: 'Terminal shell in container' },
-  parameters: {
-    gracePeriodSeconds: param(
-      'GRACE_PERIOD_SECONDS',
-      integerText(0, 3600),
-      '1',
-      'seconds the pod gets to stop before it is killed (1 is `kubectl delete --now`; 0 removes it from the API at once)',
-    ),
-    skipOwnerKinds: param(
-      'SKIP_OWNER_KINDS',
-      ownerKinds,
-      '',
-      `pods whose controller is of one of these kinds are left alone, comma-separated; '${BARE_POD}' means bare pods`,
-    ),
-  },
+  parameters,
   permissions: [
     { apiGroup: '', resource: 'pods', verbs: ['get', 'delete'] },
     { apiGroup: '', resource: 'events', verbs: ['create'] },
   ],
-  async run({ alert, target, pod, params, kube, log, deadline, dryRun }) {
-    const owner = controllerKind(pod);
-    if (params.skipOwnerKinds.includes(owner)) {
-      return {
-        status: 'skipped',
-        code: 'not-applicable',
-        reason: `${describePod(target)} is ${owner === BARE_POD ? 'a bare pod' : `owned by a ${owner}`}, which SKIP_OWNER_KINDS leaves alone`,
-      };
-    }
+  checks: [skipOwnerKinds, alreadyTerminating],
+  async run({ target, params, kube, deadline, dryRun }) {
+    const { pod, found } = target;
+    const facts = { owner: controllerKind(found) };
     const grace = params.gracePeriodSeconds;
-    // A pod already terminating, as fast as we would make it: a burst of alerts from one pod deletes it once, not once
-    // per alert. A longer grace period someone else gave it is cut short by our DELETE, so that one is deleted again.
-    const terminating = pod.metadata?.deletionTimestamp;
-    const theirGrace = pod.metadata?.deletionGracePeriodSeconds;
-    if (terminating !== undefined && theirGrace !== undefined && theirGrace <= grace) {
-      return {
-        status: 'skipped',
-        code: 'pod-gone',
-        reason: `${describePod(target)} is already being deleted (since ${String(terminating)}, grace period ${theirGrace} s): deleting it again would not hasten it`,
-      };
-    }
     if (dryRun) {
-      return { status: 'done', message: `would delete ${describePod(target)} (grace period ${grace} s)`, details: { owner } };
+      return { status: 'done', message: `would delete ${describePod(pod)} (grace period ${grace} s)`, touched: [touchedPod(pod, true)], facts };
     }
-    const uid = pod.metadata?.uid;
-    const deleted = await deletePod(kube, target, { gracePeriodSeconds: grace, uid }, deadline);
+    const uid = found.metadata?.uid;
+    const deleted = await deletePod(kube, pod, { gracePeriodSeconds: grace, uid }, deadline);
     // A 404 to a retry after a 429 reports someone else's deletion, not ours: skipped, and no Event that would claim it.
-    if (deleted.outcome === 'already-gone') return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} is already deleted` };
-    if (deleted.outcome === 'replaced') return { status: 'skipped', code: 'pod-gone', reason: replacedReason(target, uid) };
+    if (deleted.outcome === 'already-gone') return { status: 'skipped', code: 'pod-gone', reason: `${describePod(pod)} is already deleted` };
+    if (deleted.outcome === 'replaced') return { status: 'skipped', code: 'pod-gone', reason: replacedReason(pod, uid) };
     // Seen on a real API server: the first DELETE deleted the pod and its answer was lost. Reported and audited as
     // this deletion, not as "already deleted" with no Event on the pod.
     const answerLost = deleted.answerLost;
-    const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid }, {
-      action: 'delete-pod',
-      reason: 'FalcoResponseDeleted',
-      what: `deleted the pod`,
-      change: 'deleted',
-    });
     return {
       status: 'done',
-      message: `deleted ${describePod(target)} (grace period ${grace} s${answerLost ? '; the answer to an earlier attempt was lost, and the retry found the pod gone' : ''})`,
-      details: { owner, eventRecorded },
+      message: `deleted ${describePod(pod)} (grace period ${grace} s${answerLost ? '; the answer to an earlier attempt was lost, and the retry found the pod gone' : ''})`,
+      touched: [touchedPod(pod, true)],
+      audit: { reason: 'FalcoResponseDeleted', what: 'deleted the pod', change: 'deleted' },
+      facts,
     };
   },
 });

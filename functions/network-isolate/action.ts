@@ -1,5 +1,5 @@
-import { definePodAction } from '../../lib/action';
-import { recordAudit } from '../../lib/audit';
+import { definePodAction, touchedPod, type ActionCheckInput } from '../../lib/action';
+import type { Check } from '../../lib/checks';
 import type { Kube } from '../../lib/kube/client';
 import {
   createNetworkPolicy,
@@ -70,65 +70,76 @@ function policyPhrase({ step, answerLost }: PolicyResult, ref: NetworkPolicyRef,
   }
 }
 
+const parameters = {
+  quarantineLabel: param(
+    'QUARANTINE_LABEL',
+    labelKeyText,
+    'falco-response.io/quarantine',
+    'the label (set to "true") that the NetworkPolicy selects; the pod gets it once the policy is in place',
+  ),
+  policyName: param(
+    'POLICY_NAME',
+    policyNameText,
+    'falco-response-quarantine',
+    "the name of the NetworkPolicy, one per namespace; it is restored whenever it drifts from this function's configuration",
+  ),
+  allowDns: param(
+    'ALLOW_DNS',
+    booleanText,
+    'false',
+    'true: let isolated pods query cluster DNS (UDP and TCP 53 to the pods labelled k8s-app=kube-dns in the namespace kube-system, selected by NAMESPACE_NAME_LABEL)',
+  ),
+  allowCidrs: param(
+    'ALLOW_CIDRS',
+    cidrListText,
+    '',
+    'CIDRs isolated pods may still exchange traffic with (both ways), comma-separated, e.g. a forensics host',
+  ),
+  allowNamespaces: param(
+    'ALLOW_NAMESPACES',
+    namespaceListText,
+    '',
+    'namespaces whose pods isolated pods may still exchange traffic with (both ways), comma-separated, selected by NAMESPACE_NAME_LABEL',
+  ),
+  namespaceNameLabel: param(
+    'NAMESPACE_NAME_LABEL',
+    namespaceNameLabelText,
+    NAMESPACE_NAME_LABEL,
+    "the namespace label whose value is the namespace's name, by which ALLOW_DNS and ALLOW_NAMESPACES select namespaces; Kubernetes sets " +
+      `${NAMESPACE_NAME_LABEL} itself from 1.21 on only: on 1.17 to 1.20 label those namespaces (kubectl label namespace kube-system ` +
+      `${NAMESPACE_NAME_LABEL}=kube-system) or name a label they carry`,
+  ),
+};
+type NetworkIsolateParams = typeof parameters;
+
+/** A pod on the node's network: no NetworkPolicy applies to it, so labelling it isolated would be a lie. */
+const hostNetwork: Check<ActionCheckInput<NetworkIsolateParams, 'pod'>> = {
+  name: 'host-network',
+  description: 'a pod that uses the node\'s network (`hostNetwork`) is left alone, code `not-applicable`: no NetworkPolicy can isolate it.',
+  check: ({ target }) =>
+    target.found.spec?.hostNetwork === true
+      ? {
+          code: 'not-applicable',
+          reason: `${describePod(target.pod)} uses the node's network (hostNetwork): no NetworkPolicy can isolate it, so it is not labelled as isolated`,
+        }
+      : undefined,
+};
+
 export default definePodAction({
   name: 'network-isolate',
   description:
     "Cuts the pod named by the alert off the network and keeps it running for forensics: a NetworkPolicy of the pod's namespace denies all traffic of the pods carrying the quarantine label, then the pod gets that label.",
   guardDefaults: { rules: 'Terminal shell in container' },
-  parameters: {
-    quarantineLabel: param(
-      'QUARANTINE_LABEL',
-      labelKeyText,
-      'falco-response.io/quarantine',
-      'the label (set to "true") that the NetworkPolicy selects; the pod gets it once the policy is in place',
-    ),
-    policyName: param(
-      'POLICY_NAME',
-      policyNameText,
-      'falco-response-quarantine',
-      "the name of the NetworkPolicy, one per namespace; it is restored whenever it drifts from this function's configuration",
-    ),
-    allowDns: param(
-      'ALLOW_DNS',
-      booleanText,
-      'false',
-      'true: let isolated pods query cluster DNS (UDP and TCP 53 to the pods labelled k8s-app=kube-dns in the namespace kube-system, selected by NAMESPACE_NAME_LABEL)',
-    ),
-    allowCidrs: param(
-      'ALLOW_CIDRS',
-      cidrListText,
-      '',
-      'CIDRs isolated pods may still exchange traffic with (both ways), comma-separated, e.g. a forensics host',
-    ),
-    allowNamespaces: param(
-      'ALLOW_NAMESPACES',
-      namespaceListText,
-      '',
-      'namespaces whose pods isolated pods may still exchange traffic with (both ways), comma-separated, selected by NAMESPACE_NAME_LABEL',
-    ),
-    namespaceNameLabel: param(
-      'NAMESPACE_NAME_LABEL',
-      namespaceNameLabelText,
-      NAMESPACE_NAME_LABEL,
-      "the namespace label whose value is the namespace's name, by which ALLOW_DNS and ALLOW_NAMESPACES select namespaces; Kubernetes sets " +
-        `${NAMESPACE_NAME_LABEL} itself from 1.21 on only: on 1.17 to 1.20 label those namespaces (kubectl label namespace kube-system ` +
-        `${NAMESPACE_NAME_LABEL}=kube-system) or name a label they carry`,
-    ),
-  },
+  parameters,
   permissions: [
     { apiGroup: '', resource: 'pods', verbs: ['get', 'patch'] },
     { apiGroup: 'networking.k8s.io', resource: 'networkpolicies', verbs: ['get', 'create', 'update'] },
     { apiGroup: '', resource: 'events', verbs: ['create'] },
   ],
-  async run({ alert, target, pod, params, kube, log, deadline, dryRun }) {
-    if (pod.spec?.hostNetwork === true) {
-      return {
-        status: 'skipped',
-        code: 'not-applicable',
-        reason: `${describePod(target)} uses the node's network (hostNetwork): no NetworkPolicy can isolate it, so it is not labelled as isolated`,
-      };
-    }
-    const ref: NetworkPolicyRef = { namespace: target.namespace, name: params.policyName };
+  checks: [hostNetwork],
+  async run({ target, params, kube, deadline, dryRun }) {
+    const { pod, found } = target;
+    const ref: NetworkPolicyRef = { namespace: pod.namespace, name: params.policyName };
     const key = params.quarantineLabel;
     const label = `${key}=true`;
 
@@ -138,43 +149,43 @@ export default definePodAction({
       result = await ensurePolicy(kube, ref, quarantinePolicy(ref, params), deadline, dryRun);
     } catch (error) {
       throw new ActionFailedError(
-        `${describePod(target)} was not isolated and not labelled ${label}, because ${describeNetworkPolicy(ref)} could not be put in place: ${(error as Error).message}`,
+        `${describePod(pod)} was not isolated and not labelled ${label}, because ${describeNetworkPolicy(ref)} could not be put in place: ${(error as Error).message}`,
       );
     }
 
     const { step } = result;
-    const alreadyLabelled = pod.metadata?.labels?.[key] === 'true';
+    const alreadyLabelled = found.metadata?.labels?.[key] === 'true';
     const policy = policyPhrase(result, ref, dryRun);
-    const details = { policy: ref.name, policyStep: step, labelled: !alreadyLabelled };
+    const touched = [
+      { kind: 'NetworkPolicy', namespace: ref.namespace, name: ref.name, changed: step !== 'unchanged' },
+      touchedPod(pod, !alreadyLabelled),
+    ];
+    const facts = { policy: ref.name, policyStep: step, labelled: !alreadyLabelled };
     if (dryRun) {
       const labelling = alreadyLabelled ? `the pod already carries ${label}` : `would label the pod ${label}`;
-      return { status: 'done', message: `would isolate ${describePod(target)}: ${policy}; ${labelling}`, details: { ...details, changed: step !== 'unchanged' || !alreadyLabelled } };
+      return { status: 'done', message: `would isolate ${describePod(pod)}: ${policy}; ${labelling}`, touched, facts };
     }
     if (step === 'unchanged' && alreadyLabelled) {
-      return {
-        status: 'done',
-        message: `${describePod(target)} is already isolated: ${policy} and the pod carries ${label}`,
-        details: { ...details, changed: false },
-      };
+      return { status: 'done', message: `${describePod(pod)} is already isolated: ${policy} and the pod carries ${label}`, touched, facts };
     }
     if (!alreadyLabelled) {
-      const uid = pod.metadata?.uid;
+      const uid = found.metadata?.uid;
       // uid: were the pod replaced by a new one of the same name, the API server refuses to label the newcomer.
-      const patched = await mergePatchPod(kube, target, { metadata: { ...(uid === undefined ? {} : { uid }), labels: { [key]: 'true' } } }, deadline);
+      const patched = await mergePatchPod(kube, pod, { metadata: { ...(uid === undefined ? {} : { uid }), labels: { [key]: 'true' } } }, deadline);
       if (patched.outcome === 'gone') {
-        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(target)} was deleted before it could be labelled ${label} (${policy})` };
+        return { status: 'skipped', code: 'pod-gone', reason: `${describePod(pod)} was deleted before it could be labelled ${label} (${policy})` };
       }
       if (patched.outcome === 'replaced') {
-        return { status: 'skipped', code: 'pod-gone', reason: `${replacedReason(target, uid)} (${policy})` };
+        return { status: 'skipped', code: 'pod-gone', reason: `${replacedReason(pod, uid)} (${policy})` };
       }
     }
     const done = `${policy}; ${alreadyLabelled ? `the pod already carried ${label}` : `labelled the pod ${label}`}`;
-    const eventRecorded = await recordAudit({ alert, kube, log, deadline }, { ...target, uid: pod.metadata?.uid }, {
-      action: 'network-isolate',
-      reason: 'FalcoResponseIsolated',
-      what: `isolated the pod (${done})`,
-      change: 'isolated',
-    });
-    return { status: 'done', message: `isolated ${describePod(target)}: ${done}`, details: { ...details, changed: true, eventRecorded } };
+    return {
+      status: 'done',
+      message: `isolated ${describePod(pod)}: ${done}`,
+      touched,
+      audit: { reason: 'FalcoResponseIsolated', what: `isolated the pod (${done})`, change: 'isolated' },
+      facts,
+    };
   },
 });

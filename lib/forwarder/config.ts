@@ -1,5 +1,6 @@
 /** The forwarder's descriptor, its parameters (read and checked once, at load) and its routing table (followed). */
 import { Admission, admissionParams } from '../admission';
+import { TEST_EVENT } from '../entry';
 import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
 import * as path from 'path';
 import * as t from 'io-ts';
@@ -108,6 +109,7 @@ export function defineForwarder(spec: ForwarderSpec): Forwarder {
     name,
     description: spec.description,
     requiredFields: ['k8s.ns.name'],
+    checks: [TEST_EVENT],
     parameters: forwarderParams(),
     permissions: [],
     configFiles: [

@@ -1,12 +1,9 @@
 import { randomBytes } from 'crypto';
 import type { FalcoAlert } from '../alert';
-import { SIDEKICK_TEST_RULE } from '../alert';
 import { describeValue, InvalidInputError } from '../decode';
-import { decodeEvent, responseOf } from '../event';
-import { clipped, jsonLogger, type Logger } from '../log';
+import { commonOutcomeFields, entry, type Call, type KubelessHandler } from '../entry';
+import { clipped, type Logger } from '../log';
 import { namespaceOf } from '../target';
-import { callerCheck, isRefusedCaller } from '../auth';
-import { budgetMs, type KubelessHandler } from '../runner';
 import { prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
@@ -23,71 +20,56 @@ export interface ForwarderOptions {
 /** A handler with a way to close its kept-alive connections (for tests and tools; Kubeless never unloads it). */
 export type ForwarderHandler = KubelessHandler & { close(): void };
 
+/** What the log line of a call says, filled as the call goes: kept when it fails half-way. */
+interface Seen {
+  alert?: FalcoAlert;
+  eventId?: string;
+  namespace?: string | undefined;
+}
+
 /**
- * Turns the forwarder into the Kubeless handler: check the caller, admit (MAX_IN_FLIGHT, MAX_QUEUED), decode once,
- * route, invoke every matching action over HTTP, answer one result per action. The inbound secret is read first and
- * apart from the rest. A bad configuration is logged loudly once and answered 500 on every call from an authorized
- * caller: a bad parameter until a restart, a bad routing table until the mounted table is fixed (it is followed,
- * lib/forwarder/followed-file.ts).
+ * Turns the forwarder into the Kubeless handler (lib/entry.ts does the caller check, configuration, admission,
+ * decoding, deadline and answer): route, invoke every matching action over HTTP, answer one result per action. A bad
+ * configuration is answered 500 on every call from an authorized caller: a bad parameter until a restart, a bad
+ * routing table until the mounted table is fixed (it is followed, lib/forwarder/followed-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
-  const env = options.env ?? process.env;
-  const log = options.log ?? jsonLogger({ function: forwarder.name });
-  const now = options.now ?? Date.now;
-  const checkCaller = callerCheck(env, log, now);
-  let ready: Ready | Error;
-  try {
-    ready = prepare(forwarder, env, log, now);
-  } catch (error) {
-    ready = error as Error;
-    log.error('the function cannot start: every call will fail until the configuration is fixed', { error: ready.message });
-  }
-
-  const handler = async (event: unknown, context: unknown) => {
-    const started = now();
-    const deadline = started + budgetMs(context);
-    const seen: { alert?: FalcoAlert; eventId?: string; namespace?: string | undefined } = {};
-    let outcome: ForwardOutcome;
-    let counted = false;
-    try {
-      checkCaller(event);
-      if (ready instanceof Error) throw ready;
-      const setup = ready;
-      const leave = await setup.admission.enter(deadline);
-      try {
-        outcome = await forward(setup, setup.routing.current(), event, deadline, seen, now);
-      } finally {
-        leave();
-      }
-    } catch (error) {
-      outcome = forwardOutcomeOfError(error);
-      counted = isRefusedCaller(error);
-    }
-    responseOf(event)?.status(forwardStatusOf(outcome));
-    // A refusal is counted and logged by the admission or the caller check, at most once a second: a flood cannot
-    // flood the log.
-    if (outcome.status === 'overloaded' || counted) return { ...outcome };
-    log[outcome.status === 'failed' || outcome.status === 'actions-failed' ? 'error' : 'info']('alert forwarded', {
+  const handler = entry<Ready, ForwardOutcome, Seen>({
+    name: forwarder.name,
+    ...options,
+    prepare: (env, log, now) => prepare(forwarder, env, log, now),
+    fields: () => ({}),
+    note(seen, alert, incomingId) {
+      seen.alert = alert;
+      // Cut as a rule is: a refused one may be as long as a header can be.
+      if (incomingId !== undefined) seen.eventId = clipped(incomingId);
+      seen.eventId = forwardedEventId(incomingId);
+      seen.namespace = alertNamespace(alert);
+    },
+    testEvent: () => ({ status: 'skipped', code: 'test-event', reason: "Falcosidekick's test event: no action is invoked" }),
+    serve: (setup, call, seen) => forward(setup, setup.routing.current(), call, seen, options.now ?? Date.now),
+    outcomeOfError: (error) => forwardOutcomeOfError(error),
+    statusOf: forwardStatusOf,
+    body: (outcome) => ({ ...outcome }),
+    logMessage: 'alert forwarded',
+    logFields: (seen) => ({
       eventId: seen.eventId ?? null,
       rule: seen.alert === undefined ? null : clipped(seen.alert.rule),
       priority: seen.alert?.priority ?? null,
       namespace: seen.namespace ?? null,
-      outcome: outcome.status,
-      ...(outcome.status === 'skipped' ? { code: outcome.code, reason: outcome.reason } : {}),
-      ...(outcome.status === 'invalid' || outcome.status === 'failed' || outcome.status === 'actions-failed' || outcome.status === 'unauthorized'
-        ? { error: outcome.error }
-        : {}),
+    }),
+    outcomeFields: (outcome) => ({
+      ...commonOutcomeFields(outcome),
       ...(outcome.status === 'done' || outcome.status === 'actions-failed'
         ? {
             routes: outcome.routes,
             results: outcome.results.map((r) => ({ action: r.action, status: r.status, httpStatus: r.httpStatus, durationMs: r.durationMs })),
           }
         : {}),
-      durationMs: now() - started,
-    });
-    return { ...outcome };
-  };
-  return Object.assign(handler, { close: () => (ready instanceof Error ? undefined : ready.caller.close()) });
+    }),
+    isFailure: (outcome) => outcome.status === 'failed' || outcome.status === 'actions-failed',
+  });
+  return Object.assign(handler, { close: () => (handler.ready instanceof Error ? undefined : handler.ready.caller.close()) });
 }
 
 /**
@@ -126,25 +108,11 @@ function bodyToForward(event: unknown, data: unknown): Buffer {
   return Buffer.from(typeof data === 'string' ? data : `${JSON.stringify(data)}\n`, 'utf8');
 }
 
-async function forward(
-  ready: Ready,
-  routing: Routing,
-  event: unknown,
-  deadline: number,
-  seen: { alert?: FalcoAlert; eventId?: string; namespace?: string | undefined },
-  now: () => number,
-): Promise<ForwardOutcome> {
-  const { alert, eventId: incomingId } = decodeEvent(event);
-  seen.alert = alert;
-  // Cut as a rule is: a refused one may be as long as a header can be.
-  if (incomingId !== undefined) seen.eventId = clipped(incomingId);
-  const eventId = forwardedEventId(incomingId);
-  seen.eventId = eventId;
-  const namespace = alertNamespace(alert);
-  seen.namespace = namespace;
-  if (alert.rule === SIDEKICK_TEST_RULE) {
-    return { status: 'skipped', code: 'test-event', reason: "Falcosidekick's test event: no action is invoked" };
-  }
+async function forward(ready: Ready, routing: Routing, call: Call, seen: Seen, now: () => number): Promise<ForwardOutcome> {
+  const { event, alert, deadline } = call;
+  // note() made it, or refused the call.
+  const eventId = seen.eventId!;
+  const namespace = seen.namespace;
   const facts: AlertFacts = { rule: alert.rule, priority: alert.priority, tags: alert.tags ?? [], source: alert.source ?? undefined, namespace };
   const plan = planFor(routing.table, facts);
   if (plan.routes.length === 0) {

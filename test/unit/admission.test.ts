@@ -33,7 +33,7 @@ function slowAction(waitAt: Promise<void>) {
     permissions: [],
     async run({ target }) {
       await waitAt;
-      return { status: 'done', message: `handled ${target.name}` };
+      return { status: 'done', message: `handled ${target.pod.name}`, touched: [] };
     },
   });
 }

@@ -9,6 +9,14 @@ const EVENTS = '/api/v1/namespaces/default/events';
 
 const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
 
+/** The answer's details after a deletion (lib/runner.ts builds them): the pod touched, and the owner delete-pod read. */
+const deletedDetails = (owner: string, eventRecorded: boolean) => ({
+  touched: [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }],
+  changed: true,
+  eventRecorded,
+  owner,
+});
+
 describe('delete-pod', () => {
   it('deletes the pod a terminal-shell alert names, with a uid precondition, and records an Event', async () => {
     // Given
@@ -43,7 +51,7 @@ describe('delete-pod', () => {
       target: { namespace: 'default', pod: 'kubecon' },
       dryRun: false,
       message: "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)",
-      details: { owner: 'ReplicaSet', eventRecorded: true },
+      details: deletedDetails('ReplicaSet', true),
     });
     assert.equal(log.lines.length, 1);
     assert.deepEqual(
@@ -157,7 +165,7 @@ describe('delete-pod', () => {
       answer.message,
       "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)",
     );
-    assert.deepEqual(answer.details, { owner: 'none', eventRecorded: true });
+    assert.deepEqual(answer.details, deletedDetails('none', true));
   });
 
   it('leaves a new pod that took the same name alone (uid precondition refused: 409)', async () => {
@@ -185,7 +193,7 @@ describe('delete-pod', () => {
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
     api.done();
     assert.equal(answer.status, 'done');
-    assert.deepEqual(answer.details, { owner: 'none', eventRecorded: false });
+    assert.deepEqual(answer.details, deletedDetails('none', false));
     assert.equal(log.lines[0].message, 'the pod was deleted but the audit event could not be recorded');
   });
 
@@ -206,7 +214,7 @@ describe('delete-pod', () => {
     // Then: deleted as any owned pod, the kind quoted as received values are
     api.done();
     assert.equal(answer.status, 'done');
-    assert.deepEqual(answer.details, { owner: `"\\u009b2J\\u202e${'K'.repeat(65)}… (100016 characters)`, eventRecorded: true });
+    assert.deepEqual(answer.details, deletedDetails(`"\\u009b2J\\u202e${'K'.repeat(65)}… (100016 characters)`, true));
   });
 
   it("does not take a controller of kind 'none' for no controller: SKIP_OWNER_KINDS=none leaves only bare pods", async () => {
@@ -222,7 +230,7 @@ describe('delete-pod', () => {
     const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
 
     api.done();
-    assert.deepEqual([answer.status, answer.details], ['done', { owner: '"none"', eventRecorded: true }]);
+    assert.deepEqual([answer.status, answer.details], ['done', deletedDetails('"none"', true)]);
   });
 
   it('leaves pods whose controller kind is listed in SKIP_OWNER_KINDS', async () => {

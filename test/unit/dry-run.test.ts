@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { definePodAction } from '../../lib/action';
+import { definePodAction, touchedPod } from '../../lib/action';
 import { deletePod } from '../../lib/kube/pods';
 import { fakeApi, podObject, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
@@ -13,9 +13,9 @@ const careless = definePodAction({
   guardDefaults: { rules: '*' },
   parameters: {},
   permissions: [{ apiGroup: '', resource: 'pods', verbs: ['delete'] }],
-  async run({ target, pod, kube, deadline }) {
-    await deletePod(kube, target, { gracePeriodSeconds: 1, uid: pod.metadata?.uid }, deadline);
-    return { status: 'done', message: `deleted ${target.name}` };
+  async run({ target, kube, deadline }) {
+    await deletePod(kube, target.pod, { gracePeriodSeconds: 1, uid: target.found.metadata?.uid }, deadline);
+    return { status: 'done', message: `deleted ${target.pod.name}`, touched: [touchedPod(target.pod, true)] };
   },
 });
 

@@ -6,7 +6,7 @@ import nock from 'nock';
 import forwarder from '../../functions/forwarder/action';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/forwarder/runner';
 import { memoryLogger } from '../../lib/log';
-import { budgetMs } from '../../lib/runner';
+import { budgetMs } from '../../lib/entry';
 import { RECHECK_MS } from '../../lib/forwarder/followed-file';
 import { ConfigMapVolume } from '../helpers/configmap-volume';
 import { startStub, type HttpStub, type ReceivedRequest, type StubAnswer } from '../helpers/http-stub';

@@ -86,6 +86,7 @@ describe('label-pod', () => {
         labels: { 'falco.org/flagged': 'true', 'falco.org/rule': RULE_VALUE, 'falco.org/priority': 'Critical' },
         removed: [],
         notes: [],
+        touched: [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }],
         changed: true,
         eventRecorded: true,
       },

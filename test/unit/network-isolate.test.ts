@@ -16,6 +16,14 @@ const QUARANTINE = 'falco-response.io/quarantine';
 
 const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
 
+/** What the answer's details say was touched (lib/runner.ts): the namespace's policy, then the pod. */
+const isolation = (policyChanged: boolean, podChanged: boolean) => ({
+  touched: [
+    { kind: 'NetworkPolicy', namespace: 'default', name: 'falco-response-quarantine', changed: policyChanged },
+    { kind: 'Pod', namespace: 'default', name: 'kubecon', changed: podChanged },
+  ],
+});
+
 /** The policy network-isolate sends with the default configuration: deny all ingress and egress. */
 function wantedPolicy(spec: Record<string, unknown> = {}) {
   return {
@@ -102,7 +110,7 @@ describe('network-isolate', () => {
       target: { namespace: 'default', pod: 'kubecon' },
       dryRun: false,
       message: `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true`,
-      details: { policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
+      details: { ...isolation(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
     });
   });
 
@@ -125,7 +133,7 @@ describe('network-isolate', () => {
         answer.message,
         `the pod 'kubecon' in the namespace 'default' is already isolated: the NetworkPolicy 'falco-response-quarantine' is as configured and the pod carries ${QUARANTINE}=true`,
       );
-      assert.deepEqual(answer.details, { policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false });
+      assert.deepEqual(answer.details, { ...isolation(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false });
     }
   });
 
