@@ -179,8 +179,8 @@ export function kubeconfig(options: { server: string; token: string; caData?: st
   };
 }
 
-/** Writes `kubeconfig(options)` to `file` and returns `file`, for KUBECONFIG. */
+/** Writes `kubeconfig(options)` to `file`, readable by its owner only (it holds a token); returns `file`, for KUBECONFIG. */
 export function writeKubeconfig(file: string, options: { server: string; token: string; caData?: string }): string {
-  writeFileSync(file, JSON.stringify(kubeconfig(options), null, 2));
+  writeFileSync(file, JSON.stringify(kubeconfig(options), null, 2), { mode: 0o600 });
   return file;
 }
