@@ -2,10 +2,42 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The room rule of functions/: an action's logic opens no connection and touches no file; the runner injects the
+ * Kubernetes client and reads the environment (STYLE.md, "Thin entry, pure core"). Type-only imports do no I/O.
+ */
+const NO_IO = 'functions/ holds pure action logic, with no I/O: use the Kube that the runner injects (lib/runner.ts).';
+const IO_MODULES = ['http', 'https', 'net', 'fs', 'child_process', 'dgram', 'tls'];
+// net's address checks are pure functions (network-isolate validates its CIDRs with them).
+const PURE_NAMES = { net: ['isIP', 'isIPv4', 'isIPv6'] };
+const noIo = {
+  files: ['functions/**'],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': [
+      'error',
+      {
+        paths: IO_MODULES.flatMap((module) =>
+          [module, `node:${module}`].map((name) => ({
+            name,
+            message: NO_IO,
+            allowTypeImports: true,
+            ...(PURE_NAMES[module] === undefined ? {} : { allowImportNames: PURE_NAMES[module] }),
+          })),
+        ),
+        patterns: [
+          { regex: `^(node:)?(${IO_MODULES.join('|')})/`, message: NO_IO, allowTypeImports: true },
+          { regex: '(^|/)lib/kube/(client|connection)(\\.ts)?$', message: NO_IO, allowTypeImports: true },
+        ],
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'manifests/**', 'node_modules/**', 'test/e2e/cluster/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
+  noIo,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {

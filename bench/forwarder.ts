@@ -10,7 +10,7 @@
  * forwarder. Only 127.0.0.1 is used; the request count is bounded; every process started is stopped.
  */
 import { spawn, type ChildProcess } from 'child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { tmpdir } from 'os';
@@ -18,6 +18,7 @@ import * as path from 'path';
 import { bundle } from '../build/bundle';
 import { ROOT } from '../build/main';
 import forwarder from '../functions/forwarder/action';
+import { alertText } from '../test/helpers/fixtures';
 
 export interface LoadRun {
   readonly target: 'forwarder' | 'one action directly';
@@ -48,7 +49,7 @@ export interface ForwarderBenchOptions {
   readonly progress?: (line: string) => void;
 }
 
-const ALERT = readFileSync(path.join(ROOT, 'test', 'fixtures', 'alerts', 'terminal-shell.json'));
+const ALERT = Buffer.from(alertText('terminal-shell'));
 const ACTION_ANSWER = JSON.stringify({
   status: 'done',
   action: 'label-pod',

@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: the figures that show the functions are small and fast, each next to a baseline measured in the
- * same run. A script, not a test: it prints one table (or JSON with --json) and writes bench/results.json.
+ * same run. A script, not a test: it prints one table (or JSON with --json) and writes a file only when asked.
  *
- *   npm run bench                       every section (about 2 to 3 minutes on 2 cores)
- *   npm run bench -- --quick            fewer runs (under a minute)
- *   npm run bench -- --only size,cold   some sections: size, cold, cluster, handler, forwarder, build
- *   npm run -s bench -- --json          JSON on stdout instead of the table (progress goes to stderr either way)
- *   npm run bench -- --out file.json    where to write the JSON (default bench/results.json; a run with --only
- *                                       writes nothing unless --out is given, so the full results stay whole)
+ *   npm run bench                         every section (about 2 to 3 minutes on 2 cores); writes nothing
+ *   npm run bench -- --quick              fewer runs (under a minute)
+ *   npm run bench -- --only size,cold     some sections: size, cold, cluster, handler, forwarder, build
+ *   npm run -s bench -- --json            JSON on stdout instead of the table (progress goes to stderr either way)
+ *   npm run bench -- --out file.json      also writes the JSON to file.json
+ *   npm run bench -- --write-results      also writes it to bench/results.json, the tracked figures the README quotes
+ *                                         (a run of every section only, so that they stay whole)
  *
  * Loopback only. Every child process and the cluster it starts are stopped at the end, on error, on Ctrl-C and when
  * the watchdog fires.
@@ -60,22 +61,24 @@ const QUICK: Plan = {
   watchdogSeconds: 180,
 };
 
-interface Options {
+export interface Options {
   readonly quick: boolean;
   readonly json: boolean;
   readonly only: readonly SectionName[];
   readonly out: string | undefined;
+  readonly writeResults: boolean;
 }
 
 class UsageError extends Error {
   override name = 'UsageError';
 }
 
-function parseOptions(argv: readonly string[]): Options {
+export function parseOptions(argv: readonly string[]): Options {
   let quick = false;
   let json = false;
   let only: SectionName[] | undefined;
   let out: string | undefined;
+  let writeResults = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -94,13 +97,25 @@ function parseOptions(argv: readonly string[]): Options {
       }
       only = names as SectionName[];
     } else if (flag === '--out') out = path.resolve(value());
+    else if (flag === '--write-results') writeResults = true;
     else if (flag === '--help' || flag === '-h') throw new UsageError('');
     else throw new UsageError(`unknown option ${arg}`);
   }
-  return { quick, json, only: only ?? [...SECTIONS], out };
+  if (writeResults && only !== undefined) {
+    throw new UsageError(`--write-results: only a run of every section writes ${path.relative(ROOT, RESULTS_FILE)}, so that it stays whole (give --out to keep this one)`);
+  }
+  return { quick, json, only: only ?? [...SECTIONS], out, writeResults };
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--json] [--out results.json]`;
+const USAGE = [
+  `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--json] [--out file.json] [--write-results]`,
+  '  --quick          fewer runs of every figure (under a minute)',
+  `  --only LIST      some sections, comma-separated: ${SECTIONS.join(', ')}`,
+  '  --json           JSON on stdout instead of the table',
+  '  --out FILE       also write the JSON to FILE',
+  `  --write-results  also write it to ${path.relative(ROOT, RESULTS_FILE)}, the tracked figures (every section only);`,
+  '                   without it a run writes no file',
+].join('\n');
 
 function node14(progress: (line: string) => void): NodeBinary | undefined {
   try {
@@ -115,6 +130,11 @@ function node14(progress: (line: string) => void): NodeBinary | undefined {
     progress(`Node ${NODE14_VERSION} is not available (${(error as Error).message.split('\n')[0]}): cold starts under the current Node only`);
     return undefined;
   }
+}
+
+/** Where a run writes its JSON: only where it is told to, never the tracked results by default. */
+export function resultFiles(options: Options): string[] {
+  return [...(options.out === undefined ? [] : [options.out]), ...(options.writeResults ? [RESULTS_FILE] : [])];
 }
 
 async function main(): Promise<void> {
@@ -208,18 +228,20 @@ async function main(): Promise<void> {
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
     sections,
   };
-  const partial = options.only.length < SECTIONS.length;
-  const out = options.out ?? (partial ? undefined : RESULTS_FILE);
-  if (out !== undefined) {
-    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-    progress(`wrote ${path.relative(process.cwd(), out)}`);
-  } else progress(`results not written: a run with --only keeps ${path.relative(process.cwd(), RESULTS_FILE)} whole (give --out to write them)`);
+  const files = resultFiles(options);
+  for (const file of files) {
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    progress(`wrote ${path.relative(process.cwd(), file)}`);
+  }
+  if (files.length === 0) progress(`no file written (--out FILE, or --write-results for ${path.relative(ROOT, RESULTS_FILE)})`);
   process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderTable(result)}\n`);
   if (sections.some((s) => s.status === 'failed')) process.exitCode = 1;
 }
 
-main().catch(async (error: Error) => {
-  process.stderr.write(`[bench] failed: ${error.stack ?? error.message}\n`);
-  await runCleanups();
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch(async (error: Error) => {
+    process.stderr.write(`[bench] failed: ${error.stack ?? error.message}\n`);
+    await runCleanups();
+    process.exit(1);
+  });
+}

@@ -1,10 +1,13 @@
-/** Falcosidekick-shaped alerts for the bench, from the fixtures (shared/PROTOCOLS.md sections 3 and 4). */
+/**
+ * Falcosidekick-shaped alerts for the bench, from the fixtures (shared/PROTOCOLS.md sections 3 and 4); the Kubeless
+ * event and context around them are the tests' own (test/helpers/fixtures.ts).
+ */
 import { randomUUID } from 'crypto';
 import { readdirSync, readFileSync } from 'fs';
 import * as path from 'path';
-import { ROOT } from '../../build/main';
+import { alert as fixture, FIXTURES } from '../../test/helpers/fixtures';
 
-export const ALERTS_DIR = path.join(ROOT, 'test', 'fixtures', 'alerts');
+const ALERTS_DIR = path.join(FIXTURES, 'alerts');
 
 /** Every alert fixture by name (file name without .json), as text: big integers such as evt.time stay intact. */
 export function alertFixtures(): Map<string, string> {
@@ -18,7 +21,7 @@ export function alertFixtures(): Map<string, string> {
 
 /** The terminal-shell alert about `namespace/pod`, with its own uuid and time, as Falcosidekick sends it (JSON text). */
 export function terminalShellAlert(namespace: string, pod: string): string {
-  const alert = JSON.parse(readFileSync(path.join(ALERTS_DIR, 'terminal-shell.json'), 'utf8')) as Record<string, any>;
+  const alert = fixture('terminal-shell');
   alert.uuid = randomUUID();
   alert.time = new Date().toISOString().replace('Z', '000000Z');
   alert.output_fields['k8s.ns.name'] = namespace;
@@ -27,26 +30,3 @@ export function terminalShellAlert(namespace: string, pod: string): string {
   // In-cluster Falcosidekick ends the body with a newline.
   return `${JSON.stringify(alert)}\n`;
 }
-
-/** A stand-in for Express's response: the handler sets the status on it. */
-export class ResponseStub {
-  statusCode = 200;
-  status(code: number): this {
-    this.statusCode = code;
-    return this;
-  }
-}
-
-/** The event the Kubeless runtime builds for a Falcosidekick POST (shared/PROTOCOLS.md section 1). */
-export function kubelessEvent(data: unknown, response: ResponseStub = new ResponseStub()): Record<string, unknown> {
-  return {
-    data,
-    'event-id': randomUUID(),
-    'event-type': 'falco',
-    'event-time': undefined,
-    'event-namespace': 'falco-response',
-    extensions: { request: {}, response },
-  };
-}
-
-export const KUBELESS_CONTEXT = { 'function-name': 'handler', timeout: 30, runtime: 'nodejs14', 'memory-limit': '128Mi' };

@@ -6,7 +6,8 @@
  * bench process. Each alert acts on its own fresh pod. Blocks of ours and of the floor alternate (ours first in odd
  * rounds, the floor first in even ones), so a drift of the machine or of etcd weighs on both alike.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { randomUUID } from 'crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { PodAction } from '../../lib/action';
@@ -15,9 +16,9 @@ import { kubeconfigConnection } from '../../lib/kube/connection';
 import { jsonLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
 import { ROOT } from '../../build/main';
-import { KUBELESS_CONTEXT, kubelessEvent, ResponseStub, terminalShellAlert } from '../lib/alerts';
+import { terminalShellAlert } from '../lib/alerts';
 import { kindOf, type Artifacts } from '../lib/artifacts';
-import { jsonKubeconfig } from '../lib/fake-api';
+import { kubelessContext, kubelessEvent, writeKubeconfig } from '../../test/helpers/fixtures';
 import { FloorClient } from '../lib/https-client';
 import { onCleanup, run } from '../lib/processes';
 import type { Figure, SectionBody } from '../lib/report';
@@ -94,8 +95,7 @@ export async function clusterSection(artifacts: Artifacts, plan: ClusterPlan, pr
     const server = readFileSync(path.join(state, 'server'), 'utf8').trim();
     const token = readFileSync(path.join(state, 'admin.token'), 'utf8').trim();
     const ca = readFileSync(path.join(state, 'ca.crt'));
-    const kubeconfig = path.join(state, 'bench.kubeconfig.json');
-    writeFileSync(kubeconfig, JSON.stringify(jsonKubeconfig({ server, token, caData: ca.toString('base64') })));
+    const kubeconfig = writeKubeconfig(path.join(state, 'bench.kubeconfig.json'), { server, token, caData: ca.toString('base64') });
     const floor = new FloorClient(server, token, ca);
     try {
       const namespace = `bench-${Date.now().toString(36)}`;
@@ -197,8 +197,8 @@ async function benchAction(options: {
   const inProcess = podActionHandler(action, { kube: recording, env: { RULES: '*' }, log: jsonLogger({ function: name }, () => undefined) });
   for (const probe of probes) {
     calls = [];
-    const response = new ResponseStub();
-    const answer = await inProcess(kubelessEvent(JSON.parse(terminalShellAlert(namespace, probe)) as unknown, response), KUBELESS_CONTEXT);
+    const { event, response } = kubelessEvent(JSON.parse(terminalShellAlert(namespace, probe)) as unknown, randomUUID());
+    const answer = await inProcess(event, kubelessContext());
     if (response.statusCode !== 200 || answer.status !== 'done') {
       throw new Error(`${name} did not act on its probe alert: ${response.statusCode} ${JSON.stringify(answer).slice(0, 300)}`);
     }

@@ -1,19 +1,20 @@
 /**
  * Section 2: cold start. Each figure is a set of fresh processes (bench/probe/cold-start.js), each timing require()
- * of one bundle and its first alert against the fake API on loopback; our delete-pod is compared with the naive
+ * of one bundle and its first alert against the in-memory cluster on loopback; our delete-pod is compared with the naive
  * build of the same handler in the same run, under the same Node. Runs are interleaved (bundle by bundle, Node by
  * Node, then the next round) so that a drift of the machine spreads over every figure alike.
  */
 import { writeFileSync } from 'fs';
 import * as path from 'path';
-import { ROOT } from '../../build/main';
 import { CLIENT_NODE_VERSION, kindOf, type Artifacts } from '../lib/artifacts';
-import { ACTION_PATH, startFakeApi } from '../lib/fake-api';
+import { FIXTURES, fullPodObject } from '../../test/helpers/fixtures';
+import { startStub } from '../../test/helpers/http-stub';
+import { MemoryCluster } from '../../test/helpers/memory-cluster';
 import { run } from '../lib/processes';
 import type { Comparison, Figure, SectionBody } from '../lib/report';
 import { round, roundSummary, summarize } from '../lib/stats';
 
-const ALERT = path.join(ROOT, 'test', 'fixtures', 'alerts', 'terminal-shell.json');
+const ALERT = path.join(FIXTURES, 'alerts', 'terminal-shell.json');
 const NAIVE = 'naive delete-pod';
 
 interface Subject {
@@ -56,14 +57,21 @@ export async function coldSection(
   progress: (line: string) => void,
 ): Promise<SectionBody> {
   const naive = await artifacts.naive();
-  const api = await startFakeApi();
+  // Every probe finds the pod of the fixture alert as it was: the cluster answers writes but keeps none.
+  const cluster = new MemoryCluster({ keepWrites: false }).add(fullPodObject('default', 'kubecon'));
+  const api = await cluster.listen();
+  // The actions the forwarder's default routes call, answering at once as an action does.
+  const actions = await startStub((request) => {
+    const action = request.url.split('/')[1];
+    return { status: 200, body: { status: 'done', action, target: { namespace: 'default', pod: 'kubecon' }, dryRun: false, message: `${action}: done` } };
+  });
   try {
-    const kubeconfig = api.writeKubeconfig(artifacts.dir);
+    const kubeconfig = api.writeKubeconfig(path.join(artifacts.dir, 'fake-api.kubeconfig.json'));
     const names = artifacts.functions.map((f) => f.name);
     const subjects: Subject[] = artifacts.functions.map((f) => {
       const env: Record<string, string> = {};
       // A forwarder reads its routing table from a file and calls the actions at ACTION_ENDPOINTS: give it the
-      // default table and point every action at the fake API, which answers for them.
+      // default table and point every action at the stub, which answers for them.
       for (const file of f.descriptor.configFiles ?? []) {
         const where = path.join(artifacts.dir, `${f.name}.${file.name}`);
         writeFileSync(where, file.content);
@@ -71,7 +79,7 @@ export async function coldSection(
       }
       if (f.descriptor.namespaceEnv !== undefined) env[f.descriptor.namespaceEnv] = 'falco-response';
       if (Object.values(f.descriptor.parameters).some((p) => p.env === 'ACTION_ENDPOINTS')) {
-        env.ACTION_ENDPOINTS = JSON.stringify(Object.fromEntries(names.map((n) => [n, `${api.url}${ACTION_PATH}${n}`])));
+        env.ACTION_ENDPOINTS = JSON.stringify(Object.fromEntries(names.map((n) => [n, `${actions.url}${n}`])));
       }
       return { name: f.name, file: artifacts.bundlePath(f.name), firstAlert: kindOf(f) === 'pod-action' || kindOf(f) === 'forwarder', env };
     });
@@ -141,16 +149,23 @@ export async function coldSection(
     }
     return {
       status: 'done',
-      method: `${runs} fresh processes per figure, interleaved; time from before require() of the bundle; first alert = the terminal-shell fixture against a fake API on 127.0.0.1 (plain http, answers at once; it also plays the actions the forwarder's default routes call)`,
+      method: `${runs} fresh processes per figure, interleaved; time from before require() of the bundle; first alert = the terminal-shell fixture against an in-memory cluster on 127.0.0.1 (plain http, answers at once), the forwarder's default routes calling a stub that answers as the actions do`,
       figures,
       details: {
         nodes: nodes.map((n) => n.label),
-        fakeApiRequests: Object.fromEntries(api.counts),
+        fakeApiRequests: countBy(cluster.take().map((c) => `${c.method} ${/\/namespaces\/[^/]+\/([^/?]+)/.exec(c.path)?.[1] ?? c.path}`)),
+        actionRequests: countBy(actions.received.map((r) => `${r.method} ${r.url}`)),
         answers: Object.fromEntries([...samples].map(([k, v]) => [k.replace('\u0000', ' @ Node '), [...v.answers]])),
         problems: notes,
       },
     };
   } finally {
-    await api.close();
+    await Promise.all([api.close(), actions.close()]);
   }
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const key of keys) counts[key] = (counts[key] ?? 0) + 1;
+  return counts;
 }

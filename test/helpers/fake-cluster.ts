@@ -3,11 +3,14 @@ import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube } from '../../lib/kube/client';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler, type KubelessHandler } from '../../lib/runner';
-import { alert, kubelessContext, kubelessEvent } from './fixtures';
+import { alert, kubelessContext, kubelessEvent, TOKEN } from './fixtures';
+import { parsedBody, type MemoryCluster, type Reply } from './memory-cluster';
+
+// The API objects live with the other fixtures (tests and bench alike); the unit tests import them from here too.
+export { podObject, policyStored, status, TOKEN } from './fixtures';
 
 /** The fake API server every unit test talks to through nock; no real connection is ever made. */
 export const API_SERVER = 'https://kube.test:6443';
-export const TOKEN = 'test-token';
 
 /** A real KubeClient (retries, deadlines, headers) pointed at the fake server, with short retry delays. */
 export function testKube(options: { attempts?: number; baseDelayMs?: number } = {}): KubeClient {
@@ -27,34 +30,28 @@ export function fakeApi(): nock.Scope {
   return nock(API_SERVER, { reqheaders: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } });
 }
 
-/** A pod as the API server returns it. */
-export function podObject(
-  namespace: string,
-  name: string,
-  extra: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerKind?: string; uid?: string } = {},
-) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name,
-      namespace,
-      uid: extra.uid ?? `uid-${name}`,
-      resourceVersion: '100',
-      labels: extra.labels ?? { app: 'web' },
-      annotations: extra.annotations ?? {},
-      ...(extra.ownerKind === undefined
-        ? {}
-        : { ownerReferences: [{ apiVersion: 'apps/v1', kind: extra.ownerKind, name: `${name}-owner`, uid: 'owner-uid', controller: true }] }),
-    },
-    spec: { containers: [{ name: 'app', image: 'nginx' }] },
-    status: { phase: 'Running' },
-  };
+/**
+ * Serves every method and path of the fake API server from `answer`, strict headers kept (fakeApi). Async, so that an
+ * error thrown by `answer` becomes a broken connection (nock destroys the request with it), not a hang.
+ */
+export function serveApi(
+  answer: (method: string, path: string, body: unknown, authorization: string | undefined) => Reply | Promise<Reply>,
+): nock.Scope {
+  const scope = fakeApi().persist();
+  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+    scope
+      .intercept(() => true, method)
+      .optionally()
+      .reply(async function (uri, body) {
+        return answer(method, uri, parsedBody(body), this.req.headers.authorization);
+      });
+  }
+  return scope;
 }
 
-/** The API server's Status object for an error answer. */
-export function status(code: number, reason: string, message: string) {
-  return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code };
+/** A MemoryCluster behind nock: every call recorded by the cluster (`cluster.take()`), its faults applied. */
+export function serveCluster(cluster: MemoryCluster): nock.Scope {
+  return serveApi((method, path, body, authorization) => cluster.serve(method, path, body, authorization));
 }
 
 /**
@@ -86,20 +83,6 @@ export function recorded(scope: nock.Scope): string[] {
   scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
   return calls;
 }
-
-/** network-isolate's quarantine policy in `default` as the API server stores it (uid and resourceVersion set). */
-export const policyStored = () => ({
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'NetworkPolicy',
-  metadata: {
-    name: 'falco-response-quarantine',
-    namespace: 'default',
-    uid: 'policy-uid',
-    resourceVersion: '4242',
-    labels: { 'app.kubernetes.io/managed-by': 'falco-response' },
-  },
-  spec: { podSelector: { matchLabels: { 'falco-response.io/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] },
-});
 
 let eventsStored = 0;
 

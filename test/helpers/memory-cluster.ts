@@ -1,9 +1,45 @@
-import { podObject, status } from './fake-cluster';
+/**
+ * The one fake Kubernetes API server of the tests and the bench: objects in memory, answered as a real API server
+ * answers them, behind every transport a test needs: nock for the unit tests (serveCluster in fake-cluster.ts), plain
+ * HTTP on 127.0.0.1 for a bundle in its own process (`await cluster.listen()`), and an in-process Kube where no socket
+ * may appear (`cluster.kube()`). Every call is recorded; faults are injected per call.
+ * It imports no nock: the bench uses it, and nock's interception would sit in front of the bench's own sockets.
+ */
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import type { Kube, KubeRequest } from '../../lib/kube/client';
+import { KubeApiError } from '../../lib/kube/errors';
+import { podObject, status, TOKEN, writeKubeconfig } from './fixtures';
 
 /** A reply as nock takes it from a reply function: status, body, headers. */
 export type Reply = [number, unknown] | [number, unknown, Record<string, string>];
 
 type KubeObject = { metadata?: { name?: string; generateName?: string; uid?: string; resourceVersion?: string } } & Record<string, unknown>;
+
+/** One request as the cluster received it, on whichever transport (`authorization` is undefined in process). */
+export interface RecordedCall {
+  readonly method: string;
+  readonly path: string;
+  readonly authorization: string | undefined;
+  readonly body: unknown;
+  /** Date.now() when it arrived. */
+  readonly at: number;
+}
+
+/** The cluster served over HTTP on 127.0.0.1. */
+export interface ListeningCluster {
+  readonly url: string;
+  /** Writes a JSON kubeconfig pointing at this server with the bearer token `token`; returns `file`, for KUBECONFIG. */
+  writeKubeconfig(file: string, token?: string): string;
+  close(): Promise<void>;
+}
+
+interface Fault {
+  readonly method: string | undefined;
+  readonly path: string | undefined;
+  left: number;
+  readonly reply: Reply;
+}
 
 /** RFC 7386 JSON merge patch: objects merge, `null` removes a key, anything else replaces. */
 function mergePatch(target: unknown, patch: unknown): unknown {
@@ -17,20 +53,52 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return result;
 }
 
+/** A request body as JSON when it is JSON (patches come as merge-patch+json text), else the text itself. */
+export function parsedBody(body: unknown): unknown {
+  if (typeof body !== 'string' || body === '') return body;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
+}
+
+/** `pods "kubecon"`, as the API server names an object in its messages. */
+function named(path: string): string {
+  const parts = path.split('/');
+  const group = parts[1] === 'apis' ? `.${parts[2]}` : '';
+  return `${parts[parts.length - 2]}${group} "${parts[parts.length - 1]}"`;
+}
+
 /**
  * Just enough of an API server, in memory, for the actions' calls and their races: objects by path, 404 for what is
  * absent, 409 for a create of an existing name, a stale resourceVersion or a delete's uid precondition that no longer
  * holds, 422 for a patch naming another uid.
  * Every request is answered at once and in order, so ten concurrent alerts interleave as they would on a real one.
+ * With `keepWrites: false` every write is answered as above but nothing is kept: each call finds the cluster as it was
+ * set up (the steady state a bench repeats one alert against).
  */
 export class MemoryCluster {
   readonly objects = new Map<string, KubeObject>();
   private version = 100;
   private generated = 0;
+  private calls: RecordedCall[] = [];
+  private readonly faults: Fault[] = [];
+  private readonly keepWrites: boolean;
 
-  /** A running pod owned by a ReplicaSet, as the actions expect to find one. */
-  addPod(namespace: string, name: string): this {
-    this.objects.set(`/api/v1/namespaces/${namespace}/pods/${name}`, podObject(namespace, name, { ownerKind: 'ReplicaSet' }));
+  constructor(options: { keepWrites?: boolean } = {}) {
+    this.keepWrites = options.keepWrites ?? true;
+  }
+
+  /** A running pod owned by a ReplicaSet, as the actions expect to find one; `extra` as podObject takes it. */
+  addPod(namespace: string, name: string, extra: Parameters<typeof podObject>[2] = {}): this {
+    return this.add(podObject(namespace, name, { ownerKind: 'ReplicaSet', ...extra }));
+  }
+
+  /** Any namespaced core object (`kind` Pod and the like) under its path: `add(fullPodObject('default', 'web'))`. */
+  add(object: Record<string, unknown>): this {
+    const { namespace, name } = object.metadata as { namespace: string; name: string };
+    this.objects.set(`/api/v1/namespaces/${namespace}/${String(object.kind).toLowerCase()}s/${name}`, object);
     return this;
   }
 
@@ -39,11 +107,38 @@ export class MemoryCluster {
     return [...this.objects].filter(([p]) => p.startsWith(prefix)).map(([, o]) => o);
   }
 
-  answer(method: string, path: string, body: unknown): Reply {
+  /** The next `times` calls (of `method` on `path`, where given) are answered `reply`, and the cluster does nothing. */
+  failNext(times: number, reply: Reply, match: { method?: string; path?: string } = {}): this {
+    this.faults.push({ method: match.method, path: match.path, left: times, reply });
+    return this;
+  }
+
+  /** The calls received since the last take(), in order; take() forgets them. */
+  take(): RecordedCall[] {
+    const taken = this.calls;
+    this.calls = [];
+    return taken;
+  }
+
+  /** One call on any transport: recorded, then answered by an injected fault or by the cluster. */
+  serve(method: string, path: string, body: unknown, authorization?: string): Reply {
+    this.calls.push({ method, path, authorization, body, at: Date.now() });
+    const fault = this.faults.find((f) => f.left > 0 && (f.method ?? method) === method && (f.path ?? path) === path);
+    if (fault === undefined) return this.answer(method, path, body);
+    fault.left--;
+    return fault.reply;
+  }
+
+  /**
+   * The cluster's own answer, nothing recorded and no fault: for tests that wrap it in their own fault model. A query
+   * string is ignored (client-node's naive baseline sends some; our client none).
+   */
+  answer(method: string, url: string, body: unknown): Reply {
+    const path = url.split('?')[0];
     const existing = this.objects.get(path);
-    const name = path.slice(path.lastIndexOf('/') + 1);
-    const notFound = (): Reply => [404, status(404, 'NotFound', `${path} not found`)];
+    const notFound = (): Reply => [404, status(404, 'NotFound', `${named(path)} not found`)];
     const conflict = (message: string): Reply => [409, status(409, 'Conflict', message)];
+    const store = (at: string, object: KubeObject) => this.keepWrites && this.objects.set(at, object);
     switch (method) {
       case 'GET':
         return existing === undefined ? notFound() : [200, existing];
@@ -52,9 +147,9 @@ export class MemoryCluster {
         const metadata = { ...object.metadata };
         const objectName = metadata.name ?? `${metadata.generateName ?? 'object-'}${(++this.generated).toString(36)}`;
         const objectPath = `${path}/${objectName}`;
-        if (this.objects.has(objectPath)) return [409, status(409, 'AlreadyExists', `${objectPath} already exists`)];
+        if (this.objects.has(objectPath)) return [409, status(409, 'AlreadyExists', `${named(objectPath)} already exists`)];
         object.metadata = { ...metadata, name: objectName, uid: `uid-${objectName}`, resourceVersion: String(++this.version) };
-        this.objects.set(objectPath, object);
+        store(objectPath, object);
         return [201, object];
       }
       case 'PUT': {
@@ -63,7 +158,7 @@ export class MemoryCluster {
         const wanted = object.metadata?.resourceVersion;
         if (wanted !== undefined && wanted !== existing.metadata?.resourceVersion) return conflict('the object has been modified');
         const stored = { ...object, metadata: { ...object.metadata, resourceVersion: String(++this.version) } };
-        this.objects.set(path, stored);
+        store(path, stored);
         return [200, stored];
       }
       case 'PATCH': {
@@ -73,18 +168,56 @@ export class MemoryCluster {
         if (uid !== undefined && uid !== existing.metadata?.uid) return [422, status(422, 'Invalid', `metadata.uid: Invalid value: "${uid}": field is immutable`)];
         const patched = mergePatch(existing, body) as KubeObject;
         patched.metadata = { ...patched.metadata, resourceVersion: String(++this.version) };
-        this.objects.set(path, patched);
+        store(path, patched);
         return [200, patched];
       }
       case 'DELETE': {
         if (existing === undefined) return notFound();
         const uid = (body as { preconditions?: { uid?: string } } | undefined)?.preconditions?.uid;
         if (uid !== undefined && uid !== existing.metadata?.uid) return conflict(`Precondition failed: UID in precondition: ${uid}`);
-        this.objects.delete(path);
+        if (this.keepWrites) this.objects.delete(path);
         return [200, existing];
       }
       default:
-        return [405, status(405, 'MethodNotAllowed', `${method} is not allowed on ${name}`)];
+        return [405, status(405, 'MethodNotAllowed', `${method} is not allowed on ${named(path)}`)];
     }
+  }
+
+  /** The cluster in process, as the actions' injected Kube: no socket, an error status thrown as KubeApiError. */
+  kube(): Kube {
+    return {
+      request: <T>(request: KubeRequest): Promise<T> => {
+        const [code, body] = this.serve(request.method, request.path, request.body);
+        if (code >= 200 && code < 300) return Promise.resolve(body as T);
+        const { reason, message } = body as { reason: string; message: string };
+        return Promise.reject(new KubeApiError(request.op, code, reason, message));
+      },
+    };
+  }
+
+  /** Serves the cluster over plain HTTP on 127.0.0.1, for a bundle in its own process (where nock cannot reach). */
+  async listen(): Promise<ListeningCluster> {
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = parsedBody(Buffer.concat(chunks).toString('utf8'));
+        const [code, answer, headers] = this.serve(req.method ?? '', req.url ?? '', body === '' ? undefined : body, req.headers.authorization);
+        const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+        res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+        res.end(text);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      writeKubeconfig: (file, token = TOKEN) => writeKubeconfig(file, { server: url, token }),
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    };
   }
 }

@@ -13,8 +13,8 @@ import { bundle } from '../../build/bundle';
 import { discoverFunctions } from '../../build/discover';
 import { buildAll, ROOT } from '../../build/main';
 import { RUNTIME_FILE, STANDALONE_DIR } from '../../build/standalone';
-import { apiStatus, FAKE_API_TOKEN, startFakeApiServer, writeKubeconfig, type FakeApiServer } from '../helpers/fake-api-server';
-import { alertText } from '../helpers/fixtures';
+import { alertText, TOKEN } from '../helpers/fixtures';
+import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
 import {
   connect,
   emulatePod,
@@ -90,7 +90,7 @@ const MULTIPART_ALERT =
   `--${BOUNDARY}\r\nContent-Disposition: form-data; name="alert"\r\nContent-Type: application/json\r\n\r\n` +
   `${alertText('terminal-shell')}\r\n--${BOUNDARY}--\r\n`;
 
-/** The answer to the terminal-shell fixture, whichever way its body is delivered: the fake API has no pod kubecon. */
+/** The answer to the terminal-shell fixture, whichever way its body is delivered: the cluster has no pod kubecon. */
 const kubeconAlreadyGone = () => ({
   status: 200,
   json: {
@@ -421,15 +421,6 @@ function kindOf(descriptor: unknown): Target['kind'] {
   return (descriptor as { kind?: unknown }).kind === 'pod-action' ? 'pod-action' : 'other';
 }
 
-/** A pod, as the real API server returns it, that opted out of every action. */
-const OPTED_OUT_POD = {
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name: 'alpine', namespace: 'default', uid: 'uid-alpine', labels: { 'falco-response.io/ignore': 'true' } },
-  spec: { containers: [{ name: 'alpine', image: 'alpine' }] },
-  status: { phase: 'Running' },
-};
-
 const TARGETS: readonly Target[] = [
   ...discoverFunctions(ROOT).map((f) => ({ name: f.name, kind: kindOf(f.descriptor) })),
   { name: 'probe', kind: 'probe' },
@@ -439,19 +430,17 @@ const NODE_VERSIONS = [...KUBELESS_NODE_VERSIONS, 'current'] as const;
 describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 and current (shared/PROTOCOLS.md sections 1, 3)', function () {
   this.timeout(120000);
   let scratch: string;
-  let api: FakeApiServer;
+  // No pod kubecon; the pod alpine opted out of every action.
+  const cluster = new MemoryCluster().addPod('default', 'alpine', { labels: { 'falco-response.io/ignore': 'true' } });
+  let api: ListeningCluster;
   const runtimeFiles = new Map<string, string>();
   const served = new Map<string, { program: string; env: Record<string, string> }>();
 
   before(async () => {
     nodeBinaries();
     scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-runtime-'));
-    api = await startFakeApiServer({
-      [`GET ${KUBECON}`]: { status: 404, body: apiStatus(404, 'NotFound', 'pods "kubecon" not found') },
-      [`GET ${ALPINE}`]: { status: 200, body: OPTED_OUT_POD },
-    });
-    const kubeconfig = path.join(scratch, 'kubeconfig.json');
-    writeKubeconfig(kubeconfig, api.url);
+    api = await cluster.listen();
+    const kubeconfig = api.writeKubeconfig(path.join(scratch, 'kubeconfig.json'));
 
     const result = await buildAll(ROOT);
     for (const target of TARGETS.filter((t) => t.kind !== 'probe')) {
@@ -495,7 +484,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
             assert.ok(node !== undefined, `no Node ${version}`);
             const { program, env } = served.get(target.name)!;
             runtime = await spawnRuntime({ node: node.path, runtimeFile: program, env });
-            api.take();
+            cluster.take();
           });
 
           after(async () => {
@@ -507,7 +496,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
             it(`${exchange.name}: ${expected.status}`, async () => {
               // Given the runtime listening, When Falcosidekick (or the kubelet) sends the request
               const answer = await send(runtime!.port, exchange);
-              const calls = api.take();
+              const calls = cluster.take();
 
               // Then the answer is exactly the expected one
               assert.equal(answer.status, expected.status, `body: ${answer.body}`);
@@ -519,7 +508,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
               for (const line of expected.lines ?? []) assert.ok(answer.body.split('\n').includes(line), `no line ${line} in\n${answer.body}`);
               if (expected.api !== undefined) {
                 assert.deepEqual(calls.map((c) => `${c.method} ${c.path}`), expected.api);
-                for (const call of calls) assert.equal(call.authorization, `Bearer ${FAKE_API_TOKEN}`);
+                for (const call of calls) assert.equal(call.authorization, `Bearer ${TOKEN}`);
               }
               if (expected.stderr !== undefined) await runtime!.stderrIncludes(expected.stderr);
               for (const text of expected.stdout ?? []) await until(() => runtime!.stdout().includes(text), `stdout holds ${text}:\n${runtime!.stdout()}`);
@@ -535,7 +524,7 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
               assert.equal(runtime!.child.exitCode, null, `the runtime exited; stderr: ${runtime!.stderr()}`);
               const health = await request(runtime!.port, { method: 'GET', path: '/healthz' });
               assert.deepEqual([health.status, health.body], [200, 'OK']);
-              api.take();
+              cluster.take();
             });
           }
 

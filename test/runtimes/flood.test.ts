@@ -13,8 +13,8 @@ import { parseAllDocuments } from 'yaml';
 import { buildAll, ROOT } from '../../build/main';
 import { STANDALONE_DIR } from '../../build/standalone';
 import { DEFAULT_LIMITS } from '../../runtime/server';
-import { apiStatus, startFakeApiServer, writeKubeconfig, type FakeApiServer } from '../helpers/fake-api-server';
 import { alertText } from '../helpers/fixtures';
+import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
 import {
   connect,
   emulatePod,
@@ -33,7 +33,6 @@ import {
   until,
 } from '../helpers/runtime-process';
 
-const KUBECON = '/api/v1/namespaces/default/pods/kubecon';
 const PIPELINED = 10000;
 const SOCKETS = 4;
 const IDLE = 9000;
@@ -43,7 +42,9 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 describe("the standalone runtime under floods, within the pod's memory limit (delete-pod's generated manifest)", function () {
   this.timeout(300000);
   let scratch: string;
-  let api: FakeApiServer;
+  // Holds no pod kubecon: every alert reads it once and is answered skipped.
+  const cluster = new MemoryCluster();
+  let api: ListeningCluster;
   let program: string;
   let env: Record<string, string>;
   let limitBytes: number;
@@ -52,9 +53,8 @@ describe("the standalone runtime under floods, within the pod's memory limit (de
   before(async () => {
     nodeBinaries();
     scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-flood-'));
-    api = await startFakeApiServer({ [`GET ${KUBECON}`]: { status: 404, body: apiStatus(404, 'NotFound', 'pods "kubecon" not found') } });
-    const kubeconfig = path.join(scratch, 'kubeconfig.json');
-    writeKubeconfig(kubeconfig, api.url);
+    api = await cluster.listen();
+    const kubeconfig = api.writeKubeconfig(path.join(scratch, 'kubeconfig.json'));
     const result = await buildAll(ROOT);
     const objects = parseAllDocuments(result.manifests.get(`${STANDALONE_DIR}/delete-pod.yaml`)!).map((d) => d.toJS());
     const deployment = objects.find((o: any) => o.kind === 'Deployment');
@@ -82,7 +82,7 @@ describe("the standalone runtime under floods, within the pod's memory limit (de
 
       afterEach(async () => {
         await runtime?.stop('SIGKILL');
-        api.take();
+        cluster.take();
       });
 
       it(`answers every one of ${PIPELINED} alerts pipelined on ${SOCKETS} connections, its RSS under the pod's limit`, async () => {

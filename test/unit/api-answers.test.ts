@@ -9,7 +9,7 @@ import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import type { PodAction } from '../../lib/action';
 import type { EventBody } from '../../lib/kube/events';
-import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, serveApi, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
 import { podActions } from '../helpers/pod-actions';
@@ -398,9 +398,6 @@ const JUNK_EVENTS: readonly JunkEvent[] = [
   },
 ];
 
-/** nock parses only application/json bodies; patches come as merge-patch+json text. */
-const parsedBody = (body: unknown): unknown => (typeof body === 'string' && body !== '' ? JSON.parse(body) : body);
-
 /**
  * Serves the pod action's calls from an in-memory cluster holding the pod, the Event POST from `events`: every
  * request, as `METHOD path`, in `calls`.
@@ -408,17 +405,10 @@ const parsedBody = (body: unknown): unknown => (typeof body === 'string' && body
 function serveWithEvents(events: (sent: EventBody) => Reply): { calls: string[] } {
   const cluster = new MemoryCluster().addPod('default', 'kubecon');
   const calls: string[] = [];
-  const scope = fakeApi().persist();
-  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
-    scope
-      .intercept(() => true, method)
-      .optionally()
-      .reply((uri, body) => {
-        calls.push(`${method} ${uri}`);
-        const sent = parsedBody(body);
-        return method === 'POST' && uri === EVENTS ? events(sent as EventBody) : cluster.answer(method, uri, sent);
-      });
-  }
+  serveApi((method, uri, sent) => {
+    calls.push(`${method} ${uri}`);
+    return method === 'POST' && uri === EVENTS ? events(sent as EventBody) : cluster.answer(method, uri, sent);
+  });
   return { calls };
 }
 

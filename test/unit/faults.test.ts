@@ -4,41 +4,16 @@ import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { API_SERVER, fakeApi, status, testKube } from '../helpers/fake-cluster';
+import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = 'kubecon';
-const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** testKube() makes this many attempts at a call that keeps failing with a retried status or a broken connection. */
 const ATTEMPTS = 4;
 /** FUNC_TIMEOUT for the slow cases: the handler promises an answer within it (shared/PROTOCOLS.md section 1). */
 const SHORT_TIMEOUT_SECONDS = 1;
-
-/** nock parses only application/json bodies; patches come as merge-patch+json text. */
-function parsed(body: unknown): unknown {
-  if (typeof body !== 'string' || body === '') return body;
-  try {
-    return JSON.parse(body);
-  } catch {
-    return body;
-  }
-}
-
-/**
- * Serves every method and path of the fake API server from `answer`; strict headers still apply (fakeApi). Async, so
- * that an error thrown by `answer` becomes a broken connection (nock destroys the request with it), not a hang.
- */
-function serveApi(answer: (method: string, path: string, body: unknown) => Reply | Promise<Reply>): void {
-  const scope = fakeApi().persist();
-  for (const method of METHODS) {
-    scope
-      .intercept(() => true, method)
-      .optionally()
-      .reply(async (uri, body) => answer(method, uri, parsed(body)));
-  }
-}
 
 const namespaceOf = (path: string) => /\/namespaces\/([^/]+)\//.exec(path)?.[1] ?? '';
 /** The path with its namespace made generic, so that calls of cases in different namespaces compare. */
@@ -70,14 +45,10 @@ const genericAnswer = (answer: unknown, namespace: string) => JSON.parse(JSON.st
 /** The calls an action makes on a healthy cluster, in order, and what it answers there. */
 async function healthyRun(action: PodAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
   const cluster = new MemoryCluster().addPod('healthy', POD);
-  const script: string[] = [];
-  serveApi((method, path, body) => {
-    script.push(`${method} ${generic(path, 'healthy')}`);
-    return cluster.answer(method, path, body);
-  });
+  serveCluster(cluster);
   const { answer } = await handle(action, 'healthy');
   nock.cleanAll();
-  return { script, answer: genericAnswer(answer, 'healthy') };
+  return { script: cluster.take().map((c) => `${c.method} ${generic(c.path, 'healthy')}`), answer: genericAnswer(answer, 'healthy') };
 }
 
 /** nock 14 emits only an Error instance; the client reports its code. */
@@ -356,23 +327,15 @@ describe('delete-pod under faults: the exact words an operator reads', () => {
 
   it('waits as long as Retry-After says before it retries a 429', async () => {
     // Given
-    const times: number[] = [];
-    const cluster = new MemoryCluster().addPod('default', POD);
-    let first = true;
-    serveApi((method, path, body) => {
-      times.push(Date.now());
-      if (first) {
-        first = false;
-        return [429, status(429, 'TooManyRequests', 'too many requests'), { 'Retry-After': '1' }];
-      }
-      return cluster.answer(method, path, body);
-    });
+    const cluster = new MemoryCluster().addPod('default', POD).failNext(1, [429, status(429, 'TooManyRequests', 'too many requests'), { 'Retry-After': '1' }]);
+    serveCluster(cluster);
 
     // When
     const { answer } = await run();
 
     // Then
     assert.equal(answer.status, 'done');
+    const times = cluster.take().map((c) => c.at);
     assert.ok(times[1] - times[0] >= 990, `retried after ${times[1] - times[0]} ms`);
   });
 
@@ -416,16 +379,13 @@ describe('delete-pod under faults: the exact words an operator reads', () => {
   it('ten concurrent alerts for the same pod: one deletion, nine "already deleted", one Event, no retry', async () => {
     // Given
     const cluster = new MemoryCluster().addPod('default', POD);
-    const calls: string[] = [];
-    serveApi((method, path, body) => {
-      calls.push(`${method} ${path}`);
-      return cluster.answer(method, path, body);
-    });
+    serveCluster(cluster);
 
     // When
     const results = await Promise.all(Array.from({ length: 10 }, () => run()));
 
     // Then
+    const calls = cluster.take().map((c) => `${c.method} ${c.path}`);
     const answers = results.map((r) => r.answer);
     assert.equal(answers.filter((a) => a.status === 'done').length, 1);
     const gone = answers.filter((a) => a.status === 'skipped');
@@ -444,8 +404,7 @@ describe('delete-pod under faults: the exact words an operator reads', () => {
     const warnings: Error[] = [];
     const onWarning = (warning: Error) => warnings.push(warning);
     process.on('warning', onWarning);
-    const cluster = new MemoryCluster().addPod('default', POD);
-    serveApi((method, path, body) => cluster.answer(method, path, body));
+    serveCluster(new MemoryCluster().addPod('default', POD));
 
     // When: 100 days
     const { answer } = await run(100 * 24 * 3600).finally(() => process.removeListener('warning', onWarning));

@@ -6,29 +6,22 @@ import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { API_SERVER, testKube } from '../helpers/fake-cluster';
+import { serveApi, testKube } from '../helpers/fake-cluster';
 import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { corpusEnv, dataOf, expectedAnswer, HOSTILE, hostileCorpus } from '../helpers/hostile';
 import { podActions } from '../helpers/pod-actions';
 
-const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
-
 /**
  * Records any request that reaches the fake API server. Optional and persisted: it asserts nothing by itself and
- * leaves the strict "every expectation met" hook alone; the tests assert it saw nothing.
+ * leaves the strict "every expectation met" hook alone; the tests assert it saw nothing (and nock's "no match" list
+ * holds any request without the expected headers).
  */
 function apiTripwire(): string[] {
   const seen: string[] = [];
-  const scope = nock(API_SERVER).persist();
-  for (const method of METHODS) {
-    scope
-      .intercept(() => true, method)
-      .optionally()
-      .reply((uri) => {
-        seen.push(`${method} ${uri}`);
-        return [599, 'the corpus must never reach the API server'];
-      });
-  }
+  serveApi((method, uri) => {
+    seen.push(`${method} ${uri}`);
+    return [599, 'the corpus must never reach the API server'];
+  });
   return seen;
 }
 

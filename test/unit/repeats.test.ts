@@ -11,8 +11,6 @@ import deletePod from '../../functions/delete-pod/action';
 import labelPod from '../../functions/label-pod/action';
 import forwarder from '../../functions/forwarder/action';
 import { forwarderHandler } from '../../lib/forwarder/runner';
-import type { Kube, KubeRequest } from '../../lib/kube/client';
-import { KubeApiError } from '../../lib/kube/errors';
 import { memoryLogger } from '../../lib/log';
 import { REPEAT_MEMORY_BYTES, RepeatMemory, repeatKey } from '../../lib/repeats';
 import type { KubelessHandler } from '../../lib/runner';
@@ -34,24 +32,6 @@ const deletesOnce = (scope: nock.Scope) =>
     .reply(201, (_uri, body) => eventStored(body));
 const EVENT_ID = '0b9a7c1e-5d4f-4e8a-9c2b-7f6e5d4c3b2a';
 const DELETED = "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)";
-
-/**
- * A Kube answered by a MemoryCluster in process, every call recorded in order: no HTTP, so the forwarder's sockets
- * can be real ones (nock's interception opens a socket per request, which would hide the kept-alive reuse).
- */
-function clusterKube(cluster: MemoryCluster): Kube & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    calls,
-    request<T>(request: KubeRequest): Promise<T> {
-      calls.push(`${request.method} ${request.path}`);
-      const [code, body] = cluster.answer(request.method, request.path, request.body);
-      if (code >= 200 && code < 300) return Promise.resolve(body as T);
-      const { reason, message } = body as { reason: string; message: string };
-      return Promise.reject(new KubeApiError(request.op, code, reason, message));
-    },
-  };
-}
 
 type Reset = 'before-the-answer' | 'after-the-answer';
 
@@ -130,8 +110,9 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
     it(`the forwarder sends an alert again after its kept-alive socket is reset ${when.split('-').join(' ')}: one DELETE, and both answers say deleted`, async () => {
       // Given: delete-pod on a cluster holding two pods, behind a server that resets the socket of the 2nd request
       const cluster = new MemoryCluster().addPod('default', 'warm-up').addPod('default', 'kubecon');
-      const kube = clusterKube(cluster);
-      const { handler: action, log: actionLog } = handlerFor(deletePod, {}, { kube });
+      // In process, no HTTP: the forwarder's sockets can be real ones (nock's interception opens a socket per request,
+      // which would hide the kept-alive reuse).
+      const { handler: action, log: actionLog } = handlerFor(deletePod, {}, { kube: cluster.kube() });
       const server = await serveAction(action, (n) => (n === 1 ? when : undefined));
       const routes = path.join(dir, 'routes.json');
       writeFileSync(routes, JSON.stringify({ routes: [{ name: 'shell', ruleGlobs: ['*'], actions: ['delete-pod'] }] }));
@@ -151,7 +132,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
         // Then: the action was called twice with the event-id, and deleted the pod once
         assert.equal(warmUp.status, 'done');
         assert.deepEqual(server.received, ['warm-up-event', EVENT_ID, EVENT_ID], 'the forwarder sent it again');
-        assert.deepEqual(kube.calls.slice(3), [`GET ${POD}`, `DELETE ${POD}`, `POST ${EVENTS}`]);
+        assert.deepEqual(cluster.take().map((c) => `${c.method} ${c.path}`).slice(3), [`GET ${POD}`, `DELETE ${POD}`, `POST ${EVENTS}`]);
         assert.equal(answer.status, 'done');
         const [report] = answer.results as any[];
         assert.deepEqual([report.status, report.message, report.answer.repeated], ['done', DELETED, true]);
@@ -279,7 +260,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
 
     it('100 remembered alerts of 1 MB each (skipped: rule not selected) hold less than 10 MB, not their 100 MB', async () => {
       // Given: delete-pod, which answers only its rule and skips these: a skip is remembered
-      const { handler } = handlerFor(deletePod, {}, { kube: clusterKube(new MemoryCluster()) });
+      const { handler } = handlerFor(deletePod, {}, { kube: new MemoryCluster().kube() });
       const big = (i: number) => ({ ...alert('terminal-shell'), rule: `Another rule ${i}`, output: 'x'.repeat(MB) });
 
       // When
@@ -293,7 +274,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       // Given: a dry-run answer carries the patch it would write, the output annotation in it
       const cluster = new MemoryCluster();
       for (let i = 0; i < 1000; i++) cluster.addPod('default', `pod-${i}`);
-      const { handler } = handlerFor(labelPod, { DRY_RUN: 'true', OUTPUT_ANNOTATION_MAX_BYTES: '65536' }, { kube: clusterKube(cluster) });
+      const { handler } = handlerFor(labelPod, { DRY_RUN: 'true', OUTPUT_ANNOTATION_MAX_BYTES: '65536' }, { kube: cluster.kube() });
       const big = (i: number) => {
         const a = alertFor(`pod-${i}`);
         a.output = `${i} ${'\u00e9'.repeat(40000)}`; // two bytes each in UTF-8, and two in the heap: cut to 64 KiB

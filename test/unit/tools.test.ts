@@ -13,6 +13,7 @@ import { createFunction, InvalidFunctionNameError, nameProblem } from '../../bui
 import { kubeconfigAsJson, parseServeArgs, serve, SERVE_STATE, ServeError, type Served } from '../../build/serve';
 import { startStub, type HttpStub } from '../helpers/http-stub';
 import { FIXTURES } from '../helpers/fixtures';
+import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
 
 const TERMINAL_SHELL = path.join(FIXTURES, 'alerts', 'terminal-shell.json');
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -177,7 +178,7 @@ describe('tools for people who write handlers', function () {
     let dist: string;
     let temp: string;
     let served: Served | undefined;
-    let api: HttpStub | undefined;
+    let api: ListeningCluster | undefined;
 
     before(async () => {
       // Given the bundles and the runtime built into a scratch dist/
@@ -243,14 +244,15 @@ describe('tools for people who write handlers', function () {
 
     it('serves every action and the forwarder routed to them with --all, answering an alert end to end in dry run', async () => {
       // Given an API server on loopback where the pod is already gone
-      api = await startStub(() => ({ status: 404, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'pods "kubecon" not found', reason: 'NotFound', code: 404 } }));
+      const cluster = new MemoryCluster();
+      api = await cluster.listen();
       const lines: string[] = [];
       served = await serve({
         functions: 'all',
         dryRun: true,
         port: 0,
         dist,
-        kubeconfig: yamlKubeconfig(api.url.replace(/\/$/, '')),
+        kubeconfig: yamlKubeconfig(api.url),
         output: (source, line) => lines.push(`[${source}] ${line}`),
         env: {},
       });
@@ -271,7 +273,7 @@ describe('tools for people who write handlers', function () {
         ],
       );
       assert.deepEqual(
-        api.received.map((r) => [r.method, r.url, r.headers.authorization]),
+        cluster.take().map((c) => [c.method, c.path, c.authorization]),
         [
           ['GET', '/api/v1/namespaces/default/pods/kubecon', 'Bearer test-token'],
           ['GET', '/api/v1/namespaces/default/pods/kubecon', 'Bearer test-token'],

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSy
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
 import { kubectlOk, type Cluster } from './cluster';
+import { writeKubeconfig } from '../../helpers/fixtures';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const MANIFESTS = path.join(ROOT, 'manifests');
@@ -98,17 +99,8 @@ export async function serviceAccountToken(cluster: Cluster, serviceAccount: stri
 
 /** A kubeconfig in JSON form (the only form the bundles read) holding a bearer token for the cluster. */
 export function writeTokenKubeconfig(cluster: Cluster, file: string, token: string, server: string = cluster.server): string {
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': cluster.ca.toString('base64') } }],
-    users: [{ name: 'e2e-sa', user: { token } }],
-    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'e2e-sa' } }],
-    'current-context': 'e2e',
-  };
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
-  return file;
+  return writeKubeconfig(file, { server, token, caData: cluster.ca.toString('base64') });
 }
 
 /**
