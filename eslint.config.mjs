@@ -68,7 +68,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '(^|/)(target|params|alert|guards|action|runner|outcome|audit)(\\.ts)?$|(^|/)forwarder(/|$)',
+              regex: '(^|/)(target|params|alert|guards|action|runner|outcome|audit|entry|checks|resolve)(\\.ts)?$|(^|/)(router|targets)(/|$)',
               message: 'lib/kube must not import the alert domain: take checked names and refs (lib/names.ts, lib/kube/refs.ts) instead.',
             },
           ],

@@ -17,7 +17,7 @@ import { tmpdir } from 'os';
 import * as path from 'path';
 import { bundle } from '../build/bundle';
 import { ROOT } from '../build/main';
-import forwarder from '../functions/forwarder/action';
+import forwarder from '../functions/forwarder/router';
 import { alertText } from '../test/helpers/fixtures';
 
 export interface LoadRun {

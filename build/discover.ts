@@ -2,6 +2,9 @@ import { existsSync, readdirSync } from 'fs';
 import * as path from 'path';
 import type { FunctionDescriptor } from '../lib/action';
 
+/** The descriptor's file name says what a function is. */
+const DESCRIPTOR_FILES = ['action.ts', 'router.ts'];
+
 export interface DiscoveredFunction {
   readonly name: string;
   readonly dir: string;
@@ -10,7 +13,8 @@ export interface DiscoveredFunction {
 }
 
 /**
- * Every folder of `functions/` with an `index.ts` (the entry) and an `action.ts` (the descriptor, default export).
+ * Every folder of `functions/` with an `index.ts` (the entry) and one descriptor (its default export), named for what
+ * the function is: `action.ts` for an action, `router.ts` for the router that calls actions (the forwarder).
  * The folder name is the function's name; a descriptor that says otherwise is an error.
  */
 export function discoverFunctions(root: string): DiscoveredFunction[] {
@@ -23,19 +27,21 @@ export function discoverFunctions(root: string): DiscoveredFunction[] {
   for (const name of names) {
     const dir = path.join(functionsDir, name);
     const entry = path.join(dir, 'index.ts');
-    const actionFile = path.join(dir, 'action.ts');
-    if (!existsSync(entry) || !existsSync(actionFile)) {
-      throw new Error(`functions/${name}/ must hold index.ts (the entry) and action.ts (the descriptor)`);
+    const descriptorFiles = DESCRIPTOR_FILES.filter((file) => existsSync(path.join(dir, file)));
+    if (!existsSync(entry) || descriptorFiles.length !== 1) {
+      throw new Error(`functions/${name}/ must hold index.ts (the entry) and one descriptor: action.ts (an action) or router.ts (a router)`);
     }
+    const descriptorFile = descriptorFiles[0];
+    const actionFile = path.join(dir, descriptorFile);
     // require, not import(): both tsx and mocha's tsx/cjs hook load TypeScript through require
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const loaded = require(actionFile) as { default?: FunctionDescriptor };
     const descriptor = loaded.default;
     if (descriptor === undefined || typeof descriptor.name !== 'string') {
-      throw new Error(`functions/${name}/action.ts must export its descriptor as the default export`);
+      throw new Error(`functions/${name}/${descriptorFile} must export its descriptor as the default export`);
     }
     if (descriptor.name !== name) {
-      throw new Error(`functions/${name}/action.ts declares the name '${descriptor.name}': it must equal its folder name '${name}'`);
+      throw new Error(`functions/${name}/${descriptorFile} declares the name '${descriptor.name}': it must equal its folder name '${name}'`);
     }
     found.push({ name, dir, entry, descriptor });
   }

@@ -1,10 +1,10 @@
 /**
  * What an edit of a function's config file does, by how the function reads the file: the one text that the
  * generated ConfigMap's annotation, the forwarder's default routing table and docs/functions.md say, held against
- * the behaviour (lib/forwarder/followed-file.ts) by test/unit/config-files.test.ts.
+ * the behaviour (lib/router/followed-file.ts) by test/unit/config-files.test.ts.
  */
 import type { ConfigFile } from './action';
-import { RECHECK_MS } from './forwarder/followed-file';
+import { RECHECK_MS } from './router/followed-file';
 
 const recheck = RECHECK_MS === 1000 ? 'a second' : `${RECHECK_MS / 1000} seconds`;
 

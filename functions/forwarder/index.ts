@@ -1,5 +1,5 @@
-// The Kubeless entry point: routing and invocation live in lib/forwarder/, the default routes in routes.default.json.
-import action from './action';
-import { forwarderHandler } from '../../lib/forwarder/runner';
+// The Kubeless entry point: routing and invocation live in lib/router/, the default routes in routes.default.json.
+import router from './router';
+import { forwarderHandler } from '../../lib/router/runner';
 
-export const handler = forwarderHandler(action);
+export const handler = forwarderHandler(router);

@@ -11,7 +11,7 @@ import { ACTION_CASES, functionExists } from './helpers/cases';
 import { apiOk, createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, DEPLOY_NAMESPACE, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, canI, ledger } from './helpers/least-privilege';
-import { RECHECK_MS } from '../../lib/forwarder/followed-file';
+import { RECHECK_MS } from '../../lib/router/followed-file';
 import { ConfigMapVolume } from '../helpers/configmap-volume';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';

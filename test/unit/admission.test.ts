@@ -1,10 +1,10 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import nock from 'nock';
-import forwarder from '../../functions/forwarder/action';
+import forwarder from '../../functions/forwarder/router';
 import { definePodAction } from '../../lib/action';
 import { Admission, OverloadedError } from '../../lib/admission';
-import { forwarderHandler } from '../../lib/forwarder/runner';
+import { forwarderHandler } from '../../lib/router/runner';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import { execFileSync } from 'child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
@@ -49,6 +49,23 @@ describe('build: bundles and manifests', function () {
     const folders = readdirSync(path.join(ROOT, 'functions'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
     assert.deepEqual(functions.map((f) => f.descriptor.name), folders);
     assert.equal(new Set(folders).size, folders.length);
+  });
+
+  it('takes each function by its one descriptor, action.ts or router.ts, and refuses a folder with none or both', () => {
+    assert.ok(functions.some((f) => f.name === 'forwarder'), 'the forwarder is found by its router.ts');
+    const scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-discover-'));
+    try {
+      const dir = path.join(scratch, 'functions', 'odd');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'index.ts'), 'export {};\n');
+      const refusal = 'functions/odd/ must hold index.ts (the entry) and one descriptor: action.ts (an action) or router.ts (a router)';
+      assert.throws(() => discoverFunctions(scratch), { message: refusal });
+      writeFileSync(path.join(dir, 'action.ts'), 'export default {};\n');
+      writeFileSync(path.join(dir, 'router.ts'), 'export default {};\n');
+      assert.throws(() => discoverFunctions(scratch), { message: refusal });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it('keeps each bundle within the budget', () => {

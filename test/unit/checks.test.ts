@@ -3,7 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import deletePod from '../../functions/delete-pod/action';
 import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
-import forwarder from '../../functions/forwarder/action';
+import forwarder from '../../functions/forwarder/router';
 import type { PodAction } from '../../lib/action';
 import { decodeEvent } from '../../lib/event';
 import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES_CHECK, type Skip } from '../../lib/checks';

@@ -5,7 +5,7 @@ import { decodeEvent } from '../../lib/event';
 import { integerText, listText, readParams, param, ConfigurationError } from '../../lib/params';
 import { atLeast } from '../../lib/priority';
 import { targetOf } from '../../lib/target';
-import { alertNamespace } from '../../lib/forwarder/runner';
+import { alertNamespace } from '../../lib/router/runner';
 import { alert, alertText, kubelessEvent } from '../helpers/fixtures';
 import { invalid } from '../helpers/invalid';
 

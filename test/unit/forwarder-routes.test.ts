@@ -3,9 +3,9 @@ import { readFileSync } from 'fs';
 import * as path from 'path';
 import { decodeOrThrow, InvalidInputError } from '../../lib/decode';
 import { FalcoAlert } from '../../lib/alert';
-import { alertNamespace } from '../../lib/forwarder/runner';
-import { globMatches } from '../../lib/forwarder/patterns';
-import { parseRoutingTable, planFor, whyNot, type AlertFacts, type Route, type RoutingTable } from '../../lib/forwarder/routes';
+import { alertNamespace } from '../../lib/router/runner';
+import { globMatches } from '../../lib/router/patterns';
+import { parseRoutingTable, planFor, whyNot, type AlertFacts, type Route, type RoutingTable } from '../../lib/router/routes';
 import { alert, FIXTURES } from '../helpers/fixtures';
 
 const FUNCTIONS = ['delete-pod', 'forwarder', 'label-pod', 'network-isolate'];

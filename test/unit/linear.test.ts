@@ -1,11 +1,11 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
-import forwarder from '../../functions/forwarder/action';
+import forwarder from '../../functions/forwarder/router';
 import { fitText } from '../../functions/label-pod/plan';
 import { decodeOrThrow, describeValue, InvalidInputError } from '../../lib/decode';
 import { FalcoAlert } from '../../lib/alert';
 import { alertSummary } from '../../lib/audit';
-import { alertNamespace, forwarderHandler } from '../../lib/forwarder/runner';
+import { alertNamespace, forwarderHandler } from '../../lib/router/runner';
 import { labelValueFrom } from '../../lib/labels';
 import { clipped, memoryLogger } from '../../lib/log';
 import { isDns1123Label, isDns1123Subdomain, isLabelValue, isQualifiedName } from '../../lib/names';

@@ -28,12 +28,14 @@ describe('lint rules (eslint.config.mjs)', function () {
       "import { alertGuard } from '../guards';",
       "import { definePodAction } from '../action';",
       "import { podActionHandler } from '../runner';",
-      "import { ROUTES_ENV } from '../forwarder/config';",
+      "import { ROUTES_ENV } from '../router/config';",
+      "import { TEST_EVENT } from '../entry';",
+      "import { POD_TARGET } from '../targets/pod';",
       "import { ConfigurationError as Same } from '../errors';",
       "import { isNamespaceName } from '../names';",
       "import type { Kube } from './client';",
       'export type { PodRef, FalcoAlert, Kube };',
-      'export { ConfigurationError, Same, alertGuard, definePodAction, podActionHandler, ROUTES_ENV, isNamespaceName };',
+      'export { ConfigurationError, Same, alertGuard, definePodAction, podActionHandler, ROUTES_ENV, TEST_EVENT, POD_TARGET, isNamespaceName };',
     ].join('\n');
     const why = 'lib/kube must not import the alert domain: take checked names and refs (lib/names.ts, lib/kube/refs.ts) instead.';
 
@@ -41,7 +43,7 @@ describe('lint rules (eslint.config.mjs)', function () {
     const messages = await lint('lib/kube/probe.ts', code, 'no-restricted-imports');
 
     // Then
-    const refused = ['../params', '../target', '../alert', '../guards', '../action', '../runner', '../forwarder/config'];
+    const refused = ['../params', '../target', '../alert', '../guards', '../action', '../runner', '../router/config', '../entry', '../targets/pod'];
     assert.deepEqual(messages, refused.map((specifier, i) => `${i + 1}: '${specifier}' import is restricted from being used by a pattern. ${why}`));
   });
 

@@ -2,8 +2,8 @@ import { strict as assert } from 'assert';
 import fc from 'fast-check';
 import * as v8 from 'v8';
 import * as vm from 'vm';
-import { compileLinearRegExp, globMatches, MAX_PATTERN_STATES, type LinearRegExp } from '../../lib/forwarder/patterns';
-import { parseRoutingTable, whyNot, type AlertFacts, type Route } from '../../lib/forwarder/routes';
+import { compileLinearRegExp, globMatches, MAX_PATTERN_STATES, type LinearRegExp } from '../../lib/router/patterns';
+import { parseRoutingTable, whyNot, type AlertFacts, type Route } from '../../lib/router/routes';
 
 const MiB = 1024 * 1024;
 

@@ -244,7 +244,7 @@ export interface AlertFacts {
 }
 
 function ruleSelected(route: Route, rule: string): boolean {
-  // Every rule, whatever its length: both matchers take time linear in it (lib/forwarder/patterns.ts).
+  // Every rule, whatever its length: both matchers take time linear in it (lib/router/patterns.ts).
   if (route.rules.includes(rule)) return true;
   return route.ruleGlobs.some((g) => globMatches(g, rule)) || route.ruleRegexes.some((r) => r.test(rule));
 }

@@ -1,5 +1,5 @@
 import { AFTER_EDIT } from '../../lib/after-edit';
-import { defineForwarder } from '../../lib/forwarder/runner';
+import { defineForwarder } from '../../lib/router/runner';
 import routes from './routes.default.json';
 
 /** The table's own description says what an edit does in the one wording the ConfigMap and docs/ use too. */

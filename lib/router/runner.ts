@@ -31,7 +31,7 @@ interface Seen {
  * Turns the forwarder into the Kubeless handler (lib/entry.ts does the caller check, configuration, admission,
  * decoding, deadline and answer): route, invoke every matching action over HTTP, answer one result per action. A bad
  * configuration is answered 500 on every call from an authorized caller: a bad parameter until a restart, a bad
- * routing table until the mounted table is fixed (it is followed, lib/forwarder/followed-file.ts).
+ * routing table until the mounted table is fixed (it is followed, lib/router/followed-file.ts).
  */
 export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions = {}): ForwarderHandler {
   const handler = entry<Ready, ForwardOutcome, Seen>({
