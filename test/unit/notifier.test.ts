@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
-import { readFileSync } from 'fs';
+import { readdirSync, readFileSync } from 'fs';
 import * as path from 'path';
 import nock from 'nock';
+import { parseAllDocuments } from 'yaml';
 import forwarder from '../../functions/forwarder/router';
 import { memoryLogger } from '../../lib/log';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/router/runner';
@@ -185,6 +186,38 @@ describe('notifier: the summary of what the actions did (lib/router/notifier.ts)
       const handler = forwarderHandler(forwarder, { env: { ROUTES_FILE: ROUTES }, log: memoryLogger() });
       assert.equal(handler.notifications(), undefined);
       handler.close();
+    });
+  });
+
+  describe('its wiring in the generated manifests (refreshed by `npm run build`, checked by build.test.ts)', () => {
+    const MANIFESTS = path.join(__dirname, '..', '..', 'manifests');
+    const containerEnv = (file: string): { name: string; valueFrom?: { secretKeyRef?: unknown } }[] => {
+      const objects = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Record<string, any>);
+      const pod = objects.find((o) => o.kind === 'Function')?.spec.deployment.spec.template.spec ?? objects.find((o) => o.kind === 'Deployment')?.spec.template.spec;
+      return pod === undefined ? [] : pod.containers[0].env;
+    };
+
+    it("gives the forwarder, and only it, the keys of the optional Secret falco-response-notifier, in both targets", () => {
+      for (const target of ['kubeless', 'standalone']) {
+        const files = readdirSync(path.join(MANIFESTS, target)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+        assert.ok(files.includes('forwarder.yaml') && files.includes('delete-pod.yaml'), files.join(', '));
+        for (const file of files) {
+          const refs = containerEnv(path.join(MANIFESTS, target, file))
+            .filter((e) => e.name.startsWith('NOTIFY_'))
+            .map((e) => [e.name, e.valueFrom?.secretKeyRef]);
+          assert.deepEqual(
+            refs,
+            file === 'forwarder.yaml'
+              ? [
+                  ['NOTIFY_URL', { name: 'falco-response-notifier', key: 'url', optional: true }],
+                  ['NOTIFY_FORMAT', { name: 'falco-response-notifier', key: 'format', optional: true }],
+                  ['NOTIFY_ON', { name: 'falco-response-notifier', key: 'notify-on', optional: true }],
+                ]
+              : [],
+            `${target}/${file}`,
+          );
+        }
+      }
     });
   });
 
