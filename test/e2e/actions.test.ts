@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { ACTION_CASES, NON_ACTION_FUNCTIONS, presentActionCases } from './helpers/cases';
-import { createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
+import { createNamespace, createPod, deleteNamespaces, podEvents, readPod, recordedEvents, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, ensureDeployed, functionFolders, serviceAccountToken, ServiceAccountMount, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, assertRoleGranted, ledger } from './helpers/least-privilege';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
@@ -69,7 +69,7 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
         // Then: the answer, the pod as the API server has it, and the audit Event on the pod
         action.assertAnswer(answer, namespace, pod);
         await action.assertEffect(cluster, namespace, pod);
-        const events = (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === action.eventReason);
+        const events = await recordedEvents(cluster, namespace, pod, action.eventReason);
         assert.equal(events.length, 1, `expected one ${action.eventReason} Event on ${namespace}/${pod}\n${fn.logs}`);
         assert.equal(events[0].type, 'Warning');
         assert.equal(events[0].involvedObject.uid, created.metadata.uid);
@@ -143,9 +143,9 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
     // When
     const answer = await fn.post(terminalShellAlert(namespace, pod));
 
-    // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: true), and it is
+    // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: "queued", then recorded), and it is
     deleteCase.assertAnswer(answer, namespace, pod);
-    const events = (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted');
+    const events = await recordedEvents(cluster, namespace, pod, 'FalcoResponseDeleted');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(events[0].involvedObject.uid, created.metadata.uid);
     assert.equal(events[0].metadata.name.length, 63, events[0].metadata.name);

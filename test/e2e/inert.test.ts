@@ -6,7 +6,7 @@ import { strict as assert } from 'assert';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
-import { createNamespace, createPod, deleteNamespaces, kubectlOk, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
+import { createNamespace, createPod, deleteNamespaces, kubectlOk, readPod, recordedEvents, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
 import { ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
@@ -61,7 +61,7 @@ describe('e2e: alert text reaches the API server, kubectl describe and the logs 
       },
       { rule: `Shell ${ESCAPED}`, output: `out ${ESCAPED}`, uuid: `u ${ESCAPED}`, time: `t ${ESCAPED}` },
     );
-    const events = (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === 'FalcoResponseLabeled');
+    const events = await recordedEvents(cluster, namespace, pod, 'FalcoResponseLabeled');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(
       events[0].message,

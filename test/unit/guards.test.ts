@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import action from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { fakeApi, podObject, testKube, handlerFor } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 

@@ -88,7 +88,7 @@ describe('label-pod', () => {
         notes: [],
         touched: [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }],
         changed: true,
-        eventRecorded: true,
+        eventRecorded: 'queued',
       },
     });
   });
@@ -351,8 +351,14 @@ describe('label-pod', () => {
 
     api.done();
     assert.equal(answer.status, 'done');
-    assert.equal((answer.details as any).eventRecorded, false);
-    assert.equal(log.lines[0].message, 'the pod was labelled but the audit event could not be recorded');
+    assert.equal((answer.details as any).eventRecorded, 'queued');
+    assert.deepEqual(
+      log.lines.map((l) => [l.level, l.message]),
+      [
+        ['info', 'alert handled'],
+        ['warn', 'the pod was labelled but the audit event could not be recorded'],
+      ],
+    );
   });
 
   describe('configuration, checked when the build runs and when the function starts', () => {

@@ -4,7 +4,7 @@ import { defineAction, type Action, type ActionContext, type ActionResult } from
 import { memoryLogger } from '../../lib/log';
 import type { ParamSpecs } from '../../lib/params';
 import type { TargetKind, TargetSpec } from '../../lib/resolve';
-import { actionHandler } from '../../lib/runner';
+import { actionHandler } from '../helpers/recorded-handler';
 import { AUDIT_OBJECT_TARGET } from '../../lib/targets/audit-object';
 import { NODE_TARGET } from '../../lib/targets/node';
 import { POD_TARGET } from '../../lib/targets/pod';
