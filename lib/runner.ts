@@ -10,7 +10,7 @@ import { clipped, type Logger } from './log';
 import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { RepeatMemory, repeatKey } from './repeats';
-import { describeTarget, loggedTarget, refOfTarget, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
+import { loggedTarget, refOfTarget, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
 export type { KubelessHandler } from './entry';
 
@@ -185,13 +185,9 @@ function detailsOf(result: Extract<ActionResult, { status: 'done' }>, changed: b
 const copyTouched = (t: Touched): Touched => ({ kind: t.kind, ...(t.namespace === undefined ? {} : { namespace: t.namespace }), name: t.name, changed: t.changed });
 
 /**
- * Records the action's Event on the target (lib/audit.ts), best effort: `false` when it could not be. Only a pod's
- * event stream takes them so far; on another target the change stands and the answer says no Event was recorded.
+ * Records the action's Event on the target (lib/audit.ts: a pod's, a node's and its pod's, an audited object's), best
+ * effort: `false` when it could not be.
  */
 async function audited(action: string, note: AuditNote, context: { alert: Call['alert']; kube: Kube; log: Logger; deadline: number }, target: Target): Promise<boolean> {
-  if (target.kind !== 'pod') {
-    context.log.warn(`${describeTarget(target)} was ${note.change}; audit Events are recorded on pods only, so none was`, {});
-    return false;
-  }
-  return recordAudit(context, { ...target.pod, uid: target.found.metadata?.uid }, { action, ...note });
+  return recordAudit(context, target, { action, ...note });
 }
