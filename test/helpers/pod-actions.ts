@@ -1,6 +1,8 @@
 import * as path from 'path';
-import type { PodAction } from '../../lib/action';
+import type { Action, PodAction } from '../../lib/action';
+import type { ParamSpecs } from '../../lib/params';
 import { discoverFunctions } from '../../build/discover';
+import { actionHandler, type KubelessHandler, type RunnerOptions } from '../../lib/runner';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -9,4 +11,21 @@ export function podActions(): PodAction[] {
   return discoverFunctions(ROOT)
     .map((f) => f.descriptor as Partial<PodAction>)
     .filter((d): d is PodAction => d.kind === 'pod-action');
+}
+
+export type NodeAction = Action<ParamSpecs, 'node'>;
+
+/** Every action of functions/ on the node of the alert's pod (lib/targets/node.ts), found as the build finds them. */
+export function nodeActions(): NodeAction[] {
+  return discoverFunctions(ROOT)
+    .map((f) => f.descriptor as Partial<NodeAction>)
+    .filter((d): d is NodeAction => d.kind === 'node-action');
+}
+
+/** An action that finds its target through the alert's pod: a pod action or a node action. */
+export type PodOrNodeAction = PodAction | NodeAction;
+
+/** Its handler, as its bundle builds it (the runner is generic over the kind; a union of kinds is narrowed here). */
+export function handlerOfAction(action: PodOrNodeAction, options: RunnerOptions): KubelessHandler {
+  return action.kind === 'node-action' ? actionHandler(action, options) : actionHandler(action, options);
 }
