@@ -190,7 +190,9 @@ describe('targets: what an action acts on (lib/targets/)', () => {
         message: 'saw worker-1',
         details: { touched: [{ kind: 'Node', name: 'worker-1', changed: false }], changed: false, eventRecorded: false },
       });
-      assert.deepEqual(seen, [{ kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1') }]);
+      assert.deepEqual(seen, [
+        { kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1'), podUid: 'uid-kubecon' },
+      ]);
       assert.deepEqual(log.find((l) => l.message === 'alert handled')?.target, { namespace: 'default', pod: 'kubecon', node: 'worker-1' });
     });
 
