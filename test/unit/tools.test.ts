@@ -5,11 +5,12 @@ import * as http from 'http';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import nock from 'nock';
+import { parseAllDocuments } from 'yaml';
 import { bundle } from '../../build/bundle';
 import { discoverFunctions } from '../../build/discover';
 import { alertBody, formatAnswer, invoke, InvokeError } from '../../build/invoke';
 import { buildAll, ROOT } from '../../build/main';
-import { createFunction, InvalidFunctionNameError, nameProblem } from '../../build/new';
+import { createFunction, InvalidFunctionNameError, nameProblem, parseNewArgs, TEMPLATE_TARGETS } from '../../build/new';
 import { kubeconfigAsJson, parseServeArgs, serve, SERVE_STATE, ServeError, type Served } from '../../build/serve';
 import { startStub, type HttpStub } from '../helpers/http-stub';
 import { FIXTURES } from '../helpers/fixtures';
@@ -147,30 +148,49 @@ describe('tools for people who write handlers', function () {
       assert.equal(nameProblem(root, 'scratch'), 'test/unit/scratch.test.ts already exists');
     });
 
-    it('creates a handler that discovery and the build pick up with no other edit, and whose test passes', async () => {
+    it('takes a name and, optionally, what the action acts on', () => {
+      assert.deepEqual(parseNewArgs(['quarantine']), { name: 'quarantine', target: 'pod' });
+      assert.deepEqual(parseNewArgs(['--target', 'node', 'quarantine']), { name: 'quarantine', target: 'node' });
+      assert.deepEqual(parseNewArgs(['quarantine', '--target', 'audit-object']), { name: 'quarantine', target: 'audit-object' });
+      for (const wrong of [[], ['a', 'b'], ['--target', 'cluster', 'a'], ['a', '--target'], ['-x']]) assert.equal(parseNewArgs(wrong), undefined, wrong.join(' '));
+    });
+
+    it('creates a pod, a node and an audit-object action that discovery and the build pick up with no other edit, each with exactly its permissions, and whose tests pass', async () => {
       // When
-      const files = createFunction(root, 'scratch-action');
+      const made = TEMPLATE_TARGETS.map((target) => [target, createFunction(root, `scratch-${target}`, target)] as const);
 
       // Then
-      assert.deepEqual(files, ['functions/scratch-action/action.ts', 'functions/scratch-action/index.ts', 'test/unit/scratch-action.test.ts']);
-      const found = discoverFunctions(root).find((f) => f.name === 'scratch-action');
-      assert.ok(found, 'discovered');
-      assert.deepEqual(found.descriptor.permissions, [
-        { apiGroup: '', resource: 'events', verbs: ['create'] },
-        { apiGroup: '', resource: 'pods', verbs: ['get'] },
-      ]);
+      for (const [target, files] of made) {
+        assert.deepEqual(files, [`functions/scratch-${target}/action.ts`, `functions/scratch-${target}/index.ts`, `test/unit/scratch-${target}.test.ts`]);
+      }
+      const found = new Map(discoverFunctions(root).map((f) => [f.name, f.descriptor] as const));
+      const events = { apiGroup: '', resource: 'events', verbs: ['create'] };
+      const get = (resource: string) => ({ apiGroup: '', resource, verbs: ['get'] });
+      assert.deepEqual(found.get('scratch-pod')?.permissions, [events, get('pods')]);
+      assert.deepEqual(found.get('scratch-node')?.permissions, [events, get('nodes'), get('pods')]);
+      assert.deepEqual(found.get('scratch-audit-object')?.permissions, [events, get('serviceaccounts')]);
       const built = await buildAll(root);
-      assert.ok(built.bundles.some((b) => b.name === 'scratch-action'));
-      assert.match(built.manifests.get('kubeless/scratch-action.yaml') ?? '', /kind: Function\n/);
-      assert.ok(!existsSync(path.join(ROOT, 'functions', 'scratch-action')), 'nothing left in the real functions/');
+      for (const target of TEMPLATE_TARGETS) {
+        const manifest = built.manifests.get(`kubeless/scratch-${target}.yaml`) ?? '';
+        assert.match(manifest, /kind: Function\n/);
+        const role = parseAllDocuments(manifest).map((d) => d.toJS() as { kind?: string; rules?: unknown }).find((o) => o.kind === 'ClusterRole');
+        const declared = found.get(`scratch-${target}`)?.permissions ?? [];
+        assert.deepEqual(role?.rules, declared.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: p.verbs })), target);
+      }
+      assert.ok(!existsSync(path.join(ROOT, 'functions', 'scratch-pod')), 'nothing left in the real functions/');
 
       const mocha = spawnSync(
         process.execPath,
-        [path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--require', 'test/unit/hooks.ts', path.join(root, 'test', 'unit', 'scratch-action.test.ts')],
+        [
+          path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'),
+          '--require',
+          'test/unit/hooks.ts',
+          ...TEMPLATE_TARGETS.map((target) => path.join(root, 'test', 'unit', `scratch-${target}.test.ts`)),
+        ],
         { cwd: ROOT, encoding: 'utf8', timeout: 50000 },
       );
-      assert.equal(mocha.status, 0, `the generated test failed:\n${mocha.stdout}\n${mocha.stderr}`);
-      assert.match(mocha.stdout, /2 passing/);
+      assert.equal(mocha.status, 0, `the generated tests failed:\n${mocha.stdout}\n${mocha.stderr}`);
+      assert.match(mocha.stdout, /9 passing/);
     });
   });
 
