@@ -270,7 +270,9 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       assert.ok(retained < 10 * MB, `${(retained / MB).toFixed(1)} MB retained`);
     });
 
-    it('label-pod in dry run, 64 KiB of output each: the remembered answers stay within REPEAT_MEMORY_BYTES', async () => {
+    it('label-pod in dry run, 64 KiB of output each: the remembered answers stay within REPEAT_MEMORY_BYTES', async function () {
+      // 1000 calls of 80 KB take 4-10 s on a loaded machine: a bound far above that, to catch a hang only.
+      this.timeout(60_000);
       // Given: a dry-run answer carries the patch it would write, the output annotation in it
       const cluster = new MemoryCluster();
       for (let i = 0; i < 1000; i++) cluster.addPod('default', `pod-${i}`);
