@@ -2,8 +2,8 @@
  * `npm run bench`: the figures that show the functions are small and fast, each next to a baseline measured in the
  * same run. A script, not a test: it prints one table (or JSON with --json) and writes a file only when asked.
  *
- *   npm run bench                         every section (about 2 to 3 minutes on 2 cores); writes nothing
- *   npm run bench -- --quick              fewer runs (under a minute)
+ *   npm run bench                         every section (about 10 minutes on 2 cores, 7 of them sidekick and storm); writes nothing
+ *   npm run bench -- --quick              fewer runs (each section under a minute)
  *   npm run bench -- --only size,cold     some sections: size, cold, cluster, handler, forwarder, build, sidekick, storm
  *   npm run -s bench -- --json            JSON on stdout instead of the table (progress goes to stderr either way)
  *   npm run bench -- --out file.json      also writes the JSON to file.json
@@ -117,7 +117,7 @@ export function parseOptions(argv: readonly string[]): Options {
 
 const USAGE = [
   `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--json] [--out file.json] [--write-results]`,
-  '  --quick          fewer runs of every figure (under a minute)',
+  '  --quick          fewer runs of every figure (each section under a minute)',
   `  --only LIST      some sections, comma-separated: ${SECTIONS.join(', ')}`,
   '                   cluster, sidekick and storm start a real API server (test/e2e/cluster/up.sh);',
   '                   sidekick: the forwarder called as Falcosidekick calls it, maxconcurrentrequests 1, 8 and 32;',
