@@ -65,7 +65,12 @@ async function runBlock(cluster: BenchCluster, output: KubelessOutput, bodies: r
 /** Why an answer of the forwarder is not "done by every routed action", or undefined when it is. */
 function notDone(delivery: Delivery, actions: readonly string[]): string | undefined {
   if (delivery.status !== 200) return `${delivery.status}${delivery.error === undefined ? '' : ` (${delivery.error})`}: ${delivery.body.slice(0, 200)}`;
-  const answer = JSON.parse(delivery.body) as { status?: string; action?: string; results?: { action: string; status: string }[] };
+  let answer: { status?: string; action?: string; results?: { action: string; status: string }[] };
+  try {
+    answer = JSON.parse(delivery.body) as typeof answer;
+  } catch {
+    return `200 but not JSON: ${delivery.body.slice(0, 200)}`;
+  }
   if (answer.status !== 'done') return `status ${String(answer.status)}: ${delivery.body.slice(0, 200)}`;
   if (answer.results === undefined) return answer.action === actions[0] && actions.length === 1 ? undefined : `no results: ${delivery.body.slice(0, 200)}`;
   const results = answer.results.map((r) => `${r.action}:${r.status}`).join(',');
