@@ -9,6 +9,7 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { callsBetween, parseRequestCounts } from '../../bench/lib/cluster';
 import { KubelessOutput } from '../../bench/lib/sidekick-output';
+import { measureForwarder } from '../../bench/forwarder';
 import { parseOptions, RESULTS_FILE, resultFiles } from '../../bench/main';
 import { handlerSection } from '../../bench/sections/handler';
 import { stormComposition } from '../../bench/sections/storm';
@@ -204,5 +205,24 @@ describe("npm run bench: the API server's request counters", () => {
 describe('npm run bench: the options', () => {
   it('knows the sections that drive the functions as Falcosidekick does', () => {
     assert.deepEqual(parseOptions(['--only', 'sidekick,storm']).only, ['sidekick', 'storm']);
+  });
+});
+
+describe('npm run bench: the forwarder section', function () {
+  this.timeout(60000);
+  before(() => nock.enableNetConnect('127.0.0.1'));
+  after(() => nock.disableNetConnect());
+
+  it('answers every alert 200 at 32 in flight (the forwarder refused the calls past MAX_IN_FLIGHT + MAX_QUEUED with 503)', async () => {
+    // When: a burst too short for figures, at the section's highest concurrency
+    const result = await measureForwarder({ alerts: 40, concurrencies: [32] });
+
+    // Then
+    const forwarded = result.runs.find((r) => r.target === 'forwarder')!;
+    assert.deepEqual(forwarded.statuses, { 200: 40 });
+    assert.deepEqual(forwarded.invocations, {
+      'label-pod': { exactlyOnce: 40, missing: 0, duplicated: 0 },
+      'network-isolate': { exactlyOnce: 40, missing: 0, duplicated: 0 },
+    });
   });
 });
