@@ -2,9 +2,9 @@
  * `npm run bench`: the figures that show the functions are small and fast, each next to a baseline measured in the
  * same run. A script, not a test: it prints one table (or JSON with --json) and writes a file only when asked.
  *
- *   npm run bench                         every section (about 2 to 3 minutes on 2 cores); writes nothing
- *   npm run bench -- --quick              fewer runs (under a minute)
- *   npm run bench -- --only size,cold     some sections: size, cold, cluster, handler, forwarder, build
+ *   npm run bench                         every section (about 10 minutes on 2 cores, 7 of them sidekick and storm); writes nothing
+ *   npm run bench -- --quick              fewer runs (each section under a minute)
+ *   npm run bench -- --only size,cold     some sections: size, cold, cluster, handler, forwarder, build, sidekick, storm
  *   npm run -s bench -- --json            JSON on stdout instead of the table (progress goes to stderr either way)
  *   npm run bench -- --out file.json      also writes the JSON to file.json
  *   npm run bench -- --write-results      also writes it to bench/results.json, the tracked figures the README quotes
@@ -27,7 +27,9 @@ import { clusterSection } from './sections/cluster';
 import { coldSection, type NodeBinary } from './sections/cold';
 import { forwarderSection, type ForwarderPlan } from './sections/forwarder-hook';
 import { handlerSection } from './sections/handler';
+import { sidekickSection, type SidekickPlan } from './sections/sidekick';
 import { sizeSection } from './sections/size';
+import { stormSection, type StormPlan } from './sections/storm';
 
 const NODE14_VERSION = '14.21.3';
 export const RESULTS_FILE = path.join(ROOT, 'bench', 'results.json');
@@ -39,6 +41,8 @@ export interface Plan {
   readonly handler: { readonly runs: number; readonly alertsPerRun: number; readonly decodesPerRun: number };
   readonly forwarder: ForwarderPlan;
   readonly buildRuns: number;
+  readonly sidekick: SidekickPlan;
+  readonly storm: StormPlan;
   /** The whole run stops (and cleans up) past this. */
   readonly watchdogSeconds: number;
 }
@@ -49,7 +53,9 @@ const FULL: Plan = {
   handler: { runs: 7, alertsPerRun: 5000, decodesPerRun: 20000 },
   forwarder: { repetitions: 3, alerts: 1000, concurrencies: [1, 8, 32] },
   buildRuns: 5,
-  watchdogSeconds: 480,
+  sidekick: { concurrencies: [1, 8, 32], blocks: 3, alertsPerBlock: 100, overheadRounds: 4, overheadPerBlock: 50 },
+  storm: { alerts: 10000, attacks: 5, noisyPods: 4, concurrencies: [1, 8], alone: 5 },
+  watchdogSeconds: 1500,
 };
 
 const QUICK: Plan = {
@@ -58,7 +64,9 @@ const QUICK: Plan = {
   handler: { runs: 3, alertsPerRun: 1000, decodesPerRun: 4000 },
   forwarder: { repetitions: 2, alerts: 1000, concurrencies: [8] },
   buildRuns: 2,
-  watchdogSeconds: 180,
+  sidekick: { concurrencies: [1, 8], blocks: 1, alertsPerBlock: 20, overheadRounds: 2, overheadPerBlock: 10 },
+  storm: { alerts: 1000, attacks: 3, noisyPods: 4, concurrencies: [8], alone: 2 },
+  watchdogSeconds: 240,
 };
 
 export interface Options {
@@ -109,8 +117,11 @@ export function parseOptions(argv: readonly string[]): Options {
 
 const USAGE = [
   `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--json] [--out file.json] [--write-results]`,
-  '  --quick          fewer runs of every figure (under a minute)',
+  '  --quick          fewer runs of every figure (each section under a minute)',
   `  --only LIST      some sections, comma-separated: ${SECTIONS.join(', ')}`,
+  '                   cluster, sidekick and storm start a real API server (test/e2e/cluster/up.sh);',
+  '                   sidekick: the forwarder called as Falcosidekick calls it, maxconcurrentrequests 1, 8 and 32;',
+  '                   storm: 10,000 alerts at once with a few attacks in them, next to a seed-like delete-pod',
   '  --json           JSON on stdout instead of the table',
   '  --out FILE       also write the JSON to FILE',
   `  --write-results  also write it to ${path.relative(ROOT, RESULTS_FILE)}, the tracked figures (every section only);`,
@@ -175,7 +186,7 @@ async function main(): Promise<void> {
   nodes.push({ label: process.version.replace(/^v/, ''), path: process.execPath });
 
   let artifacts: Artifacts | undefined;
-  const needArtifacts = options.only.some((s) => s === 'size' || s === 'cold' || s === 'cluster');
+  const needArtifacts = options.only.some((s) => s === 'size' || s === 'cold' || s === 'cluster' || s === 'sidekick' || s === 'storm');
   const sections: SectionResult[] = [];
   try {
     if (needArtifacts) {
@@ -191,6 +202,8 @@ async function main(): Promise<void> {
       handler: () => handlerSection(plan.handler, progress),
       forwarder: () => forwarderSection(plan.forwarder, progress),
       build: () => buildSection(plan.buildRuns, progress),
+      sidekick: () => sidekickSection(artifacts!, plan.sidekick, progress),
+      storm: () => stormSection(artifacts!, plan.storm, progress),
     };
     const titles: Record<SectionName, string> = {
       size: '1. Size',
@@ -199,6 +212,8 @@ async function main(): Promise<void> {
       handler: '4. Handler overhead without the API',
       forwarder: '5. Forwarder',
       build: '6. Build time',
+      sidekick: "7. Through the forwarder as Falcosidekick calls it (maxconcurrentrequests), against a real API server",
+      storm: '8. A storm of alerts with a few real attacks in it, against a real API server',
     };
     for (const name of SECTIONS.filter(wanted)) {
       progress(`section ${titles[name]}`);

@@ -21,7 +21,12 @@ export function alertFixtures(): Map<string, string> {
 
 /** The terminal-shell alert about `namespace/pod`, with its own uuid and time, as Falcosidekick sends it (JSON text). */
 export function terminalShellAlert(namespace: string, pod: string): string {
-  const alert = fixture('terminal-shell');
+  return podAlert('terminal-shell', namespace, pod);
+}
+
+/** The alert fixture `name` about `namespace/pod`, with its own uuid and time, as Falcosidekick sends it (JSON text). */
+export function podAlert(name: string, namespace: string, pod: string): string {
+  const alert = fixture(name);
   alert.uuid = randomUUID();
   alert.time = new Date().toISOString().replace('Z', '000000Z');
   alert.output_fields['k8s.ns.name'] = namespace;

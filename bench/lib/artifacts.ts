@@ -32,10 +32,13 @@ export interface Artifacts {
   bundlePath(name: string): string;
   /** The naive build of delete-pod with the full @kubernetes/client-node, built on first use. */
   naive(): Promise<BuiltFile>;
+  /** The seed-like delete-pod (bench/naive/seed-delete-pod.ts), the storm's baseline, built on first use. */
+  seed(): Promise<BuiltFile>;
   remove(): void;
 }
 
 export const NAIVE_ENTRY = path.join(ROOT, 'bench', 'naive', 'delete-pod.ts');
+export const SEED_ENTRY = path.join(ROOT, 'bench', 'naive', 'seed-delete-pod.ts');
 export const PROBE_ENTRY = path.join(ROOT, 'bench', 'probe', 'cold-start.ts');
 export const CLIENT_NODE_VERSION = (
   JSON.parse(readFileSync(path.join(ROOT, 'node_modules', '@kubernetes', 'client-node', 'package.json'), 'utf8')) as { version: string }
@@ -73,6 +76,7 @@ export async function buildArtifacts(): Promise<Artifacts> {
   const exitWithParentPath = path.join(dir, 'exit-with-parent.js');
   writeFileSync(exitWithParentPath, EXIT_WITH_PARENT);
   let naive: Promise<BuiltFile> | undefined;
+  let seed: Promise<BuiltFile> | undefined;
   return {
     dir,
     build,
@@ -82,15 +86,16 @@ export async function buildArtifacts(): Promise<Artifacts> {
     probePath,
     exitWithParentPath,
     bundlePath: (name) => path.join(functionsDir, `${name}.js`),
-    naive: () => (naive ??= buildNaive(path.join(dir, 'naive'))),
+    naive: () => (naive ??= buildNaive(NAIVE_ENTRY, path.join(dir, 'naive'))),
+    seed: () => (seed ??= buildNaive(SEED_ENTRY, path.join(dir, 'seed'))),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
 
 /** The usual way to build it: everything bundled and minified, for the oldest Node Kubeless runs (nodejs14). */
-async function buildNaive(outdir: string): Promise<BuiltFile> {
+async function buildNaive(entry: string, outdir: string): Promise<BuiltFile> {
   const result = await esbuild.build({
-    entryPoints: [NAIVE_ENTRY],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     format: 'cjs',

@@ -1,10 +1,10 @@
 /** The shape of a bench result (what results.json holds) and the one table printed from it. */
 import type { Summary } from './stats';
 
-export const SECTIONS = ['size', 'cold', 'cluster', 'handler', 'forwarder', 'build'] as const;
+export const SECTIONS = ['size', 'cold', 'cluster', 'handler', 'forwarder', 'build', 'sidekick', 'storm'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
-export type Unit = 'bytes' | 'ms' | 'µs' | 'alerts/s' | 'decodes/s';
+export type Unit = 'bytes' | 'ms' | 'µs' | 'alerts/s' | 'decodes/s' | 'calls' | 'alerts';
 
 /** How a figure compares with its baseline measured in the same run: ours ÷ baseline, on medians. */
 export interface Comparison {
@@ -75,6 +75,9 @@ export function formatValue(value: number, unit: Unit): string {
     case 'alerts/s':
     case 'decodes/s':
       return `${value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1)}/s`;
+    case 'calls':
+    case 'alerts':
+      return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toFixed(2);
   }
 }
 

@@ -7,27 +7,21 @@
  * rounds, the floor first in even ones), so a drift of the machine or of etcd weighs on both alike.
  */
 import { randomUUID } from 'crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube, type KubeRequest } from '../../lib/kube/client';
 import { kubeconfigConnection } from '../../lib/kube/connection';
 import { jsonLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
-import { ROOT } from '../../build/main';
 import { terminalShellAlert } from '../lib/alerts';
 import { kindOf, type Artifacts } from '../lib/artifacts';
-import { kubelessContext, kubelessEvent, writeKubeconfig } from '../../test/helpers/fixtures';
-import { FloorClient } from '../lib/https-client';
-import { onCleanup, run } from '../lib/processes';
+import { kubelessContext, kubelessEvent } from '../../test/helpers/fixtures';
+import { createNamespace, createPods, withCluster } from '../lib/cluster';
+import type { FloorClient } from '../lib/https-client';
 import type { Figure, SectionBody } from '../lib/report';
 import { SidekickClient, startRuntimeProcess } from '../lib/runtime-process';
 import { msSince, round, roundSummary, summarize } from '../lib/stats';
 
-const CLUSTER_DIR = path.join(ROOT, 'test', 'e2e', 'cluster');
 const WARM_UP_ALERTS = 3;
-const CREATE_IN_FLIGHT = 8;
 
 export interface ClusterPlan {
   readonly rounds: number;
@@ -69,87 +63,27 @@ function replace(text: string, swaps: readonly (readonly [string, string])[]): s
 }
 
 export async function clusterSection(artifacts: Artifacts, plan: ClusterPlan, progress: (line: string) => void): Promise<SectionBody> {
-  const up = path.join(CLUSTER_DIR, 'up.sh');
-  const down = path.join(CLUSTER_DIR, 'down.sh');
-  if (!existsSync(up) || !existsSync(down)) {
-    return { status: 'skipped', reason: 'test/e2e/cluster/up.sh is missing', method: '', figures: [] };
-  }
   const actions = artifacts.functions.filter((f) => kindOf(f) === 'pod-action').map((f) => f.descriptor as PodAction);
-  const state = mkdtempSync(path.join(os.tmpdir(), 'falco-response-bench-cluster-'));
-  // One stop, whoever asks first (the section's end or an abort); both wait for it. down.sh is never interrupted.
-  let stopping: Promise<void> | undefined;
-  const stopCluster = () =>
-    (stopping ??= (async () => {
-      progress('cluster: stopping it (down.sh)');
-      await run('bash', [down, state], { timeoutMs: 30000, interruptible: false });
-      rmSync(state, { recursive: true, force: true });
-    })());
-  const forget = onCleanup(stopCluster);
-  try {
-    progress(`cluster: starting kube-apiserver + etcd on loopback (up.sh, about 12 s); if the bench is killed: test/e2e/cluster/down.sh ${state}`);
-    const started = await run('bash', [up, state], { timeoutMs: 120000, env: process.env });
-    if (started.code === 3) {
-      return { status: 'skipped', reason: `no cluster binaries: run test/e2e/cluster/provision.sh once (${started.stderr.trim().split('\n').pop() ?? ''})`, method: '', figures: [] };
+  const ran = await withCluster('cluster', progress, async (cluster) => {
+    const namespace = await createNamespace(cluster.floor, `bench-${Date.now().toString(36)}`);
+    const figures: Figure[] = [];
+    const details: Record<string, unknown> = {};
+    for (const action of actions) {
+      const result = await benchAction({ action, floor: cluster.floor, namespace, kubeconfig: cluster.kubeconfig, artifacts, plan, progress, logDir: cluster.state });
+      figures.push(...result.figures);
+      details[action.name] = result.details;
     }
-    if (started.code !== 0) throw new Error(`up.sh failed (${String(started.code)}): ${(started.stderr || started.stdout).trim().split('\n').slice(-4).join(' | ')}`);
-    const server = readFileSync(path.join(state, 'server'), 'utf8').trim();
-    const token = readFileSync(path.join(state, 'admin.token'), 'utf8').trim();
-    const ca = readFileSync(path.join(state, 'ca.crt'));
-    const kubeconfig = writeKubeconfig(path.join(state, 'bench.kubeconfig.json'), { server, token, caData: ca.toString('base64') });
-    const floor = new FloorClient(server, token, ca);
-    try {
-      const namespace = `bench-${Date.now().toString(36)}`;
-      await floor.ok('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-      await waitForServiceAccount(floor, namespace);
-      const figures: Figure[] = [];
-      const details: Record<string, unknown> = {};
-      for (const action of actions) {
-        const result = await benchAction({ action, floor, namespace, kubeconfig, artifacts, plan, progress, logDir: state });
-        figures.push(...result.figures);
-        details[action.name] = result.details;
-      }
-      return {
-        status: 'done',
-        method:
-          `kube-apiserver ${'1.20.2'} + etcd on 127.0.0.1 over TLS, bearer token; per action ${plan.rounds} rounds of ${plan.sequentialPerRound} alerts one at a time ` +
-          `and ${plan.concurrentPerRound} with ${plan.inFlight} in flight, ours and the floor alternating; one fresh pod per alert; ` +
-          `ours = Falcosidekick POST -> local runtime (current Node) -> answer; floor = the same API calls from a bare keep-alive client`,
-        figures,
-        details,
-      };
-    } finally {
-      floor.close();
-    }
-  } finally {
-    forget();
-    await stopCluster();
-  }
-}
-
-async function waitForServiceAccount(floor: FloorClient, namespace: string): Promise<void> {
-  // Kubernetes 1.20 admits a pod only once its namespace's default ServiceAccount has its token secret.
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    const answer = await floor.request('GET', `/api/v1/namespaces/${namespace}/serviceaccounts/default`);
-    if (answer.status === 200 && ((JSON.parse(answer.text) as { secrets?: unknown[] }).secrets ?? []).length > 0) return;
-    if (Date.now() > deadline) throw new Error(`the namespace ${namespace} got no default ServiceAccount with a token within 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function createPods(floor: FloorClient, namespace: string, names: readonly string[]): Promise<Map<string, string>> {
-  const uids = new Map<string, string>();
-  await inBlock(names, CREATE_IN_FLIGHT, async (name) => {
-    const pod = await floor.ok<{ metadata: { uid: string } }>('POST', `/api/v1/namespaces/${namespace}/pods`, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, labels: { app: 'bench' } },
-      spec: { containers: [{ name: 'app', image: 'docker.io/library/alpine:3.18', command: ['sleep', '3600'] }], automountServiceAccountToken: false },
-    });
-    uids.set(name, pod.metadata.uid);
-    return 0;
+    return { figures, details };
   });
-  return uids;
+  if (ran.kind === 'skipped') return { status: 'skipped', reason: ran.reason, method: '', figures: [] };
+  return {
+    status: 'done',
+    method:
+      `kube-apiserver ${'1.20.2'} + etcd on 127.0.0.1 over TLS, bearer token; per action ${plan.rounds} rounds of ${plan.sequentialPerRound} alerts one at a time ` +
+      `and ${plan.concurrentPerRound} with ${plan.inFlight} in flight, ours and the floor alternating; one fresh pod per alert; ` +
+      `ours = Falcosidekick POST -> local runtime (current Node) -> answer; floor = the same API calls from a bare keep-alive client`,
+    ...ran.value,
+  };
 }
 
 async function benchAction(options: {

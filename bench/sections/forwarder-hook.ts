@@ -82,7 +82,7 @@ export async function forwarderSection(plan: ForwarderPlan, progress: (line: str
   return {
     status: 'done',
     method:
-      `bench/forwarder.ts: ${plan.repetitions} burst(s) of ${plan.alerts} terminal-shell alerts per concurrency (after a warm-up), forwarder bundle in the runtime ` +
+      `bench/forwarder.ts: ${plan.repetitions} burst(s) of ${plan.alerts} terminal-shell alerts per concurrency (after a warm-up), forwarder bundle in the runtime (MAX_QUEUED raised to the concurrency) ` +
       `routing each alert to label-pod and network-isolate stubs (answer at once); baseline = the same load sent to one stub directly; latency = medians of each burst's p50/p99`,
     figures,
     details: { bursts: repetitions },
