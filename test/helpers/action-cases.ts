@@ -18,7 +18,7 @@ import type { MemoryCluster } from './memory-cluster';
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** What the fake API server answers one call: `[status, body, headers]`, a broken connection, or an Event as stored. */
-export type CallReply = readonly [number, unknown?, Record<string, string>?] | { readonly error: string } | typeof STORED;
+export type CallReply = readonly [number, unknown?, (Record<string, string> | undefined)?] | { readonly error: string } | typeof STORED;
 
 /** The reply to an Event POST: 201 with the Event as sent, named and given a uid as the API server does (eventStored). */
 export const STORED = 'stored';
