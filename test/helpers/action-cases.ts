@@ -8,7 +8,7 @@ import nock from 'nock';
 import { inspect } from 'util';
 import type { Action } from '../../lib/action';
 import { memoryLogger } from '../../lib/log';
-import type { ParamSpecs } from '../../lib/params';
+import { ConfigurationError, readParams, type ParamSpecs } from '../../lib/params';
 import type { TargetKind } from '../../lib/resolve';
 import { actionHandler } from '../../lib/runner';
 import { eventStored, fakeApi, serveCluster, testKube } from './fake-cluster';
@@ -125,6 +125,20 @@ export const EVENTS_PATH = '/api/v1/namespaces/default/events';
 /** The target of an answer about that pod. */
 export const TARGET = { namespace: 'default', pod: 'kubecon' } as const;
 
+/**
+ * The one log line of a call about a terminal-shell alert on that pod, its outcome's fields given:
+ * `alertHandled('info', { outcome: 'done', result: '...', dryRun: false })`.
+ */
+export const alertHandled = (level: string, fields: Record<string, Expected>, target: Expected = { namespace: 'default', name: 'kubecon' }) => ({
+  level,
+  message: 'alert handled',
+  eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
+  rule: 'Terminal shell in container',
+  priority: 'Critical',
+  target,
+  ...fields,
+});
+
 /** The involved object of the audit Event about the pod `kubecon` in `default`. */
 export const KUBECON = { apiVersion: 'v1', kind: 'Pod', name: 'kubecon', namespace: 'default', uid: 'uid-kubecon' };
 
@@ -231,4 +245,15 @@ export function actionCases<P extends ParamSpecs, K extends TargetKind>(action: 
       await runCase(action, c, options);
     });
   }
+}
+
+/** The message a configuration is refused with when the function starts (and the build checks it); fails if it is accepted. */
+export function configurationProblem(parameters: ParamSpecs, env: Record<string, string>): string {
+  try {
+    readParams(parameters, env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigurationError);
+    return error.message;
+  }
+  assert.fail('the configuration was accepted');
 }

@@ -12,7 +12,7 @@ import type { EventBody } from '../../lib/kube/events';
 import { eventStored, fakeApi, handlerFor, podObject, policyStored, runTerminalShell as run, serveApi, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
-import { actionCases, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
+import { actionCases, alertHandled, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -58,16 +58,7 @@ describe('an error answer is quoted cut short and escaped: a proxy in front of t
       calls: [GET(POD, [403, status(403, 'Forbidden\u009b2J', `\u001b]0;owned\u0007\u202e${'y'.repeat(1_000_000)}`)])],
       answer: { status: 'failed', error: CONTROLS_ERROR, target: TARGET },
       log: [
-        {
-          level: 'error',
-          message: 'alert handled',
-          eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-          rule: 'Terminal shell in container',
-          priority: 'Critical',
-          target: { namespace: 'default', name: 'kubecon' },
-          outcome: 'failed',
-          error: CONTROLS_ERROR,
-        },
+        alertHandled('error', { outcome: 'failed', error: CONTROLS_ERROR }),
       ],
     },
     {

@@ -1,5 +1,5 @@
 import action from '../../functions/delete-pod/action';
-import { actionCases, auditEvent, bodyWith, DELETE, EVENTS_PATH as EVENTS, GET, POD_PATH as POD, POST, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import { actionCases, alertHandled, auditEvent, bodyWith, DELETE, EVENTS_PATH as EVENTS, GET, POD_PATH as POD, POST, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
 import { podObject, status } from '../helpers/fake-cluster';
 import { alert } from '../helpers/fixtures';
 
@@ -9,17 +9,7 @@ const DELETED = "deleted the pod 'kubecon' in the namespace 'default' (grace per
 const TOUCHED = [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }];
 
 /** The log line of an alert that deleted the pod. */
-const HANDLED_DELETED = {
-  level: 'info',
-  message: 'alert handled',
-  eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-  rule: 'Terminal shell in container',
-  priority: 'Critical',
-  target: { namespace: 'default', name: 'kubecon' },
-  outcome: 'done',
-  result: DELETED,
-  dryRun: false,
-};
+const HANDLED_DELETED = alertHandled('info', { outcome: 'done', result: DELETED, dryRun: false });
 
 const terminating = (deletionGracePeriodSeconds: number) => {
   const pod = podObject('default', 'kubecon');

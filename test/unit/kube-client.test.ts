@@ -14,7 +14,7 @@ import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/
 import { apiPath } from '../../lib/kube/refs';
 import { fakeApi, handlerFor, podObject, policyStored, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
-import { actionCases, bodyWith, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
+import { actionCases, alertHandled, bodyWith, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
 
 const POD = apiPath`/api/v1/namespaces/default/pods/kubecon`;
 const EVENTS = '/api/v1/namespaces/default/events';
@@ -42,17 +42,7 @@ describe('a 404 or 409 after a retry is our own lost write only when an earlier 
       calls: [GET(POD, [200, podObject('default', 'kubecon')]), DELETE(POD, [429, TOO_MANY, { 'Retry-After': '0' }]), DELETE(POD, [404, NOT_FOUND])],
       answer: { status: 'skipped', code: 'pod-gone', reason: "the pod 'kubecon' in the namespace 'default' is already deleted", target: TARGET },
       log: [
-        {
-          level: 'info',
-          message: 'alert handled',
-          eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-          rule: 'Terminal shell in container',
-          priority: 'Critical',
-          target: { namespace: 'default', name: 'kubecon' },
-          outcome: 'skipped',
-          code: 'pod-gone',
-          reason: "the pod 'kubecon' in the namespace 'default' is already deleted",
-        },
+        alertHandled('info', { outcome: 'skipped', code: 'pod-gone', reason: "the pod 'kubecon' in the namespace 'default' is already deleted" }),
       ],
     },
     {

@@ -1,8 +1,8 @@
 import { strict as assert } from 'assert';
 import action from '../../functions/label-pod/action';
 import { fitText } from '../../functions/label-pod/plan';
-import { ConfigurationError, readParams } from '../../lib/params';
-import { actionCases, auditEvent, bodyWith, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, repeat, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import { readParams } from '../../lib/params';
+import { actionCases, alertHandled, auditEvent, configurationProblem, bodyWith, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, repeat, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
 import { podObject, status } from '../helpers/fake-cluster';
 import { alert } from '../helpers/fixtures';
 
@@ -301,17 +301,7 @@ const CASES: readonly ActionCase[] = [
           "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden: events is forbidden (the function's " +
           "ServiceAccount lacks the permission 'create' on 'events': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)",
       },
-      {
-        level: 'info',
-        message: 'alert handled',
-        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-        rule: 'Terminal shell in container',
-        priority: 'Critical',
-        target: { namespace: 'default', name: 'kubecon' },
-        outcome: 'done',
-        result: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-        dryRun: false,
-      },
+      alertHandled('info', { outcome: 'done', result: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, dryRun: false }),
     ],
   },
   {
@@ -326,15 +316,7 @@ describe('label-pod', () => {
   actionCases(action, CASES);
 
   describe('configuration, checked when the build runs and when the function starts', () => {
-    const problem = (env: Record<string, string>) => {
-      try {
-        readParams(action.parameters, env);
-      } catch (error) {
-        assert.ok(error instanceof ConfigurationError);
-        return error.message;
-      }
-      assert.fail('the configuration was accepted');
-    };
+    const problem = (env: Record<string, string>) => configurationProblem(action.parameters, env);
     const expected = 'a comma-separated list of key=value, key={rule}, key={priority} or key- (remove the label) items';
 
     it('takes the defaults', () => {

@@ -1,8 +1,7 @@
 import { strict as assert } from 'assert';
 import action from '../../functions/network-isolate/action';
 import { canonicalSpec, cidrProblem, sameSpec } from '../../functions/network-isolate/policy';
-import { ConfigurationError, readParams } from '../../lib/params';
-import { actionCases, auditEvent, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, PUT, repeat, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import { actionCases, alertHandled, auditEvent, configurationProblem, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, PUT, repeat, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
 import { podObject, status } from '../helpers/fake-cluster';
 
 const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
@@ -349,17 +348,7 @@ const CASES: readonly ActionCase[] = [
         message: 'the pod was isolated but the audit event could not be recorded',
         error: "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server answered 500 InternalError: etcd is down (after 4 attempt(s))",
       },
-      {
-        level: 'info',
-        message: 'alert handled',
-        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-        rule: 'Terminal shell in container',
-        priority: 'Critical',
-        target: { namespace: 'default', name: 'kubecon' },
-        outcome: 'done',
-        result: LABELLED_ONLY,
-        dryRun: false,
-      },
+      alertHandled('info', { outcome: 'done', result: LABELLED_ONLY, dryRun: false }),
     ],
   },
 ];
@@ -368,15 +357,7 @@ describe('network-isolate', () => {
   actionCases(action, CASES);
 
   describe('configuration', () => {
-    const problem = (env: Record<string, string>) => {
-      try {
-        readParams(action.parameters, env);
-      } catch (error) {
-        assert.ok(error instanceof ConfigurationError);
-        return error.message;
-      }
-      assert.fail('the configuration was accepted');
-    };
+    const problem = (env: Record<string, string>) => configurationProblem(action.parameters, env);
 
     it('names every bad CIDR and why', () => {
       assert.equal(

@@ -5,7 +5,7 @@ import type { TargetKind, TargetSpec } from '../../lib/resolve';
 import { AUDIT_OBJECT_TARGET } from '../../lib/targets/audit-object';
 import { NODE_TARGET } from '../../lib/targets/node';
 import { POD_TARGET } from '../../lib/targets/pod';
-import { runCase, TARGET, type ActionCase } from '../helpers/action-cases';
+import { alertHandled, runCase, TARGET, type ActionCase } from '../helpers/action-cases';
 import { podObject } from '../helpers/fake-cluster';
 import { alert } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
@@ -186,17 +186,7 @@ describe('targets: what an action acts on (lib/targets/)', () => {
           details: { touched: [{ kind: 'Node', name: 'worker-1', changed: false }], changed: false, eventRecorded: false },
         },
         log: [
-          {
-            level: 'info',
-            message: 'alert handled',
-            eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
-            rule: 'Terminal shell in container',
-            priority: 'Critical',
-            target: POD_TARGET_NODE,
-            outcome: 'done',
-            result: 'saw worker-1',
-            dryRun: false,
-          },
+          alertHandled('info', { outcome: 'done', result: 'saw worker-1', dryRun: false }, POD_TARGET_NODE),
         ],
         seen: [{ kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1') }],
       },
