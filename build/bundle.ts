@@ -13,8 +13,9 @@ export interface Bundle {
 
 /**
  * One self-contained CommonJS file for Node 12+. `mainFields: module,main` takes the ES builds of io-ts and fp-ts,
- * which esbuild can tree-shake. Identifiers are kept (only syntax and whitespace are minified) so that stack traces
- * in `kubectl logs` stay readable.
+ * which esbuild can tree-shake. Local names are shortened, but `keepNames` keeps every function's and class's own
+ * name, which is what a stack trace in `kubectl logs` shows of a one-line bundle: 23% smaller (network-isolate 98.4
+ * to 75.6 KiB), the same traces.
  */
 export async function bundle(name: string, entry: string, banner: string): Promise<Bundle> {
   const result = await esbuild.build({
@@ -26,6 +27,8 @@ export async function bundle(name: string, entry: string, banner: string): Promi
     mainFields: ['module', 'main'],
     minifySyntax: true,
     minifyWhitespace: true,
+    minifyIdentifiers: true,
+    keepNames: true,
     legalComments: 'none',
     banner: { js: banner },
     write: false,

@@ -49,6 +49,7 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
         ? `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): callers must send key \`forwarder-token\` as \`Authorization: Bearer\` when it is set (\`${INBOUND_SECRET_ENV}\`); key \`token\` is sent to the actions (\`${OUTBOUND_SECRET_ENV}\`).\n`
         : `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): when its key \`token\` is set, calls without \`Authorization: Bearer <token>\` are refused with 401 (\`${INBOUND_SECRET_ENV}\`).\n`,
     );
+    for (const s of d.optionalSecrets ?? []) parts.push(`Optional Secret \`${s.secret}\`, key \`${s.key}\` (\`${s.env}\`): ${s.description}.\n`);
   }
   return `${parts.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }

@@ -90,6 +90,7 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     ...Object.entries(parameterEnv(descriptor, config)).map(([key, value]) => ({ name: key, value })),
     ...wiring.env,
     ...secretEnv(descriptor),
+    ...(descriptor.optionalSecrets ?? []).map((s) => ({ name: s.env, valueFrom: { secretKeyRef: { name: s.secret, key: s.key, optional: true } } })),
   ];
   const rules: V1PolicyRule[] = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
   const callsTheApi = rules.length > 0;

@@ -40,6 +40,16 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
    * shared secret to send them (lib/auth.ts).
    */
   readonly callsFunctions?: boolean;
+  /** Keys of optional Secrets read into variables (the generator wires them: no Secret or no key, no variable). */
+  readonly optionalSecrets?: readonly OptionalSecretKey[];
+}
+
+/** A variable filled from a key of a Secret that may not exist, e.g. the notifier's webhook URL. */
+export interface OptionalSecretKey {
+  readonly secret: string;
+  readonly key: string;
+  readonly env: string;
+  readonly description: string;
 }
 
 /**

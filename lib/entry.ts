@@ -4,6 +4,7 @@ import { callerCheck, isRefusedCaller } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { DeadlineExceededError } from './kube/errors';
 import { jsonLogger, type Logger } from './log';
+import { functionMetrics, processRegistry, type RefusalReason, type Registry } from './metrics';
 import type { RepeatMemory } from './repeats';
 
 /** The Kubeless handler signature (shared/PROTOCOLS.md section 1). */
@@ -71,6 +72,8 @@ export interface EntrySpec<S extends { readonly admission: Admission }, O extend
   readonly env?: Env;
   readonly log?: Logger;
   readonly now?: () => number;
+  /** Where its metrics are counted (lib/metrics.ts); by default the process's, which `/metrics` serves. */
+  readonly metrics?: Registry;
   /** Reads and checks the configuration, once, when the module loads; throws on a bad one. */
   prepare(env: Env, log: Logger, now: () => number): S;
   /** The log line's fields before anything is known. */
@@ -92,6 +95,10 @@ export interface EntrySpec<S extends { readonly admission: Admission }, O extend
   logFields(fields: F): Record<string, unknown>;
   outcomeFields(outcome: O): Record<string, unknown>;
   isFailure(outcome: O): boolean;
+  /** Whether the outcome was shared with a call in flight for the same work (lib/runner.ts): answered `coalesced: true`. */
+  coalesced?(fields: F): boolean;
+  /** Resolves once the work calls left running after their answers (the audit Events) has ended. */
+  drain?(setup: S): Promise<void>;
   /**
    * A call sent twice gets one answer (lib/repeats.ts): `memory` keeps them by `key(event)`, `keep` says which answers
    * are given again. Without it every call is handled anew.
@@ -103,8 +110,12 @@ export interface EntrySpec<S extends { readonly admission: Admission }, O extend
   };
 }
 
-/** A Kubeless handler, and what its configuration gave (an Error when it is bad), for the function's own clean-up. */
-export type Entry<S> = KubelessHandler & { readonly ready: S | Error };
+/**
+ * A Kubeless handler, what its configuration gave (an Error when it is bad), for the function's own clean-up, and
+ * `drain()`, which resolves once the work left running after the answers (the audit Events) has ended: a runtime
+ * shutting down awaits it (runtime/server.ts does).
+ */
+export type Entry<S> = KubelessHandler & { readonly ready: S | Error; drain(): Promise<void> };
 
 /**
  * The one skeleton of every function: check the caller (INBOUND_SECRET, read first and apart from everything else),
@@ -112,13 +123,15 @@ export type Entry<S> = KubelessHandler & { readonly ready: S | Error };
  * an authorized caller answer 500 with the same message, an unauthorized one learns nothing from it), admit
  * (MAX_IN_FLIGHT, MAX_QUEUED), answer a repeated call again, decode, answer the test event, serve within the deadline
  * (a backstop catches anything that hangs), map the outcome to its HTTP status, and write one log line. A refusal
- * (401, 503, a broken secret) is counted into a line a second at most instead.
+ * (401, 503, a broken secret) is counted into a line a second at most instead. Every answer is counted on `/metrics`
+ * (lib/metrics.ts): its outcome and code, its answer time; a refusal by its reason; a coalesced one.
  */
 export function entry<S extends { readonly admission: Admission }, O extends BaseOutcome, F>(spec: EntrySpec<S, O, F>): Entry<S> {
   const env = spec.env ?? process.env;
   const log = spec.log ?? jsonLogger({ function: spec.name });
   const now = spec.now ?? Date.now;
   const checkCaller = callerCheck(env, log, now);
+  const metrics = functionMetrics(spec.name, spec.metrics ?? processRegistry());
   let ready: S | Error;
   try {
     ready = spec.prepare(env, log, now);
@@ -158,7 +171,7 @@ export function entry<S extends { readonly admission: Admission }, O extends Bas
     const deadline = started + budget;
     let handled: { outcome: O; fields: F };
     let repeated = false;
-    let counted = false;
+    let refused: RefusalReason | undefined;
     try {
       checkCaller(event);
       if (ready instanceof Error) throw ready;
@@ -174,24 +187,35 @@ export function entry<S extends { readonly admission: Admission }, O extends Bas
     } catch (error) {
       const fields = spec.fields();
       handled = { outcome: spec.outcomeOfError(error, fields), fields };
-      counted = isRefusedCaller(error);
+      if (isRefusedCaller(error)) refused = handled.outcome.status === 'unauthorized' ? 'unauthorized' : 'secret-unusable';
     }
     const { outcome, fields } = handled;
+    if (outcome.status === 'overloaded') refused = 'overloaded';
     responseOf(event)?.status(spec.statusOf(outcome));
     const body = spec.body(outcome);
     // A refusal is counted and logged by the admission or the caller check, at most once a second: a flood cannot
     // flood the log.
-    if (outcome.status === 'overloaded' || counted) return body;
+    if (refused !== undefined) {
+      metrics.refused(refused);
+      return body;
+    }
+    const coalesced = !repeated && spec.coalesced?.(fields) === true;
+    const durationMs = now() - started;
+    const code = (outcome as { readonly code?: unknown }).code;
+    metrics.answered(outcome.status, typeof code === 'string' ? code : '', durationMs / 1000);
+    if (coalesced) metrics.coalesced();
+    const marks = { ...(repeated ? { repeated: true } : {}), ...(coalesced ? { coalesced: true } : {}) };
     log[spec.isFailure(outcome) ? 'error' : 'info'](spec.logMessage, {
       ...spec.logFields(fields),
       outcome: outcome.status,
       ...spec.outcomeFields(outcome),
-      ...(repeated ? { repeated: true } : {}),
-      durationMs: now() - started,
+      ...marks,
+      durationMs,
     });
-    return repeated ? { ...body, repeated: true } : body;
+    return { ...body, ...marks };
   };
-  return Object.assign(handler, { ready });
+  const drain = () => (ready instanceof Error || spec.drain === undefined ? Promise.resolve() : spec.drain(ready));
+  return Object.assign(handler, { ready, drain });
 }
 
 /** The fields of the log line every outcome shares: a skip's code and reason, a failure's error. */

@@ -4,13 +4,16 @@ import { recordAudit } from './audit';
 import { firstSkip, SHARED_CHECKS, type Skip } from './checks';
 import { commonOutcomeFields, entry, type Call, type Env, type KubelessHandler } from './entry';
 import type { GuardSettings } from './guards';
+import { sha256 } from './hash';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
 import { loadConnection } from './kube/connection';
-import { clipped, type Logger } from './log';
+import { LaterQueue } from './later';
+import { clipped, CountedLine, type Fields, type Logger } from './log';
+import { functionMetrics, processRegistry, type FunctionMetrics, type Registry } from './metrics';
 import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { RepeatMemory, repeatKey } from './repeats';
-import { describeTarget, loggedTarget, refOfTarget, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
+import { answerTarget, describeTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
 export type { KubelessHandler } from './entry';
 
@@ -21,7 +24,14 @@ export interface RunnerOptions {
   readonly ownNamespace?: string;
   readonly log?: Logger;
   readonly now?: () => number;
+  /** Where the metrics are counted; by default the process's registry, which `/metrics` serves (lib/metrics.ts). */
+  readonly metrics?: Registry;
+  /** The audit Events' queue: its bounds (lib/later.ts), for tests. */
+  readonly auditQueue?: { readonly maxEntries?: number; readonly atOnce?: number };
 }
+
+/** What `details.eventRecorded` says: the Event is queued, or was dropped (the queue was full), or none was due (false). */
+export type EventRecorded = 'queued' | 'dropped' | false;
 
 /** What the configuration gave, read once: the runner's settings apart from the action's own parameters. */
 interface Ready<P extends ParamSpecs> {
@@ -30,6 +40,16 @@ interface Ready<P extends ParamSpecs> {
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
   readonly admission: Admission;
+  /** The calls in flight by action, target and the alert's rule, priority and source: a burst shares one (`coalesceKey`). */
+  readonly inFlight: RepeatMemory<Outcome>;
+  /** The audit Events, recorded after the answers. */
+  readonly audits: Audits;
+}
+
+/** The audit Events' queue and what it tells: the log (one line a second for drops) and the metrics. */
+interface Audits {
+  readonly queue: LaterQueue;
+  readonly dropped: CountedLine;
 }
 
 /**
@@ -41,6 +61,8 @@ interface Seen {
   priority?: string;
   eventId?: string | undefined;
   target?: TargetRef;
+  /** The outcome is that of a call in flight for the same action and target, shared. */
+  coalesced?: boolean;
 }
 
 /** Refuses every write: dry-run mode cannot change the cluster even if an action forgets to check it. */
@@ -80,7 +102,8 @@ function readGroups<G extends Record<string, ParamSpecs>>(groups: G, env: Env): 
  * alert, on the target's names, read the target, on the target as read, then the action's own), run the action,
  * record its audit Event, answer what it touched.
  */
-export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action: Action<P, K>, options: RunnerOptions = {}): KubelessHandler {
+export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action: Action<P, K>, options: RunnerOptions = {}): KubelessHandler & { drain(): Promise<void> } {
+  const metrics = functionMetrics(action.name, options.metrics ?? processRegistry());
   return entry<Ready<P>, Outcome, Seen>({
     name: action.name,
     ...options,
@@ -93,8 +116,13 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
         kube: options.kube ?? new KubeClient(connection!),
         ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
         admission: new Admission(admission, { log, now }),
+        // Holds the calls in flight only (no answer is kept), so no more than the admission lets in.
+        inFlight: new RepeatMemory<Outcome>({ now }),
+        audits: auditsOf(log, now, metrics, options.auditQueue),
       };
     },
+    drain: (setup) => setup.audits.queue.drain(),
+    coalesced: (seen) => seen.coalesced === true,
     fields: () => ({}),
     note(seen, alert, eventId) {
       seen.rule = clipped(alert.rule);
@@ -133,12 +161,8 @@ export const podActionHandler = actionHandler;
 
 const skipped = (skip: Skip, target?: TargetRef): Outcome => ({ status: 'skipped', code: skip.code, reason: skip.reason, ...(target === undefined ? {} : { target }) });
 
-async function handle<P extends ParamSpecs, K extends TargetKind>(
-  action: Action<P, K>,
-  setup: Ready<P>,
-  { alert, eventId, deadline, log }: Call,
-  seen: Seen,
-): Promise<Outcome> {
+async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action<P, K>, setup: Ready<P>, call: Call, seen: Seen): Promise<Outcome> {
+  const { alert } = call;
   const { guards } = setup;
   const early = firstSkip(SHARED_CHECKS.alert, { alert, guards });
   if (early !== undefined) return skipped(early);
@@ -150,6 +174,53 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(
   const protectedRef = firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace });
   if (protectedRef !== undefined) return skipped(protectedRef, ref);
 
+  // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and
+  // source (an action's own checks and labels read them): alerts alike on one target while it is acted on share the
+  // one call, a burst costing one read and one write. Only calls in flight are shared: one arriving after it answered
+  // (a failure included) is handled anew.
+  const { answer, repeated } = await setup.inFlight.once(
+    coalesceKey(ref, alert),
+    () => actOn(action, setup, call, ref, seen),
+    () => false,
+  );
+  if (repeated) {
+    seen.coalesced = true;
+    if ('target' in answer && answer.target !== undefined) seen.target = answer.target;
+  }
+  return answer;
+}
+
+/**
+ * What makes two alerts share one call: the target they name, their rule, priority and source, hashed (an attacker
+ * writes the rule, up to the body limit).
+ */
+function coalesceKey(ref: TargetRef, alert: Call['alert']): string {
+  return sha256(JSON.stringify([ref.kind, answerTarget(ref), alert.rule, alert.priority, sourceOf(alert)]), 'base64');
+}
+
+/** Reads the target, runs the checks on it and the action, queues its Event: never rejects (its error is the outcome). */
+async function actOn<P extends ParamSpecs, K extends TargetKind>(
+  action: Action<P, K>,
+  setup: Ready<P>,
+  call: Call,
+  ref: Parameters<Action<P, K>['target']['read']>[1],
+  seen: Seen,
+): Promise<Outcome> {
+  try {
+    return await act(action, setup, call, ref, seen);
+  } catch (error) {
+    return outcomeOfError(error, seen.target);
+  }
+}
+
+async function act<P extends ParamSpecs, K extends TargetKind>(
+  action: Action<P, K>,
+  setup: Ready<P>,
+  { alert, eventId, deadline, log }: Call,
+  ref: Parameters<Action<P, K>['target']['read']>[1],
+  seen: Seen,
+): Promise<Outcome> {
+  const { guards } = setup;
   const reading = await action.target.read(setup.kube, ref, deadline);
   if ('skip' in reading) {
     seen.target = reading.ref;
@@ -166,7 +237,7 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(
   const result = await action.run({ alert, eventId, target, params: setup.params, kube, log, deadline, dryRun });
   if (result.status === 'skipped') return { ...result, target: named };
   const changed = result.touched.some((t) => t.changed);
-  const eventRecorded = !dryRun && changed && result.audit !== undefined ? await audited(action.name, result.audit, { alert, kube, log, deadline }, target) : false;
+  const eventRecorded = !dryRun && changed && result.audit !== undefined ? queueAudit(setup.audits, action.name, result.audit, { alert, kube: setup.kube, log, eventId, deadline }, target) : false;
   return {
     status: 'done',
     action: action.name,
@@ -177,21 +248,82 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(
   };
 }
 
-/** The answer's `details`: the objects touched, whether any changed, whether the Event was recorded, the action's facts. */
-function detailsOf(result: Extract<ActionResult, { status: 'done' }>, changed: boolean, eventRecorded: boolean): Record<string, unknown> {
+/** The answer's `details`: the objects touched, whether any changed, what became of the Event, the action's facts. */
+function detailsOf(result: Extract<ActionResult, { status: 'done' }>, changed: boolean, eventRecorded: EventRecorded): Record<string, unknown> {
   return { touched: result.touched.map(copyTouched), changed, eventRecorded, ...result.facts };
 }
 
 const copyTouched = (t: Touched): Touched => ({ kind: t.kind, ...(t.namespace === undefined ? {} : { namespace: t.namespace }), name: t.name, changed: t.changed });
 
+/** One line a second at most about Events dropped, however many: a storm cannot flood the log. */
+const DROPS_LOG_INTERVAL_MS = 1000;
+
+function auditsOf(log: Logger, now: () => number, metrics: FunctionMetrics, bounds: RunnerOptions['auditQueue'] = {}): Audits {
+  const queue = new LaterQueue({
+    ...bounds,
+    settled: (result) => metrics.auditEvent(result === 'done' ? 'recorded' : result),
+  });
+  const dropped = new CountedLine(
+    (count) =>
+      log.error('audit Events dropped: the queue of Events to record is full; the changes were made and answered', {
+        dropped: count,
+        queued: queue.load.queued,
+      }),
+    DROPS_LOG_INTERVAL_MS,
+    now,
+  );
+  return { queue, dropped };
+}
+
 /**
- * Records the action's Event on the target (lib/audit.ts), best effort: `false` when it could not be. Only a pod's
- * event stream takes them so far; on another target the change stands and the answer says no Event was recorded.
+ * What the queued Event needs of the alert (lib/audit.ts alertSummary reads its rule's first 200 characters, its
+ * priority and uuid): a waiting Event must not hold an alert of up to the body limit (1 MB). A uuid that long is no
+ * UUID and is quoted cut short anyway.
  */
-async function audited(action: string, note: AuditNote, context: { alert: Call['alert']; kube: Kube; log: Logger; deadline: number }, target: Target): Promise<boolean> {
+function alertForAudit(alert: Call['alert']): Call['alert'] {
+  return {
+    rule: alert.rule.slice(0, 200),
+    priority: alert.priority,
+    time: '',
+    output: '',
+    output_fields: {},
+    ...(alert.uuid == null ? {} : { uuid: alert.uuid.slice(0, 1000) }),
+  };
+}
+
+/** A logger that adds `fields` to every line: an Event's warning, logged after the answer, names its call. */
+function withFields(log: Logger, fields: Fields): Logger {
+  return {
+    info: (message, more = {}) => log.info(message, { ...fields, ...more }),
+    warn: (message, more = {}) => log.warn(message, { ...fields, ...more }),
+    error: (message, more = {}) => log.error(message, { ...fields, ...more }),
+  };
+}
+
+/**
+ * Queues the action's Event on the target (lib/audit.ts), recorded after the answer within the call's deadline (as
+ * the action's own calls), best effort: its failure is
+ * logged (with the call's event-id and target) and counted on `/metrics`, never undoing or failing the change. Only a
+ * pod's event stream takes them so far; on another target the change stands and the answer says no Event is due.
+ */
+function queueAudit(
+  audits: Audits,
+  action: string,
+  note: AuditNote,
+  context: { alert: Call['alert']; kube: Kube; log: Logger; eventId: string | undefined; deadline: number },
+  target: Target,
+): EventRecorded {
   if (target.kind !== 'pod') {
     context.log.warn(`${describeTarget(target)} was ${note.change}; audit Events are recorded on pods only, so none was`, {});
     return false;
   }
-  return recordAudit(context, { ...target.pod, uid: target.found.metadata?.uid }, { action, ...note });
+  const alert = alertForAudit(context.alert);
+  const pod = { ...target.pod, uid: target.found.metadata?.uid };
+  const log = withFields(context.log, { eventId: context.eventId === undefined ? null : clipped(context.eventId), target: loggedTarget(refOfTarget(target)) });
+  const queued = audits.queue.add(() =>
+    recordAudit({ alert, kube: context.kube, log, deadline: context.deadline }, pod, { action, ...note }),
+  );
+  if (queued) return 'queued';
+  audits.dropped.add();
+  return 'dropped';
 }

@@ -9,12 +9,14 @@ import type * as net from 'net';
 import * as path from 'path';
 import { readKubelessEnv, type KubelessSettings } from '../lib/kubeless';
 import { jsonLogger, type Fields, type Logger } from '../lib/log';
+import { REGISTRY_KEY, TextRegistry, type Registry } from '../lib/metrics';
 import { printable } from '../lib/text';
 
 /** The Kubeless environment (lib/kubeless.ts) and the runtime's own limits. */
 export type RuntimeEnv = Readonly<Record<string, string | undefined>>;
 
-type Handler = (event: unknown, context: unknown) => unknown;
+/** A Kubeless handler; ours also has `drain()`, which ends the work left after the answers (lib/entry.ts). */
+type Handler = ((event: unknown, context: unknown) => unknown) & { drain?: unknown };
 
 interface Settings extends KubelessSettings {
   modulePath: string;
@@ -45,7 +47,11 @@ class Metrics {
   private readonly buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
   private readonly series = new Map<string, { calls: number; failures: number; counts: number[]; sum: number }>();
 
-  constructor(private readonly modName: string) {}
+  constructor(
+    private readonly modName: string,
+    /** The function's own metrics (lib/metrics.ts), rendered after these. */
+    private readonly functions: TextRegistry,
+  ) {}
 
   private of(method: string) {
     const key = `${this.modName}-${method}`;
@@ -82,7 +88,7 @@ class Metrics {
       calls.push(`function_calls_total{${l}} ${entry.calls}`);
       failures.push(`function_failures_total{${l}} ${entry.failures}`);
     }
-    return `${[...duration, ...calls, ...failures].join('\n')}\n`;
+    return `${[...duration, ...calls, ...failures].join('\n')}\n${this.functions.render()}`;
   }
 }
 
@@ -199,7 +205,7 @@ export interface Runtime {
   /**
    * The shutdown a pod needs: readiness drops at once (/healthz answers 503) while calls are still served for
    * `delayMs`, the time the Services take to stop sending new ones; then the server stops listening and this resolves
-   * once the calls in flight have ended (at most FUNC_TIMEOUT later).
+   * once the calls in flight have ended and the function's `drain()` (its audit Events) too, at most FUNC_TIMEOUT later.
    */
   drain(delayMs: number): Promise<void>;
 }
@@ -341,8 +347,12 @@ function errorText(error: unknown): string {
 export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; host?: string } = {}): Promise<Runtime> {
   const settings = settingsOf(env);
   const limits = limitsOf(env);
+  // Put before the function loads, so that it counts into the registry this runtime serves on /metrics.
+  const holder = globalThis as { [REGISTRY_KEY]?: Registry };
+  const functions = new TextRegistry();
+  holder[REGISTRY_KEY] = functions;
   const handler = loadHandler(settings.modulePath, settings.funcHandler);
-  const metrics = new Metrics(settings.modName);
+  const metrics = new Metrics(settings.modName, functions);
   const notices = new Notices(jsonLogger({ module: settings.modName }));
   const context = {
     'function-name': settings.funcHandler,
@@ -604,8 +614,12 @@ export async function startRuntime(env: RuntimeEnv, overrides: { port?: number; 
           const bound = setTimeout(resolve, settings.timeoutSeconds * 1000);
           bound.unref();
           server.close(() => {
-            clearTimeout(bound);
-            resolve();
+            // The work the function left after its answers (its audit Events), within the same bound.
+            const left = typeof handler.drain === 'function' ? Promise.resolve((handler.drain as () => unknown)()) : Promise.resolve();
+            left.then(
+              () => (clearTimeout(bound), resolve()),
+              () => (clearTimeout(bound), resolve()),
+            );
           });
           closeIdle();
         }, delayMs);

@@ -14,6 +14,7 @@ import type { Logger } from '../log';
 import { Semaphore } from '../semaphore';
 import { ActionCaller } from './invoke';
 import { FollowedFile } from './followed-file';
+import { Notifier, NOTIFIER_SECRET_KEYS, NOTIFIER_SECRET_NAME, readNotifierSettings, shownUrl, type NotifierLimits } from './notifier';
 import { parseRoutingTable, type RoutingTable } from './routes';
 
 /** The environment variable that holds the routing table's path (the generator points it at the mounted ConfigMap). */
@@ -127,6 +128,7 @@ export function defineForwarder(spec: ForwarderSpec): Forwarder {
     ],
     namespaceEnv: NAMESPACE_ENV,
     callsFunctions: true,
+    optionalSecrets: NOTIFIER_SECRET_KEYS.map((k) => ({ secret: NOTIFIER_SECRET_NAME, ...k })),
   };
 }
 
@@ -148,6 +150,8 @@ export interface Ready {
   readonly admission: Admission;
   /** Sent to the actions when set. */
   readonly outboundSecret: string | undefined;
+  /** Told what the actions did, when the Secret falco-response-notifier gives it a URL (lib/router/notifier.ts). */
+  readonly notifier: Notifier | undefined;
 }
 
 function ownNamespace(env: Readonly<Record<string, string | undefined>>): string | undefined {
@@ -191,17 +195,32 @@ function routingOf(
  * Reads and checks the parameters once, at load (a bad one throws), and starts following the routing table: its
  * problems, at load or after an edit, are the table's state (Ready.routing), logged by it, not thrown here.
  */
-export function prepare(forwarder: Forwarder, env: Readonly<Record<string, string | undefined>>, log: Logger, now: () => number): Ready {
-  // Checked like the inbound one: a secret Node refuses as a header value would fail every forwarded call.
+export function prepare(
+  forwarder: Forwarder,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  now: () => number,
+  notifierLimits?: NotifierLimits,
+): Ready {
+  // Checked like the inbound one: a secret Node refuses as a header value would fail every forwarded call. The
+  // notifier's URL is a secret as well: unusable, it stops the start, every problem said at once.
   const outbound = readSecret(env, OUTBOUND_SECRET_ENV);
-  if (outbound.kind === 'broken') {
+  const problems: string[] = outbound.kind === 'broken' ? [outbound.problem] : [];
+  let notifySettings: ReturnType<typeof readNotifierSettings>;
+  try {
+    notifySettings = readNotifierSettings(env);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (problems.length > 0) {
     let others: readonly string[] = [];
     try {
       readParams(forwarder.parameters, env);
     } catch (error) {
       if (error instanceof ConfigurationError) others = error.problems;
     }
-    throw new ConfigurationError([outbound.problem, ...others]);
+    throw new ConfigurationError([...problems, ...others]);
   }
   logSecretSetting(outbound, OUTBOUND_SECRET_ENV, 'the actions are called without one, and refuse the calls if they require one', log);
   const params = readParams(forwarder.parameters, env);
@@ -226,5 +245,15 @@ export function prepare(forwarder: Forwarder, env: Readonly<Record<string, strin
     limiter: new Semaphore(params.maxConcurrentCalls),
     admission: new Admission(params, { log, now }),
     outboundSecret: outbound.kind === 'set' ? outbound.value : undefined,
+    notifier: notifierOf(notifySettings, log, now, notifierLimits),
   };
+}
+
+function notifierOf(settings: ReturnType<typeof readNotifierSettings>, log: Logger, now: () => number, limits: NotifierLimits | undefined): Notifier | undefined {
+  if (settings === undefined) return undefined;
+  log.info(`the notifier is on: a ${settings.format} summary of what the actions did goes to the webhook (path not shown)`, {
+    webhook: shownUrl(settings.url),
+    notifyOn: settings.on.join(','),
+  });
+  return new Notifier(settings, log, now, limits);
 }

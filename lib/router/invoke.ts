@@ -1,4 +1,5 @@
 import * as http from 'http';
+import * as https from 'https';
 import { clipped } from '../text';
 
 /** What an action said, or why it said nothing. */
@@ -24,15 +25,27 @@ export interface CallRequest {
 const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_TEXT_SHOWN = 1000;
 
+/** How a caller reaches its peers: the actions over http (the default), or a webhook over https too. */
+export interface CallerOptions {
+  readonly secure?: boolean;
+  /** What an unknown host name most likely means, said after the error; the default is the actions' Services. */
+  readonly unknownHostHint?: (url: URL) => string;
+}
+
 /**
  * POSTs to the actions over keep-alive connections (one TCP handshake per action and socket, not per alert), at
- * most `maxSockets` at a time per action.
+ * most `maxSockets` at a time per action. The notifier posts to its webhook with one of its own (lib/router/notifier.ts).
  */
 export class ActionCaller {
   private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+  private readonly unknownHostHint: (url: URL) => string;
 
-  constructor(maxSockets: number) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+  constructor(maxSockets: number, options: CallerOptions = {}) {
+    this.agent = options.secure === true ? new https.Agent({ keepAlive: true, maxSockets }) : new http.Agent({ keepAlive: true, maxSockets });
+    // The module, not its request function: looked up per call, as an interceptor (nock in tests) may swap it.
+    this.transport = options.secure === true ? https : http;
+    this.unknownHostHint = options.unknownHostHint ?? serviceHint;
   }
 
   /** Never rejects: every failure, the timeout included, is an answer of kind `no-answer`. */
@@ -54,7 +67,7 @@ export class ActionCaller {
       const send = (mayRetry: boolean) => {
         let outgoing: http.ClientRequest;
         try {
-          outgoing = http.request(
+          outgoing = this.transport.request(
             request.url,
             { method: 'POST', agent: this.agent, headers: { ...request.headers, 'Content-Length': String(request.body.length) } },
             (response) => readAnswer(response, finish),
@@ -74,7 +87,7 @@ export class ActionCaller {
             send(false);
             return;
           }
-          finish({ kind: 'no-answer', error: describeNetworkError(error, request.url) });
+          finish({ kind: 'no-answer', error: describeNetworkError(error, request.url, this.unknownHostHint) });
         });
         outgoing.end(request.body);
       };
@@ -115,9 +128,9 @@ function parsedOrText(text: string): unknown {
   }
 }
 
-function describeNetworkError(error: NodeJS.ErrnoException, url: URL): string {
-  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
-    return `${error.message} (no service ${url.hostname}: is the function deployed, in that namespace?)`;
-  }
+const serviceHint = (url: URL) => `no service ${url.hostname}: is the function deployed, in that namespace?`;
+
+function describeNetworkError(error: NodeJS.ErrnoException, url: URL, unknownHostHint: (url: URL) => string): string {
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') return `${error.message} (${unknownHostHint(url)})`;
   return error.message;
 }

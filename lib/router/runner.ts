@@ -1,11 +1,12 @@
 import { randomBytes } from 'crypto';
 import type { FalcoAlert } from '../alert';
 import { describeValue, InvalidInputError } from '../decode';
-import { commonOutcomeFields, entry, type Call, type KubelessHandler } from '../entry';
+import { commonOutcomeFields, entry, type Call, type Entry } from '../entry';
 import { clipped, type Logger } from '../log';
 import { namespaceOf } from '../target';
 import { prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
+import type { NotifierCounts, NotifierLimits } from './notifier';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
 import { planFor, type AlertFacts, type Plan } from './routes';
 
@@ -15,10 +16,15 @@ export interface ForwarderOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly log?: Logger;
   readonly now?: () => number;
+  /** The notifier's bounds, for tests (lib/router/notifier.ts NOTIFIER_LIMITS otherwise). */
+  readonly notifierLimits?: NotifierLimits;
 }
 
-/** A handler with a way to close its kept-alive connections (for tests and tools; Kubeless never unloads it). */
-export type ForwarderHandler = KubelessHandler & { close(): void };
+/**
+ * A handler with a way to close its kept-alive connections (for tests and tools; Kubeless never unloads it), and the
+ * notifier's counts since start (undefined when there is no notifier): plain numbers, for the metrics.
+ */
+export type ForwarderHandler = Entry<Ready> & { close(): void; notifications(): NotifierCounts | undefined };
 
 /** What the log line of a call says, filled as the call goes: kept when it fails half-way. */
 interface Seen {
@@ -37,7 +43,7 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
   const handler = entry<Ready, ForwardOutcome, Seen>({
     name: forwarder.name,
     ...options,
-    prepare: (env, log, now) => prepare(forwarder, env, log, now),
+    prepare: (env, log, now) => prepare(forwarder, env, log, now, options.notifierLimits),
     fields: () => ({}),
     note(seen, alert, incomingId) {
       seen.alert = alert;
@@ -69,7 +75,14 @@ export function forwarderHandler(forwarder: Forwarder, options: ForwarderOptions
     }),
     isFailure: (outcome) => outcome.status === 'failed' || outcome.status === 'actions-failed',
   });
-  return Object.assign(handler, { close: () => (handler.ready instanceof Error ? undefined : handler.ready.caller.close()) });
+  const ready = () => (handler.ready instanceof Error ? undefined : handler.ready);
+  return Object.assign(handler, {
+    close: () => {
+      ready()?.caller.close();
+      ready()?.notifier?.close();
+    },
+    notifications: () => ready()?.notifier?.counts,
+  });
 }
 
 /**
@@ -135,11 +148,14 @@ async function forward(ready: Ready, routing: Routing, call: Call, seen: Seen, n
   if (eventNamespace !== undefined) headers['event-namespace'] = eventNamespace;
   const body = bodyToForward(event, envelope.data);
   const results = await execute(plan, (action) => invoke(ready, routing.urls.get(action)!, action, plan, { headers, body }, deadline, now));
-  return outcomeOfReports(
+  const outcome = outcomeOfReports(
     eventId,
     plan.routes.map((r) => r.route.name),
     results,
   );
+  // Queued only: it is sent once this answer is on its way.
+  ready.notifier?.notify({ alert: { eventId, rule: alert.rule, priority: alert.priority, namespace }, outcome: outcome.status, results });
+  return outcome;
 }
 
 /** Runs the plan: routes side by side, each in its own mode; returns one report per action, in plan order. */

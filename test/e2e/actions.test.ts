@@ -5,7 +5,7 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import { ACTION_CASES, NON_ACTION_FUNCTIONS, presentActionCases } from './helpers/cases';
-import { createPod, podEvents, readPod, uniqueName, waitFor } from './helpers/cluster';
+import { createPod, podEvents, readPod, recordedEvents, uniqueName, waitFor } from './helpers/cluster';
 import { clusterRoleRules, functionFolders, serviceAccountToken, ServiceAccountMount } from './helpers/deploy';
 import { assertRefusedOutsideRole, assertRoleGranted, ledger } from './helpers/least-privilege';
 import { ServedFunction } from './helpers/runtime';
@@ -51,7 +51,7 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
         // Then: the answer, the pod as the API server has it, and the audit Event on the pod
         action.assertAnswer(answer, suite.namespace, pod);
         await action.assertEffect(suite.cluster, suite.namespace, pod);
-        const events = (await podEvents(suite.cluster, suite.namespace, pod)).filter((e) => e.reason === action.eventReason);
+        const events = await recordedEvents(suite.cluster, suite.namespace, pod, action.eventReason);
         assert.equal(events.length, 1, `expected one ${action.eventReason} Event on ${suite.namespace}/${pod}\n${fn.logs}`);
         assert.equal(events[0].type, 'Warning');
         assert.equal(events[0].involvedObject.uid, created.metadata.uid);
@@ -123,9 +123,9 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
     // When
     const answer = await fn.post(terminalShellAlert(suite.namespace, pod));
 
-    // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: true), and it is
+    // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: "queued", then recorded), and it is
     deleteCase.assertAnswer(answer, suite.namespace, pod);
-    const events = (await podEvents(suite.cluster, suite.namespace, pod)).filter((e) => e.reason === 'FalcoResponseDeleted');
+    const events = await recordedEvents(suite.cluster, suite.namespace, pod, 'FalcoResponseDeleted');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(events[0].involvedObject.uid, created.metadata.uid);
     assert.equal(events[0].metadata.name.length, 63, events[0].metadata.name);

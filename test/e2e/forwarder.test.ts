@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { ACTION_CASES, functionExists } from './helpers/cases';
-import { apiOk, createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
+import { apiOk, createNamespace, createPod, deleteNamespaces, readPod, recordedEvents, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, DEPLOY_NAMESPACE, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, canI, ledger } from './helpers/least-privilege';
 import { RECHECK_MS } from '../../lib/router/followed-file';
@@ -80,7 +80,7 @@ if (functionExists(FORWARDER)) {
       for (const name of routed) {
         const action = ACTION_CASES.find((c) => c.name === name)!;
         await action.assertEffect(cluster, namespace, pod);
-        assert.equal((await podEvents(cluster, namespace, pod)).filter((e) => e.reason === action.eventReason).length, 1, `no ${action.eventReason} Event`);
+        assert.equal((await recordedEvents(cluster, namespace, pod, action.eventReason)).length, 1, `no ${action.eventReason} Event`);
       }
     });
 

@@ -3,7 +3,7 @@
  * `kubectl describe pod` then prints to a terminal, for an alert whose text holds terminal controls and bidi overrides.
  */
 import { strict as assert } from 'assert';
-import { createPod, kubectlOk, podEvents, readPod, uniqueName } from './helpers/cluster';
+import { createPod, kubectlOk, readPod, recordedEvents, uniqueName } from './helpers/cluster';
 import { terminalShellAlert } from './helpers/sidekick';
 import { actionSuite } from './helpers/suite';
 
@@ -40,7 +40,7 @@ describe('e2e: alert text reaches the API server, kubectl describe and the logs 
       },
       { rule: `Shell ${ESCAPED}`, output: `out ${ESCAPED}`, uuid: `u ${ESCAPED}`, time: `t ${ESCAPED}` },
     );
-    const events = (await podEvents(suite.cluster, suite.namespace, pod)).filter((e) => e.reason === 'FalcoResponseLabeled');
+    const events = await recordedEvents(suite.cluster, suite.namespace, pod, 'FalcoResponseLabeled');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(
       events[0].message,

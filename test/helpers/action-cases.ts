@@ -10,10 +10,10 @@ import type { Action } from '../../lib/action';
 import { memoryLogger } from '../../lib/log';
 import { ConfigurationError, readParams, type ParamSpecs } from '../../lib/params';
 import type { TargetKind } from '../../lib/resolve';
-import { actionHandler } from '../../lib/runner';
 import { eventStored, fakeApi, serveCluster, testKube } from './fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from './fixtures';
 import type { MemoryCluster } from './memory-cluster';
+import { actionHandler } from './recorded-handler';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

@@ -2,7 +2,8 @@ import nock from 'nock';
 import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube } from '../../lib/kube/client';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler, type KubelessHandler } from '../../lib/runner';
+import type { KubelessHandler } from '../../lib/runner';
+import { podActionHandler } from './recorded-handler';
 import { alert, kubelessContext, kubelessEvent, TOKEN } from './fixtures';
 import { parsedBody, type MemoryCluster, type Reply } from './memory-cluster';
 

@@ -54,6 +54,16 @@ function keepAliveCall(port: number, id: string): Promise<{ status: number; conn
   });
 }
 
+/** A function that answers at once and leaves work after its answer, as ours leave their audit Events (lib/entry.ts drain()). */
+const LEAVING_FUNCTION = `
+let left = Promise.resolve();
+module.exports.handler = (event) => {
+  left = new Promise((resolve) => setTimeout(() => { process.stdout.write('work after the answer done\\n'); resolve(); }, event.data.ms));
+  return 'answered';
+};
+module.exports.handler.drain = () => left.then(() => process.stdout.write('drained\\n'));
+`;
+
 describe('runtime: SIGTERM drains', function () {
   this.timeout(60000);
   let dir: string;
@@ -64,6 +74,7 @@ describe('runtime: SIGTERM drains', function () {
     program = path.join(dir, 'kubeless-runtime.js');
     writeFileSync(program, (await bundle('kubeless-runtime', path.join(ROOT, 'runtime', 'main.ts'), '/* drain test */')).code);
     writeFileSync(path.join(dir, 'slow.js'), SLOW_FUNCTION);
+    writeFileSync(path.join(dir, 'leaving.js'), LEAVING_FUNCTION);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -102,6 +113,20 @@ describe('runtime: SIGTERM drains', function () {
         assert.equal(ended, false, 'the process ended before the call in flight was answered');
         assert.deepEqual([first.status, first.body], [200, 'done in-flight']);
         assert.deepEqual(await exited, { code: 0, signal: null });
+      });
+
+      it("awaits the function's drain() (the work left after its answers, such as the audit Events) before it exits 0", async () => {
+        // Given a call answered at once that left 1 s of work
+        runtime = await spawnRuntime({ node: node.path, runtimeFile: program, env: kubelessEnv('leaving', dir) });
+        const answer = await call(runtime.port, 'leaving', 1000);
+        assert.deepEqual([answer.status, answer.body], [200, 'answered']);
+
+        // When SIGTERM comes
+        const end = await runtime.stop('SIGTERM');
+
+        // Then the process ended once that work was done, cleanly
+        assert.deepEqual(end, { code: 0, signal: null });
+        assert.ok(runtime.stdout().includes('work after the answer done\ndrained\n'), runtime.stdout());
       });
 
       it('without SHUTDOWN_DELAY_SECONDS (as Kubeless), stops listening at once and still ends the call in flight', async () => {

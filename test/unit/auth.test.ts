@@ -8,7 +8,7 @@ import { isAuthorized } from '../../lib/auth';
 import { forwarderHandler } from '../../lib/router/runner';
 import type { Kube } from '../../lib/kube/client';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { alert, FIXTURES, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { startStub } from '../helpers/http-stub';
 

@@ -12,7 +12,7 @@ import { memoryLogger } from '../../lib/log';
 import { isDns1123Label, isDns1123Subdomain, isLabelValue } from '../../lib/names';
 import { ConfigurationError, priorityText, readParams } from '../../lib/params';
 import { atLeast, PRIORITIES, PriorityCodec, type Priority } from '../../lib/priority';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { targetOf } from '../../lib/target';
 import { alert, kubelessContext } from '../helpers/fixtures';
 import { podActions } from '../helpers/pod-actions';

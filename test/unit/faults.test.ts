@@ -3,7 +3,7 @@ import nock from 'nock';
 import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';

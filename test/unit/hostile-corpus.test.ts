@@ -5,7 +5,7 @@ import nock from 'nock';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { serveApi, testKube } from '../helpers/fake-cluster';
 import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { corpusEnv, dataOf, expectedAnswer, HOSTILE, hostileCorpus } from '../helpers/hostile';

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import labelPod from '../../functions/label-pod/action';
 import { eventMessage } from '../../lib/kube/events';
 import { clipped, jsonLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { eventStored, fakeApi, podObject, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 

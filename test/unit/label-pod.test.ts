@@ -78,7 +78,7 @@ function hostileCase([what, rule, value]: [string, string, string | undefined]):
       target: TARGET,
       dryRun: false,
       message: `labelled the pod 'kubecon' in the namespace 'default' (${described})${value === undefined ? `; ${note}` : ''}`,
-      details: { labels, removed: [], notes: value === undefined ? [note] : [], touched: TOUCHED(true), changed: true, eventRecorded: true },
+      details: { labels, removed: [], notes: value === undefined ? [note] : [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
     },
   };
 }
@@ -103,7 +103,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: true },
+      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -123,7 +123,7 @@ const CASES: readonly ActionCase[] = [
         target: TARGET,
         dryRun: false,
         message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-        details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: true },
+        details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
       },
       ...Array.from({ length: 9 }, () => alreadyLabelled),
     ],
@@ -158,7 +158,7 @@ const CASES: readonly ActionCase[] = [
         notes: [],
         touched: TOUCHED(true),
         changed: true,
-        eventRecorded: true,
+        eventRecorded: 'queued',
       },
     },
   },
@@ -181,7 +181,7 @@ const CASES: readonly ActionCase[] = [
         target: TARGET,
         dryRun: false,
         message: "labelled the pod 'kubecon' in the namespace 'default' (falco.org/flagged=true, falco.org/cleared-)",
-        details: { labels: { 'falco.org/flagged': 'true' }, removed: ['falco.org/cleared'], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: true },
+        details: { labels: { 'falco.org/flagged': 'true' }, removed: ['falco.org/cleared'], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
       },
       {
         status: 'done',
@@ -209,7 +209,7 @@ const CASES: readonly ActionCase[] = [
         notes: ["the annotation falco.org/output was cut to 4096 bytes (the alert's output has 10000)"],
         touched: TOUCHED(true),
         changed: true,
-        eventRecorded: true,
+        eventRecorded: 'queued',
       },
     },
   },
@@ -232,7 +232,7 @@ const CASES: readonly ActionCase[] = [
         notes: ["the annotation falco.org/output was left out: the pod's annotations leave too little room for it"],
         touched: TOUCHED(true),
         changed: true,
-        eventRecorded: true,
+        eventRecorded: 'queued',
       },
     },
   },
@@ -246,7 +246,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: "labelled the pod 'kubecon' in the namespace 'default' (falco.org/flagged=true)",
-      details: { labels: { 'falco.org/flagged': 'true' }, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: true },
+      details: { labels: { 'falco.org/flagged': 'true' }, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -291,17 +291,20 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: false },
+      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
     },
+    // the answer comes first and says the Event is queued; the warning follows it, naming the call
     log: [
+      alertHandled('info', { outcome: 'done', result: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, dryRun: false }),
       {
         level: 'warn',
         message: 'the pod was labelled but the audit event could not be recorded',
         error:
           "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden: events is forbidden (the function's " +
           "ServiceAccount lacks the permission 'create' on 'events': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)",
+        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
+        target: { namespace: 'default', name: 'kubecon' },
       },
-      alertHandled('info', { outcome: 'done', result: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, dryRun: false }),
     ],
   },
   {

@@ -103,7 +103,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true`,
-      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -133,7 +133,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: LABELLED_ONLY,
-      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -158,7 +158,7 @@ const CASES: readonly ActionCase[] = [
       message:
         "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
         `the pod already carried ${QUARANTINE}=true`,
-      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: true },
+      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -191,7 +191,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: LABELLED_ONLY,
-      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -213,7 +213,7 @@ const CASES: readonly ActionCase[] = [
       message:
         "isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine' " +
         `(the answer to an earlier attempt was lost, and the retry found it in place); labelled the pod ${QUARANTINE}=true`,
-      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -234,7 +234,7 @@ const CASES: readonly ActionCase[] = [
       message:
         "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
         `the pod already carried ${QUARANTINE}=true`,
-      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: true },
+      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -253,7 +253,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true`,
-      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -274,7 +274,7 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: "isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'quarantine'; labelled the pod example.com/isolated=true",
-      details: { touched: touched(true, true, 'quarantine'), policy: 'quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: true },
+      details: { touched: touched(true, true, 'quarantine'), policy: 'quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
     },
   },
   {
@@ -340,15 +340,18 @@ const CASES: readonly ActionCase[] = [
       target: TARGET,
       dryRun: false,
       message: LABELLED_ONLY,
-      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: false },
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
     },
+    // the answer comes first and says the Event is queued; the warning follows it, naming the call
     log: [
+      alertHandled('info', { outcome: 'done', result: LABELLED_ONLY, dryRun: false }),
       {
         level: 'warn',
         message: 'the pod was isolated but the audit event could not be recorded',
         error: "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server answered 500 InternalError: etcd is down (after 4 attempt(s))",
+        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
+        target: { namespace: 'default', name: 'kubecon' },
       },
-      alertHandled('info', { outcome: 'done', result: LABELLED_ONLY, dryRun: false }),
     ],
   },
 ];

@@ -11,7 +11,7 @@ import { decodeEvent } from '../../lib/event';
 import { forwarderHandler, type ForwarderHandler } from '../../lib/router/runner';
 import { parseRoutingTable, planFor, type AlertFacts } from '../../lib/router/routes';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { podActionHandler } from '../helpers/recorded-handler';
 import { testKube } from '../helpers/fake-cluster';
 import { alert, alertText, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { invalid } from '../helpers/invalid';

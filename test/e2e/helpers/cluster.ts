@@ -196,6 +196,17 @@ export async function readPod(cluster: Cluster, namespace: string, name: string)
   return answer.body;
 }
 
+/**
+ * The Events of `reason` about a pod, once at least `count` are there: the functions record them after their answer
+ * (lib/runner.ts), so a test waits for them, then reads again a moment later to see any surplus.
+ */
+export async function recordedEvents(cluster: Cluster, namespace: string, pod: string, reason: string, count = 1): Promise<any[]> {
+  const ofReason = async () => (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === reason);
+  await waitFor(`${count} ${reason} Event(s) on ${namespace}/${pod}`, async () => ((await ofReason()).length >= count ? true : undefined), 10000);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return ofReason();
+}
+
 /** The core/v1 Events recorded about a pod. */
 export async function podEvents(cluster: Cluster, namespace: string, pod: string): Promise<any[]> {
   const selector = encodeURIComponent(`involvedObject.kind=Pod,involvedObject.name=${pod}`);
