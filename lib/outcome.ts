@@ -39,6 +39,7 @@ export type SkipCode =
   | 'source-not-accepted'
   | 'no-node'
   | 'node-gone'
+  | 'protected-node'
   | 'no-object'
   | 'object-gone';
 

@@ -30,7 +30,7 @@ export type TargetRef =
 /** The target as the API server had it when the checks ran. */
 export type Target =
   | { readonly kind: 'pod'; readonly pod: PodRef; readonly found: V1Pod }
-  | { readonly kind: 'node'; readonly pod: PodRef; readonly node: NodeRef; readonly found: V1Node }
+  | { readonly kind: 'node'; readonly pod: PodRef; readonly node: NodeRef; readonly found: V1Node; readonly podUid?: string | undefined }
   | { readonly kind: 'audit-object'; readonly object: ApiObjectRef; readonly found: ApiObject };
 
 export type TargetOfKind<K extends TargetKind> = Extract<Target, { readonly kind: K }>;

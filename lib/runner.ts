@@ -13,7 +13,7 @@ import { functionMetrics, processRegistry, type FunctionMetrics, type Registry }
 import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { RepeatMemory, repeatKey } from './repeats';
-import { answerTarget, describeTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
+import { answerTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
 export type { KubelessHandler } from './entry';
 
@@ -302,9 +302,9 @@ function withFields(log: Logger, fields: Fields): Logger {
 
 /**
  * Queues the action's Event on the target (lib/audit.ts), recorded after the answer within the call's deadline (as
- * the action's own calls), best effort: its failure is
- * logged (with the call's event-id and target) and counted on `/metrics`, never undoing or failing the change. Only a
- * pod's event stream takes them so far; on another target the change stands and the answer says no Event is due.
+ * the action's own calls), best effort: its failure is logged (with the call's event-id and target) and counted on
+ * `/metrics`, never undoing or failing the change. lib/audit.ts says where: a pod's stream, a node's and its pod's,
+ * an audited object's.
  */
 function queueAudit(
   audits: Audits,
@@ -313,15 +313,10 @@ function queueAudit(
   context: { alert: Call['alert']; kube: Kube; log: Logger; eventId: string | undefined; deadline: number },
   target: Target,
 ): EventRecorded {
-  if (target.kind !== 'pod') {
-    context.log.warn(`${describeTarget(target)} was ${note.change}; audit Events are recorded on pods only, so none was`, {});
-    return false;
-  }
   const alert = alertForAudit(context.alert);
-  const pod = { ...target.pod, uid: target.found.metadata?.uid };
   const log = withFields(context.log, { eventId: context.eventId === undefined ? null : clipped(context.eventId), target: loggedTarget(refOfTarget(target)) });
   const queued = audits.queue.add(() =>
-    recordAudit({ alert, kube: context.kube, log, deadline: context.deadline }, pod, { action, ...note }),
+    recordAudit({ alert, kube: context.kube, log, deadline: context.deadline }, target, { action, ...note }),
   );
   if (queued) return 'queued';
   audits.dropped.add();

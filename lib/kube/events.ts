@@ -7,13 +7,26 @@ import { KubeAnswerError, type Operation } from './errors';
 import { clipped, printable } from '../text';
 import { describePod } from './pods';
 import { apiPath, type PodRef } from './refs';
+import type { NamespaceName } from '../names';
+
+/**
+ * The object an Event is about, as `kubectl describe` finds its Events: kind, apiVersion, name, uid, and the namespace
+ * of a namespaced one (none for a cluster-wide object such as a Node).
+ */
+export interface InvolvedObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: NamespaceName;
+  readonly uid?: string | undefined;
+}
 
 /** The fields of a core/v1 Event we send; timestamps are RFC 3339 text on the wire. */
 export interface EventBody {
   apiVersion: 'v1';
   kind: 'Event';
   metadata: Pick<V1ObjectMeta, 'name' | 'generateName' | 'namespace' | 'labels'>;
-  involvedObject: { apiVersion: 'v1'; kind: 'Pod'; name: string; namespace: string; uid?: string };
+  involvedObject: { apiVersion: string; kind: string; name: string; namespace?: string; uid?: string };
   reason: string;
   message: string;
   type: 'Normal' | 'Warning';
@@ -87,7 +100,7 @@ export function checkEventStored(answer: unknown, sent: EventBody, namespace: st
  * `recordPodEvent(kube, pod, 'FalcoResponseDeleted', 'deleted after rule …', 'delete-pod', deadline)`.
  * Resolves once the API server's answer is checked to be that Event (checkEventStored); rejects otherwise.
  */
-export async function recordPodEvent(
+export function recordPodEvent(
   kube: Kube,
   pod: PodRef & { uid?: string | undefined },
   reason: string,
@@ -96,17 +109,40 @@ export async function recordPodEvent(
   deadline: number,
   now: Date = new Date(),
 ): Promise<void> {
+  const about = { apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid };
+  return recordEvent(kube, about, describePod(pod), { reason, message, component }, deadline, now);
+}
+
+/** Where the Events of cluster-wide objects go (recordEvent's path says the same). */
+const CLUSTER_EVENTS_NAMESPACE = 'default';
+
+/**
+ * Records what was done on the event stream of any object, so `kubectl describe` shows it: a namespaced object's Event
+ * goes in its namespace, a cluster-wide object's (a Node, a ClusterRole) in `default`, as the kubelet records a node's.
+ * `description` names the object in an error: "the node 'worker-1'". Resolves once the API server's answer is checked
+ * to be that Event (checkEventStored); rejects otherwise.
+ */
+export async function recordEvent(
+  kube: Kube,
+  about: InvolvedObject,
+  description: string,
+  event: { readonly reason: string; readonly message: string; readonly component: string },
+  deadline: number,
+  now: Date = new Date(),
+): Promise<void> {
+  const { reason, message, component } = event;
   const time = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  const namespace = about.namespace ?? CLUSTER_EVENTS_NAMESPACE;
   const body: EventBody = {
     apiVersion: 'v1',
     kind: 'Event',
-    metadata: { generateName: `${pod.name.slice(0, 200)}.`, namespace: pod.namespace },
+    metadata: { generateName: `${about.name.slice(0, 200)}.`, namespace },
     involvedObject: {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      name: pod.name,
-      namespace: pod.namespace,
-      ...(pod.uid === undefined ? {} : { uid: pod.uid }),
+      apiVersion: about.apiVersion,
+      kind: about.kind,
+      name: about.name,
+      ...(about.namespace === undefined ? {} : { namespace: about.namespace }),
+      ...(about.uid === undefined ? {} : { uid: about.uid }),
     },
     reason,
     message: eventMessage(message),
@@ -118,7 +154,8 @@ export async function recordPodEvent(
     reportingComponent: component,
     reportingInstance: component,
   };
-  const op: Operation = { verb: 'create', resource: 'events', group: '', object: `an event about ${describePod(pod)}` };
-  const answer = await kube.request<unknown>({ method: 'POST', path: apiPath`/api/v1/namespaces/${pod.namespace}/events`, op, body }, deadline);
-  checkEventStored(answer, body, pod.namespace, op);
+  const op: Operation = { verb: 'create', resource: 'events', group: '', object: `an event about ${description}` };
+  const path = about.namespace === undefined ? apiPath`/api/v1/namespaces/default/events` : apiPath`/api/v1/namespaces/${about.namespace}/events`;
+  const answer = await kube.request<unknown>({ method: 'POST', path, op, body }, deadline);
+  checkEventStored(answer, body, namespace, op);
 }

@@ -28,7 +28,8 @@ async function readNode(kube: Kube, ref: RefOfKind<'node'>, deadline: number): P
   const node = { name };
   const found = await getNode(kube, node, deadline);
   if (found === undefined) return { skip: { code: 'node-gone', reason: `${describeNode(node)} of ${describePod(pod)} is already gone` }, ref: { ...ref, node } };
-  return { target: { kind: 'node', pod, node, found } };
+  // The pod's uid, for its audit Event: `kubectl describe pod` shows the Events of that uid only.
+  return { target: { kind: 'node', pod, node, found, podUid: reading.target.found.metadata?.uid } };
 }
 
 /** The node the alert's pod runs on: the runner reads the pod and the node (get on both) for the guards and the action. */

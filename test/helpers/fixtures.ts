@@ -184,3 +184,23 @@ export function writeKubeconfig(file: string, options: { server: string; token: 
   writeFileSync(file, JSON.stringify(kubeconfig(options), null, 2), { mode: 0o600 });
   return file;
 }
+
+/** A node as the API server returns it: `nodeObject('worker-1', { taints: [{ key: 'gpu', value: 'true', effect: 'NoSchedule' }] })`. */
+export function nodeObject(
+  name: string,
+  extra: { labels?: Record<string, string>; taints?: Record<string, string>[]; unschedulable?: boolean; uid?: string; resourceVersion?: string } = {},
+) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, uid: extra.uid ?? `uid-${name}`, resourceVersion: extra.resourceVersion ?? '7', labels: extra.labels ?? { 'kubernetes.io/hostname': name } },
+    spec: { podCIDR: '10.244.1.0/24', ...(extra.unschedulable === undefined ? {} : { unschedulable: extra.unschedulable }), ...(extra.taints === undefined ? {} : { taints: extra.taints }) },
+    status: { conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+/** A pod bound to a node (spec.nodeName), as the scheduler leaves it: `scheduledPodObject('default', 'kubecon', 'worker-1')`. */
+export function scheduledPodObject(namespace: string, name: string, node: string) {
+  const pod = podObject(namespace, name, { ownerKind: 'ReplicaSet' });
+  return { ...pod, spec: { ...pod.spec, nodeName: node } };
+}

@@ -99,13 +99,17 @@ export function corpusEnv(input: HostileInput): Record<string, string> {
   return { RULES: '*', MINIMUM_PRIORITY: 'Debug', ...input.env };
 }
 
-/** The answer body the handler must give for an expected outcome. */
-export function expectedAnswer(expect: Expected): Record<string, unknown> {
+/**
+ * The answer body the handler must give for an expected outcome. The corpus words its reasons for a pod action; a node
+ * action's protected-namespace skip names what it leaves alone as the node of that pod (lib/checks.ts).
+ */
+export function expectedAnswer(expect: Expected, kind: 'pod' | 'node' = 'pod'): Record<string, unknown> {
   if (expect.status === 400) return { status: 'invalid', error: expect.error };
+  const reason = kind === 'node' && expect.skipped === 'protected-namespace' ? expect.reason.replace(/: the pod '/, ": the node of the pod '") : expect.reason;
   return {
     status: 'skipped',
     code: expect.skipped,
-    reason: expect.reason,
+    reason,
     ...(expect.target === undefined ? {} : { target: expect.target }),
   };
 }

@@ -72,8 +72,8 @@ function named(path: string): string {
 
 /**
  * Just enough of an API server, in memory, for the actions' calls and their races: objects by path, 404 for what is
- * absent, 409 for a create of an existing name, a stale resourceVersion or a delete's uid precondition that no longer
- * holds, 422 for a patch naming another uid.
+ * absent, 409 for a create of an existing name, a stale resourceVersion (of a PUT or a patch) or a delete's uid
+ * precondition that no longer holds, 422 for a patch naming another uid.
  * Every request is answered at once and in order, so ten concurrent alerts interleave as they would on a real one.
  * With `keepWrites: false` every write is answered as above but nothing is kept: each call finds the cluster as it was
  * set up (the steady state a bench repeats one alert against).
@@ -95,10 +95,14 @@ export class MemoryCluster {
     return this.add(podObject(namespace, name, { ownerKind: 'ReplicaSet', ...extra }));
   }
 
-  /** Any namespaced core object (`kind` Pod and the like) under its path: `add(fullPodObject('default', 'web'))`. */
+  /**
+   * Any core object (`kind` Pod and the like) under its path: `add(fullPodObject('default', 'web'))`; one without a
+   * namespace (a Node) under the cluster-wide path, `/api/v1/nodes/<name>`.
+   */
   add(object: Record<string, unknown>): this {
-    const { namespace, name } = object.metadata as { namespace: string; name: string };
-    this.objects.set(`/api/v1/namespaces/${namespace}/${String(object.kind).toLowerCase()}s/${name}`, object);
+    const { namespace, name } = object.metadata as { namespace?: string; name: string };
+    const scope = namespace === undefined ? '' : `/namespaces/${namespace}`;
+    this.objects.set(`/api/v1${scope}/${String(object.kind).toLowerCase()}s/${name}`, object);
     return this;
   }
 
@@ -166,6 +170,11 @@ export class MemoryCluster {
         const uid = (body as KubeObject).metadata?.uid;
         // A patch that names another uid is refused as invalid (422), as a real API server does; a delete's uid precondition gives 409.
         if (uid !== undefined && uid !== existing.metadata?.uid) return [422, status(422, 'Invalid', `metadata.uid: Invalid value: "${uid}": field is immutable`)];
+        // A resourceVersion in a patch is a precondition, as on a real API server: the object must not have changed since.
+        const version = (body as KubeObject).metadata?.resourceVersion;
+        if (version !== undefined && version !== existing.metadata?.resourceVersion) {
+          return conflict(`Operation cannot be fulfilled on ${named(path)}: the object has been modified; please apply your changes to the latest version and try again`);
+        }
         const patched = mergePatch(existing, body) as KubeObject;
         patched.metadata = { ...patched.metadata, resourceVersion: String(++this.version) };
         store(path, patched);

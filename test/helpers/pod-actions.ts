@@ -1,6 +1,9 @@
 import * as path from 'path';
-import type { PodAction } from '../../lib/action';
+import type { Action, PodAction } from '../../lib/action';
+import type { ParamSpecs } from '../../lib/params';
 import { discoverFunctions } from '../../build/discover';
+import type { KubelessHandler, RunnerOptions } from '../../lib/runner';
+import { actionHandler } from './recorded-handler';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -9,4 +12,21 @@ export function podActions(): PodAction[] {
   return discoverFunctions(ROOT)
     .map((f) => f.descriptor as Partial<PodAction>)
     .filter((d): d is PodAction => d.kind === 'pod-action');
+}
+
+export type NodeAction = Action<ParamSpecs, 'node'>;
+
+/** Every action of functions/ on the node of the alert's pod (lib/targets/node.ts), found as the build finds them. */
+export function nodeActions(): NodeAction[] {
+  return discoverFunctions(ROOT)
+    .map((f) => f.descriptor as Partial<NodeAction>)
+    .filter((d): d is NodeAction => d.kind === 'node-action');
+}
+
+/** An action that finds its target through the alert's pod: a pod action or a node action. */
+export type PodOrNodeAction = PodAction | NodeAction;
+
+/** Its handler, answering once its queued Events are recorded (test/helpers/recorded-handler.ts; the runner is generic over the kind, a union of kinds is narrowed here). */
+export function handlerOfAction(action: PodOrNodeAction, options: RunnerOptions): KubelessHandler {
+  return action.kind === 'node-action' ? actionHandler(action, options) : actionHandler(action, options);
 }

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { alertText } from '../helpers/fixtures';
 import { corpusEnv, expectedAnswer, hostileCorpus, type HostileInput } from '../helpers/hostile';
 import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
-import { podActions, ROOT } from '../helpers/pod-actions';
+import { nodeActions, podActions, ROOT } from '../helpers/pod-actions';
 import { kubelessEnv, request, sidekickPost, spawnRuntime, type HttpAnswer } from '../helpers/runtime-process';
 
 const DIST = path.join(ROOT, 'dist');
@@ -54,7 +54,8 @@ function bySettings(corpus: readonly HostileInput[]): Map<string, HostileInput[]
 }
 
 const corpus = hostileCorpus();
-const actions = podActions();
+// Pod actions and node actions: both find their target through the alert's pod.
+const actions = [...podActions(), ...nodeActions()];
 
 describe('the built bundles answer the hostile corpus over HTTP through the runtime (current Node)', function () {
   this.timeout(60000);
@@ -112,7 +113,7 @@ describe('the built bundles answer the hostile corpus over HTTP through the runt
             try {
               assert.equal(answer.status, input.expect.status);
               assert.match(String(answer.headers['content-type']), /^application\/json/);
-              assert.deepEqual(body, expectedAnswer(input.expect));
+              assert.deepEqual(body, expectedAnswer(input.expect, action.target.kind));
             } catch (error) {
               wrong.push(`${input.name}: ${(error as Error).message}`);
             }

@@ -206,6 +206,11 @@ describe('build: bundles and manifests', function () {
    * change of permissions must change this table, in review. The runner's Event recording adds events/create.
    */
   const EXPECTED_RULES: Record<string, readonly { apiGroups: string[]; resources: string[]; verbs: string[] }[]> = {
+    'cordon-node': [
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    ],
     'delete-pod': [
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['delete', 'get'] },

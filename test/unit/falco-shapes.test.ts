@@ -5,11 +5,11 @@ import * as path from 'path';
 import forwarder from '../../functions/forwarder/router';
 import { forwarderHandler } from '../../lib/router/runner';
 import { memoryLogger } from '../../lib/log';
-import { handlerFor } from '../helpers/fake-cluster';
+import { handlerFor, testKube } from '../helpers/fake-cluster';
 import { alertFixtureNames, interceptAction, probeTable, serveCluster, SHAPES, type Shape } from '../helpers/falco-shapes';
-import { alert, alertText, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { alert, alertText, kubelessContext, kubelessEvent, nodeObject, scheduledPodObject } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
-import { podActions } from '../helpers/pod-actions';
+import { handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
 
 /**
  * Alerts as Falco writes them, from before the container plugin to 0.41 and later (shared/PROTOCOLS.md section 4;
@@ -104,6 +104,51 @@ describe('alerts as Falco writes them, through every pod action', () => {
         });
         assert.deepEqual(calls, []);
       });
+    });
+  }
+});
+
+describe('alerts as Falco writes them, through every node action', () => {
+  for (const action of nodeActions()) {
+    describe(action.name, () => {
+      for (const shape of SHAPES) {
+        it(`${shape.fixture}: ${describeTarget(shape)}, and its node`, async () => {
+          // Given: a cluster holding the pod the alert names (if it names one), on the node worker-1
+          const cluster = new MemoryCluster().add(nodeObject('worker-1'));
+          if ('pod' in shape.target) cluster.add(scheduledPodObject(shape.target.pod.namespace, shape.target.pod.name, 'worker-1'));
+          const calls = serveCluster(cluster);
+          const log = memoryLogger();
+          const handler = handlerOfAction(action, { env: LET_THROUGH, kube: testKube(), log, ownNamespace: 'falco-response' });
+          log.lines.splice(0);
+          const { event, response } = kubelessEvent(alert(shape.fixture));
+
+          // When
+          const answer = await handler(event, kubelessContext());
+
+          // Then
+          assert.deepEqual(log.lines.filter((l) => l.level !== 'info'), []);
+          if ('testEvent' in shape.target) {
+            assert.deepEqual(answer, { status: 'skipped', code: 'test-event', reason: "Falcosidekick's test event: nothing to do" });
+            assert.deepEqual(calls, []);
+          } else if ('noPod' in shape.target) {
+            assert.deepEqual(answer, { status: 'skipped', code: 'no-pod', reason: shape.target.noPod });
+            assert.deepEqual(calls, [], 'an alert that names no pod makes no call to the API server');
+          } else {
+            // The pod named is read, then its node, which is changed; the Events are on the node and on that pod.
+            const pod = shape.target.pod;
+            assert.equal(response.statusCode, 200, JSON.stringify(answer));
+            assert.equal(answer.status, 'done', JSON.stringify(answer));
+            assert.deepEqual(answer.target, { namespace: pod.namespace, pod: pod.name, node: 'worker-1' });
+            assert.deepEqual(calls.slice(0, 2), [`GET ${podPath(pod)}`, 'GET /api/v1/nodes/worker-1']);
+            const node = cluster.objects.get('/api/v1/nodes/worker-1') as { metadata: { resourceVersion: string } };
+            assert.notEqual(node.metadata.resourceVersion, '7', 'the node was not changed');
+            const about = [...cluster.objects]
+              .filter(([p]) => p.includes('/events/'))
+              .map(([, e]) => (e as { involvedObject: { kind: string; name: string } }).involvedObject);
+            assert.deepEqual(about.map((o) => `${o.kind} ${o.name}`).sort(), ['Node worker-1', `Pod ${pod.name}`]);
+          }
+        });
+      }
     });
   }
 });

@@ -1,13 +1,13 @@
 import { strict as assert } from 'assert';
 import nock from 'nock';
-import type { PodAction } from '../../lib/action';
 import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
 import { podActionHandler } from '../helpers/recorded-handler';
 import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { alert, kubelessContext, kubelessEvent, scheduledPodObject } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
-import { podActions } from '../helpers/pod-actions';
+import { handlerOfAction, nodeActions, podActions, type PodOrNodeAction } from '../helpers/pod-actions';
+import { nodeObject } from '../helpers/fixtures';
 
 const POD = 'kubecon';
 /** testKube() makes this many attempts at a call that keeps failing with a retried status or a broken connection. */
@@ -16,8 +16,30 @@ const ATTEMPTS = 4;
 const SHORT_TIMEOUT_SECONDS = 1;
 
 const namespaceOf = (path: string) => /\/namespaces\/([^/]+)\//.exec(path)?.[1] ?? '';
-/** The path with its namespace made generic, so that calls of cases in different namespaces compare. */
-const generic = (path: string, namespace: string) => path.split(`/namespaces/${namespace}/`).join('/namespaces/{ns}/');
+/** The path with its namespace (and the node named after it) made generic, so that calls of cases in different namespaces compare. */
+const generic = (path: string, namespace: string) =>
+  path.split(`/namespaces/${namespace}/`).join('/namespaces/{ns}/').split(`/nodes/${nodeOf(namespace)}`).join('/nodes/{node}');
+/** Each case's pod runs on a node of its own, named after its namespace: node actions' calls are told apart too. */
+const nodeOf = (namespace: string) => `node-${namespace}`;
+const nodePath = '/api/v1/nodes/{node}';
+
+/**
+ * The case a call belongs to: its namespace, or the namespace its node is named after; a node's Event goes in
+ * `default` (lib/kube/events.ts), and names its node.
+ */
+function caseOf(path: string, body: unknown): string {
+  const node = /^\/api\/v1\/nodes\/node-([^/?]+)/.exec(path)?.[1];
+  if (node !== undefined) return node;
+  const about = (body as { involvedObject?: { kind?: string; name?: string } } | undefined)?.involvedObject;
+  if (namespaceOf(path) === 'default' && about?.kind === 'Node' && about.name?.startsWith('node-') === true) return about.name.slice('node-'.length);
+  return namespaceOf(path);
+}
+
+/** The case's pod, on its node. */
+function addTarget(cluster: MemoryCluster, namespace: string): MemoryCluster {
+  return cluster.add(scheduledPodObject(namespace, POD, nodeOf(namespace))).add(nodeObject(nodeOf(namespace)));
+}
+
 const podPath = '/api/v1/namespaces/{ns}/pods/kubecon';
 
 function alertIn(namespace: string) {
@@ -26,12 +48,12 @@ function alertIn(namespace: string) {
   return a;
 }
 
-/** Every rule, so that each action acts on the fixture whatever its default RULES. */
-function handlerFor(action: PodAction, log = memoryLogger()) {
-  return { handler: podActionHandler(action, { env: { RULES: '*' }, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
+/** Every rule, so that each action acts on the fixture whatever its default RULES; cordon-node taints too (its fullest path: a guarded write). */
+function handlerFor(action: PodOrNodeAction, log = memoryLogger()) {
+  return { handler: handlerOfAction(action, { env: { RULES: '*', TAINT_EFFECT: 'NoSchedule' }, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
 }
 
-async function handle(action: PodAction, namespace: string, timeoutSeconds = 30) {
+async function handle(action: PodOrNodeAction, namespace: string, timeoutSeconds = 30) {
   const { handler, log } = handlerFor(action);
   const { event, response } = kubelessEvent(alertIn(namespace));
   const started = Date.now();
@@ -43,8 +65,8 @@ async function handle(action: PodAction, namespace: string, timeoutSeconds = 30)
 const genericAnswer = (answer: unknown, namespace: string) => JSON.parse(JSON.stringify(answer).split(namespace).join('{ns}'));
 
 /** The calls an action makes on a healthy cluster, in order, and what it answers there. */
-async function healthyRun(action: PodAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
-  const cluster = new MemoryCluster().addPod('healthy', POD);
+async function healthyRun(action: PodOrNodeAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
+  const cluster = addTarget(new MemoryCluster(), 'healthy');
   serveCluster(cluster);
   const { answer } = await handle(action, 'healthy');
   nock.cleanAll();
@@ -183,7 +205,7 @@ class FaultCase {
 
 /** What is wrong with one case's answer; empty when it is right. */
 function problemsOf(
-  action: PodAction,
+  action: PodOrNodeAction,
   fault: Fault,
   run: FaultCase,
   script: readonly string[],
@@ -208,8 +230,16 @@ function problemsOf(
     check(run.attempts === 2, `${run.attempts} attempts at the faulty step, expected 2`);
     return problems;
   }
+  // A node action names the node once it was read (the pod first, then the node: the first two steps).
+  const target = action.kind === 'node-action' && run.step > 1 ? { namespace: ns, pod: POD, node: nodeOf(ns) } : { namespace: ns, pod: POD };
   if (fault.expect === 'not-found') {
-    if (faulty.endsWith(` ${podPath}`)) {
+    if (faulty.endsWith(` ${nodePath}`)) {
+      check(answer.status === 'skipped' && answer.code === 'node-gone', `a 404 on the node answered ${JSON.stringify(answer)}, not skipped node-gone`);
+      // Node Events of every case share default: this case's are those about its node.
+      const nodeEvents = run.cluster.under('/api/v1/namespaces/default/events/').filter((e) => (e.involvedObject as { name?: string }).name === nodeOf(ns));
+      const events = [...run.cluster.under(`/api/v1/namespaces/${ns}/events/`), ...nodeEvents];
+      check(events.length === 0, `an Event claims a change the action did not make: ${JSON.stringify(events.map((e) => e.reason))}`);
+    } else if (faulty.endsWith(` ${podPath}`)) {
       check(answer.status === 'skipped' && answer.code === 'pod-gone', `a 404 on the pod answered ${JSON.stringify(answer)}, not skipped pod-gone`);
       check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), 'no target');
       const events = run.cluster.under(`/api/v1/namespaces/${ns}/events/`);
@@ -227,8 +257,8 @@ function problemsOf(
   check(run.attempts === attempts, `${run.attempts} attempts at the faulty step, expected ${attempts}`);
   if (answer.status === 'failed') {
     check(named(error), `the cause is not named: ${error}`);
-    check(error.includes(`in the namespace '${ns}'`), `the object is not named: ${error}`);
-    check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), `no target: ${JSON.stringify(answer)}`);
+    check(error.includes(`in the namespace '${ns}'`) || error.includes(`the node '${nodeOf(ns)}'`), `the object is not named: ${error}`);
+    check(JSON.stringify(answer.target) === JSON.stringify(target), `no target: ${JSON.stringify(answer)}`);
     const later = script.slice(run.step + 1);
     const storm = run.calls.filter((c) => later.includes(c) && c !== faulty);
     check(storm.length === 0, `went on after the failure: ${storm.join(', ')}`);
@@ -243,14 +273,20 @@ function problemsOf(
   } else {
     // A best-effort step (the audit Event): the action's work is done, and the failure is logged with its cause.
     check(answer.status === healthy.status, `answered ${JSON.stringify(answer)}`);
-    const warned = log.some((l) => l.level === 'warn' && named(JSON.stringify(l.error ?? '')) && JSON.stringify(l.error ?? '').includes(`'${ns}'`));
+    const warned = log.some(
+      (l) => l.level === 'warn' && named(JSON.stringify(l.error ?? '')) && [`'${ns}'`, `'${nodeOf(ns)}'`].some((n) => JSON.stringify(l.error ?? '').includes(n)),
+    );
     check(warned, `a best-effort failure with no warning naming the object and the cause: ${JSON.stringify(log)}`);
   }
   return problems;
 }
 
-describe('faults at every step of every pod action (strict nock, a real KubeClient)', () => {
-  for (const action of podActions()) {
+describe('faults at every step of every pod and node action (strict nock, a real KubeClient)', () => {
+  it('finds the node actions too', () => {
+    assert.ok(nodeActions().some((a) => a.name === 'cordon-node'));
+  });
+
+  for (const action of [...podActions(), ...nodeActions()]) {
     describe(action.name, () => {
       let script: string[];
       let healthy: Record<string, unknown>;
@@ -271,11 +307,11 @@ describe('faults at every step of every pod action (strict nock, a real KubeClie
           const cluster = new MemoryCluster();
           const cases = script.map((_, step) => {
             const namespace = `step-${step}`;
-            cluster.addPod(namespace, POD);
+            addTarget(cluster, namespace);
             return new FaultCase(namespace, script, step, fault, cluster);
           });
           serveApi((method, path, body) => {
-            const run = cases.find((c) => c.namespace === namespaceOf(path));
+            const run = cases.find((c) => c.namespace === caseOf(path, body));
             return run === undefined ? [599, `no case for ${path}`] : run.answer(method, path, body);
           });
 
@@ -293,9 +329,9 @@ describe('faults at every step of every pod action (strict nock, a real KubeClie
 
       it('ten concurrent alerts for the same pod: no failure, the same end state as one alert', async () => {
         // Given
-        const once = new MemoryCluster().addPod('once', POD);
-        const many = new MemoryCluster().addPod('many', POD);
-        serveApi((method, path, body) => (namespaceOf(path) === 'once' ? once : many).answer(method, path, body));
+        const once = addTarget(new MemoryCluster(), 'once');
+        const many = addTarget(new MemoryCluster(), 'many');
+        serveApi((method, path, body) => (caseOf(path, body) === 'once' ? once : many).answer(method, path, body));
         await handle(action, 'once');
 
         // When

@@ -5,11 +5,10 @@ import nock from 'nock';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../helpers/recorded-handler';
 import { serveApi, testKube } from '../helpers/fake-cluster';
 import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { corpusEnv, dataOf, expectedAnswer, HOSTILE, hostileCorpus } from '../helpers/hostile';
-import { podActions } from '../helpers/pod-actions';
+import { handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
 
 /**
  * Records any request that reaches the fake API server. Optional and persisted: it asserts nothing by itself and
@@ -41,7 +40,8 @@ function countingKube(): { kube: Kube; calls: KubeRequest[] } {
 }
 
 const corpus = hostileCorpus();
-const actions = podActions();
+// Pod actions and node actions: both find their target through the alert's pod (lib/targets/pod.ts podOf).
+const actions = [...podActions(), ...nodeActions()];
 
 describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and no Kubernetes call', () => {
   const unmatched: string[] = [];
@@ -76,8 +76,9 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
     assert.deepEqual(tripwire, ['GET /api/v1/namespaces/default/pods/kubecon']);
   });
 
-  it('finds the pod actions of functions/', () => {
+  it('finds the pod and node actions of functions/', () => {
     assert.ok(actions.some((a) => a.name === 'delete-pod'));
+    assert.ok(actions.some((a) => a.name === 'cordon-node'));
     for (const action of actions) assert.ok(existsSync(path.join(__dirname, '..', '..', 'functions', action.name, 'index.ts')));
   });
 
@@ -89,7 +90,7 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           const tripwire = apiTripwire();
           const { kube, calls: kubeCalls } = countingKube();
           const log = memoryLogger();
-          const handler = podActionHandler(action, { env: corpusEnv(input), kube, log, ownNamespace: 'falco-response' });
+          const handler = handlerOfAction(action, { env: corpusEnv(input), kube, log, ownNamespace: 'falco-response' });
           log.lines.splice(0); // what it says at load (no secret set): only the call's own line is looked at
           const { event, response } = kubelessEvent(dataOf(input));
 
@@ -102,7 +103,7 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           calls += kubeCalls.length + tripwire.length;
           assert.deepEqual(kubeCalls.map((c) => `${c.method} ${c.path}`), [], 'Kubernetes calls');
           assert.deepEqual(tripwire, [], 'requests that reached the fake API server');
-          assert.deepEqual(answer, expectedAnswer(input.expect));
+          assert.deepEqual(answer, expectedAnswer(input.expect, action.target.kind));
           assert.equal(response.statusCode, input.expect.status);
           assert.equal(log.lines.length, 1);
           assert.equal(log.lines[0].level, 'info');

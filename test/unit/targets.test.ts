@@ -188,7 +188,7 @@ describe('targets: what an action acts on (lib/targets/)', () => {
         log: [
           alertHandled('info', { outcome: 'done', result: 'saw worker-1', dryRun: false }, POD_TARGET_NODE),
         ],
-        seen: [{ kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1') }],
+        seen: [{ kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1'), podUid: 'uid-kubecon' }],
       },
       {
         title: 'skips a pod not scheduled yet: no-node',

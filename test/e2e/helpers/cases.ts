@@ -115,8 +115,11 @@ const networkIsolate: ActionCase = {
 /** Every action the e2e suite knows how to check. */
 export const ACTION_CASES: readonly ActionCase[] = [deletePod, labelPod, networkIsolate];
 
-/** The functions that are not actions on a pod (no ServiceAccount permissions of their own to exercise on a pod). */
-export const NON_ACTION_FUNCTIONS: readonly string[] = ['forwarder'];
+/**
+ * The functions that are not actions on a pod (no ServiceAccount permissions of their own to exercise on a pod):
+ * cordon-node acts on a node, and test/e2e/cordon-node.test.ts proves it on the real API server.
+ */
+export const NON_ACTION_FUNCTIONS: readonly string[] = ['forwarder', 'cordon-node'];
 
 /** Whether a function's folder exists under functions/ (others land while the suite is written). */
 export function functionExists(name: string): boolean {

@@ -21,6 +21,8 @@ export interface ProbeTarget {
   readonly pod: string;
   /** A function's own ServiceAccount, for the token-minting probe. */
   readonly serviceAccount: string;
+  /** A node the node probes aim at; by default a name no node has (RBAC answers 403 before any lookup). */
+  readonly node?: string;
 }
 
 const pods = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
@@ -32,7 +34,13 @@ export function probes(target: ProbeTarget): Probe[] {
   const { namespace: ns, pod } = target;
   const podPath = `${pods(ns)}/${pod}`;
   const labels = { metadata: { labels: { 'e2e-probe': 'x' } } };
+  const nodePath = `/api/v1/nodes/${target.node ?? 'e2e-probe-node'}`;
   return [
+    { verb: 'list', group: '', resource: 'nodes', call: { method: 'GET', path: '/api/v1/nodes' } },
+    { verb: 'delete', group: '', resource: 'nodes', call: { method: 'DELETE', path: nodePath } },
+    { verb: 'update', group: '', resource: 'nodes', call: { method: 'PUT', path: nodePath, body: { apiVersion: 'v1', kind: 'Node', metadata: { name: target.node ?? 'e2e-probe-node' } } } },
+    { verb: 'patch', group: '', resource: 'nodes/status', call: { method: 'PATCH', path: `${nodePath}/status`, body: labels, contentType: mergePatch } },
+    { verb: 'create', group: '', resource: 'nodes', call: { method: 'POST', path: '/api/v1/nodes', body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'e2e-probe-node' } } } },
     { verb: 'list', group: '', resource: 'secrets', call: { method: 'GET', path: `/api/v1/namespaces/${ns}/secrets` } },
     { verb: 'get', group: '', resource: 'secrets', call: { method: 'GET', path: `/api/v1/namespaces/${DEPLOY_NAMESPACE}/secrets/e2e-probe` } },
     { verb: 'list', group: '', resource: 'secrets', call: { method: 'GET', path: '/api/v1/secrets' } },
