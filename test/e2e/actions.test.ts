@@ -3,15 +3,14 @@
  * a real API server after a Falcosidekick-shaped POST, authenticated as its OWN generated ServiceAccount.
  */
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
 import * as path from 'path';
 import { ACTION_CASES, NON_ACTION_FUNCTIONS, presentActionCases } from './helpers/cases';
-import { createNamespace, createPod, deleteNamespaces, podEvents, readPod, recordedEvents, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
-import { clusterRoleRules, ensureDeployed, functionFolders, serviceAccountToken, ServiceAccountMount, writeTokenKubeconfig } from './helpers/deploy';
+import { createPod, podEvents, readPod, recordedEvents, uniqueName, waitFor } from './helpers/cluster';
+import { clusterRoleRules, functionFolders, serviceAccountToken, ServiceAccountMount } from './helpers/deploy';
 import { assertRefusedOutsideRole, assertRoleGranted, ledger } from './helpers/least-privilege';
-import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { ServedFunction } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
+import { actionSuite } from './helpers/suite';
 
 /** The token with one character of its signature changed: well-formed, and refused 401 by the API server. */
 function tamperedSignature(token: string): string {
@@ -28,22 +27,7 @@ after(function () {
 });
 
 describe('e2e: every action on a real API server, as its own ServiceAccount (built bundles, Node 14 runtime)', function () {
-  let cluster: Cluster;
-  let namespace: string;
-  let scratch: string;
-
-  before(async function () {
-    cluster = sharedCluster();
-    await ensureDeployed(cluster);
-    namespace = await createNamespace(cluster, 'actions');
-    scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-actions-'));
-  });
-
-  after(async function () {
-    await stopAllFunctions();
-    if (namespace !== undefined) await deleteNamespaces(cluster, [namespace]);
-    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
-  });
+  const suite = actionSuite('actions');
 
   it('has an e2e case for every function under functions/ (add one to test/e2e/helpers/cases.ts)', function () {
     const covered = new Set([...ACTION_CASES.map((c) => c.name), ...NON_ACTION_FUNCTIONS]);
@@ -58,19 +42,17 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
       it('acts on the pod a Falcosidekick POST names, through a JSON kubeconfig with its own token, and records an Event', async function () {
         // Given: the pod, and the function authenticated as its generated ServiceAccount
         const pod = uniqueName(action.name);
-        const created = await createPod(cluster, namespace, pod);
-        const token = await serviceAccountToken(cluster, action.name);
-        const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, `${action.name}.kubeconfig.json`), token);
-        const fn = await ServedFunction.start(action.name, { env: { KUBECONFIG: kubeconfig, ...action.env } });
+        const created = await createPod(suite.cluster, suite.namespace, pod);
+        const fn = await suite.serve(action.name, action.env);
 
         // When
-        const answer = await fn.post(terminalShellAlert(namespace, pod));
+        const answer = await fn.post(terminalShellAlert(suite.namespace, pod));
 
         // Then: the answer, the pod as the API server has it, and the audit Event on the pod
-        action.assertAnswer(answer, namespace, pod);
-        await action.assertEffect(cluster, namespace, pod);
-        const events = await recordedEvents(cluster, namespace, pod, action.eventReason);
-        assert.equal(events.length, 1, `expected one ${action.eventReason} Event on ${namespace}/${pod}\n${fn.logs}`);
+        action.assertAnswer(answer, suite.namespace, pod);
+        await action.assertEffect(suite.cluster, suite.namespace, pod);
+        const events = await recordedEvents(suite.cluster, suite.namespace, pod, action.eventReason);
+        assert.equal(events.length, 1, `expected one ${action.eventReason} Event on ${suite.namespace}/${pod}\n${fn.logs}`);
         assert.equal(events[0].type, 'Warning');
         assert.equal(events[0].involvedObject.uid, created.metadata.uid);
         assert.equal(events[0].source.component, `falco-response/${action.name}`);
@@ -81,50 +63,50 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
       it('is granted exactly its generated ClusterRole: each rule allowed, and calls outside it refused 403', async function () {
         // Given
         const pod = uniqueName(`${action.name}-probe`);
-        await createPod(cluster, namespace, pod);
-        const token = await serviceAccountToken(cluster, action.name);
+        await createPod(suite.cluster, suite.namespace, pod);
+        const token = await serviceAccountToken(suite.cluster, action.name);
         const rules = clusterRoleRules(action.name);
         assert.ok(rules.length > 0, `manifests/kubeless/${action.name}.yaml grants nothing`);
 
         // When / Then
-        await assertRoleGranted(cluster, token, rules, namespace);
-        const refused = await assertRefusedOutsideRole(cluster, token, rules, { namespace, pod, serviceAccount: action.name });
+        await assertRoleGranted(suite.cluster, token, rules, suite.namespace);
+        const refused = await assertRefusedOutsideRole(suite.cluster, token, rules, { namespace: suite.namespace, pod, serviceAccount: action.name });
         assert.ok(refused.length >= 20, `only ${refused.length} calls were probed`);
-        assert.notEqual(await readPod(cluster, namespace, pod), undefined, 'a refused call removed the pod');
+        assert.notEqual(await readPod(suite.cluster, suite.namespace, pod), undefined, 'a refused call removed the pod');
       });
 
       it('runs in-cluster (ServiceAccount mount, KUBERNETES_SERVICE_HOST/PORT) and reads the token again after a rotation', async function () {
         // Given: a mount like the kubelet's, the function started with no KUBECONFIG
         const [first, second] = [uniqueName(`${action.name}-a`), uniqueName(`${action.name}-b`)];
-        await createPod(cluster, namespace, first);
-        await createPod(cluster, namespace, second);
-        const mount = new ServiceAccountMount(path.join(scratch, `${action.name}-serviceaccount`), cluster);
-        mount.rotate(await serviceAccountToken(cluster, action.name));
-        const server = new URL(cluster.server);
+        await createPod(suite.cluster, suite.namespace, first);
+        await createPod(suite.cluster, suite.namespace, second);
+        const mount = new ServiceAccountMount(path.join(suite.scratch, `${action.name}-serviceaccount`), suite.cluster);
+        mount.rotate(await serviceAccountToken(suite.cluster, action.name));
+        const server = new URL(suite.cluster.server);
         const fn = await ServedFunction.start(action.name, {
           env: { KUBE_SERVICEACCOUNT_DIR: mount.dir, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, ...action.env },
         });
-        const firstAnswer = await fn.post(terminalShellAlert(namespace, first));
-        action.assertAnswer(firstAnswer, namespace, first);
-        await action.assertEffect(cluster, namespace, first);
+        const firstAnswer = await fn.post(terminalShellAlert(suite.namespace, first));
+        action.assertAnswer(firstAnswer, suite.namespace, first);
+        await action.assertEffect(suite.cluster, suite.namespace, first);
 
         // When: the file is swapped for a token the API server refuses (a broken signature) ...
-        const refusedToken = tamperedSignature(await serviceAccountToken(cluster, action.name));
+        const refusedToken = tamperedSignature(await serviceAccountToken(suite.cluster, action.name));
         mount.rotate(refusedToken);
-        const refused = await fn.post(terminalShellAlert(namespace, second));
+        const refused = await fn.post(terminalShellAlert(suite.namespace, second));
 
         // ... then a fresh one
-        mount.rotate(await serviceAccountToken(cluster, action.name));
-        const secondAnswer = await fn.post(terminalShellAlert(namespace, second));
+        mount.rotate(await serviceAccountToken(suite.cluster, action.name));
+        const secondAnswer = await fn.post(terminalShellAlert(suite.namespace, second));
 
         // Then: the refused token was read at once (401, nothing done), and the fresh one works on the next alert
         assert.equal(refused.status, 500, refused.text);
         assert.equal(refused.body.status, 'failed');
-        assert.match(refused.body.error, new RegExp(`^get the pod '${second}' in the namespace '${namespace}' failed: the API server answered 401 Unauthorized`));
+        assert.match(refused.body.error, new RegExp(`^get the pod '${second}' in the namespace '${suite.namespace}' failed: the API server answered 401 Unauthorized`));
         assert.match(refused.body.error, /the ServiceAccount token was refused/);
-        action.assertAnswer(secondAnswer, namespace, second);
-        await action.assertEffect(cluster, namespace, second);
-        await waitFor('the second event', async () => ((await podEvents(cluster, namespace, second)).some((e) => e.reason === action.eventReason) ? true : undefined), 5000);
+        action.assertAnswer(secondAnswer, suite.namespace, second);
+        await action.assertEffect(suite.cluster, suite.namespace, second);
+        await waitFor('the second event', async () => ((await podEvents(suite.cluster, suite.namespace, second)).some((e) => e.reason === action.eventReason) ? true : undefined), 5000);
         await fn.stop();
       });
     });
@@ -135,17 +117,15 @@ describe('e2e: every action on a real API server, as its own ServiceAccount (bui
     const deleteCase = presentActionCases().find((c) => c.name === 'delete-pod');
     assert.ok(deleteCase !== undefined, 'no e2e case for delete-pod');
     const pod = uniqueName(`long-${'a'.repeat(206)}`);
-    const created = await createPod(cluster, namespace, pod);
-    const token = await serviceAccountToken(cluster, 'delete-pod');
-    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'long-name.kubeconfig.json'), token);
-    const fn = await ServedFunction.start('delete-pod', { env: { KUBECONFIG: kubeconfig, ...deleteCase.env } });
+    const created = await createPod(suite.cluster, suite.namespace, pod);
+    const fn = await suite.serve('delete-pod', deleteCase.env);
 
     // When
-    const answer = await fn.post(terminalShellAlert(namespace, pod));
+    const answer = await fn.post(terminalShellAlert(suite.namespace, pod));
 
     // Then: the API server's answer to the Event POST is taken as that Event (eventRecorded: "queued", then recorded), and it is
-    deleteCase.assertAnswer(answer, namespace, pod);
-    const events = await recordedEvents(cluster, namespace, pod, 'FalcoResponseDeleted');
+    deleteCase.assertAnswer(answer, suite.namespace, pod);
+    const events = await recordedEvents(suite.cluster, suite.namespace, pod, 'FalcoResponseDeleted');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(events[0].involvedObject.uid, created.metadata.uid);
     assert.equal(events[0].metadata.name.length, 63, events[0].metadata.name);

@@ -4,16 +4,14 @@
  * not a single connection reaches the API server.
  */
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
-import * as path from 'path';
 import { presentActionCases } from './helpers/cases';
-import { api, createNamespace, createPod, deleteNamespaces, podEvents, readPod, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
+import { api, createNamespace, createPod, podEvents, readPod, uniqueName } from './helpers/cluster';
 import { pauseApiserver, PrivateCluster, resumeApiservers, waitReady } from './helpers/control-plane';
-import { ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
+import { ensureDeployed } from './helpers/deploy';
 import { CountingRelay } from './helpers/proxy';
-import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { ServedFunction } from './helpers/runtime';
 import { terminalShellAlert } from './helpers/sidekick';
+import { actionSuite } from './helpers/suite';
 
 /** FUNC_TIMEOUT of the fault tests: the runner stops itself a little before it (PROTOCOLS section 1). */
 const TIMEOUT_SECONDS = 3;
@@ -30,31 +28,15 @@ after(async function () {
 });
 
 describe('e2e: faults of the control plane, and protected namespaces', function () {
-  let cluster: Cluster;
-  let namespace: string;
-  let scratch: string;
   const relays: CountingRelay[] = [];
   const kubePublicPods: string[] = [];
-
-  async function kubeconfigFor(name: string, target: Cluster, server?: string): Promise<string> {
-    const token = await serviceAccountToken(target, name);
-    return writeTokenKubeconfig(target, path.join(scratch, `${name}-${uniqueName('kc')}.json`), token, server);
-  }
-
-  before(async function () {
-    cluster = sharedCluster();
-    await ensureDeployed(cluster);
-    namespace = await createNamespace(cluster, 'faults');
-    scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-faults-'));
-  });
-
-  after(async function () {
-    resumeApiservers();
-    await stopAllFunctions();
-    await Promise.all(relays.map((r) => r.stop()));
-    if (namespace !== undefined) await deleteNamespaces(cluster, [namespace]);
-    await Promise.all(kubePublicPods.map((pod) => api(cluster, { method: 'DELETE', path: `/api/v1/namespaces/kube-public/pods/${pod}` })));
-    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  const suite = actionSuite('faults', {
+    first: resumeApiservers,
+    cleanup: () =>
+      Promise.all([
+        ...relays.map((r) => r.stop()),
+        ...kubePublicPods.map((pod) => api(suite.cluster, { method: 'DELETE', path: `/api/v1/namespaces/kube-public/pods/${pod}` })),
+      ]),
   });
 
   for (const action of presentActionCases()) {
@@ -63,26 +45,26 @@ describe('e2e: faults of the control plane, and protected namespaces', function 
       // function reaching the API server only through a relay that counts connections
       const [publicPod, listedPod, controlPod] = [uniqueName('public'), uniqueName('listed'), uniqueName('control')];
       kubePublicPods.push(publicPod);
-      const publicBefore = await createPod(cluster, 'kube-public', publicPod);
-      const listedBefore = await createPod(cluster, namespace, listedPod);
-      await createPod(cluster, namespace, controlPod);
-      const relay = await CountingRelay.start(new URL(cluster.server));
+      const publicBefore = await createPod(suite.cluster, 'kube-public', publicPod);
+      const listedBefore = await createPod(suite.cluster, suite.namespace, listedPod);
+      await createPod(suite.cluster, suite.namespace, controlPod);
+      const relay = await CountingRelay.start(new URL(suite.cluster.server));
       relays.push(relay);
-      const kubeconfig = await kubeconfigFor(action.name, cluster, relay.url);
+      const kubeconfig = await suite.kubeconfigFor(action.name, suite.cluster, relay.url);
       const byDefault = await ServedFunction.start(action.name, { env: { KUBECONFIG: kubeconfig, ...action.env } });
-      const listing = await ServedFunction.start(action.name, { env: { KUBECONFIG: kubeconfig, ...action.env, PROTECTED_NAMESPACES: `kube-system,${namespace}` } });
+      const listing = await ServedFunction.start(action.name, { env: { KUBECONFIG: kubeconfig, ...action.env, PROTECTED_NAMESPACES: `kube-system,${suite.namespace}` } });
 
       // When
       const publicAnswer = await byDefault.post(terminalShellAlert('kube-public', publicPod));
-      const listedAnswer = await listing.post(terminalShellAlert(namespace, listedPod));
+      const listedAnswer = await listing.post(terminalShellAlert(suite.namespace, listedPod));
       const connectionsWhileProtected = relay.connectionCount;
       // The control: the same relay carries a real action, so the zero above is not a broken relay.
-      const controlAnswer = await byDefault.post(terminalShellAlert(namespace, controlPod));
+      const controlAnswer = await byDefault.post(terminalShellAlert(suite.namespace, controlPod));
 
       // Then
       for (const [answer, ns, pod] of [
         [publicAnswer, 'kube-public', publicPod],
-        [listedAnswer, namespace, listedPod],
+        [listedAnswer, suite.namespace, listedPod],
       ] as const) {
         assert.equal(answer.status, 200, answer.text);
         assert.deepEqual(answer.body, {
@@ -95,10 +77,10 @@ describe('e2e: faults of the control plane, and protected namespaces', function 
       assert.equal(connectionsWhileProtected, 0, 'a connection reached the API server for a protected pod');
       assert.equal(controlAnswer.body.status, 'done', controlAnswer.text);
       assert.ok(relay.connectionCount > 0);
-      assert.equal((await readPod(cluster, 'kube-public', publicPod)).metadata.resourceVersion, publicBefore.metadata.resourceVersion);
-      assert.equal((await readPod(cluster, namespace, listedPod)).metadata.resourceVersion, listedBefore.metadata.resourceVersion);
-      assert.deepEqual(await podEvents(cluster, 'kube-public', publicPod), []);
-      assert.deepEqual(await podEvents(cluster, namespace, listedPod), []);
+      assert.equal((await readPod(suite.cluster, 'kube-public', publicPod)).metadata.resourceVersion, publicBefore.metadata.resourceVersion);
+      assert.equal((await readPod(suite.cluster, suite.namespace, listedPod)).metadata.resourceVersion, listedBefore.metadata.resourceVersion);
+      assert.deepEqual(await podEvents(suite.cluster, 'kube-public', publicPod), []);
+      assert.deepEqual(await podEvents(suite.cluster, suite.namespace, listedPod), []);
       await byDefault.stop();
       await listing.stop();
     });
@@ -107,14 +89,14 @@ describe('e2e: faults of the control plane, and protected namespaces', function 
   it(`delete-pod: a hanging API server (SIGSTOP) gives a failure within FUNC_TIMEOUT (${TIMEOUT_SECONDS} s) naming the call; after it resumes the next alert succeeds`, async function () {
     // Given
     const pod = uniqueName('paused');
-    await createPod(cluster, namespace, pod);
-    const fn = await ServedFunction.start('delete-pod', { env: { KUBECONFIG: await kubeconfigFor('delete-pod', cluster) }, timeoutSeconds: TIMEOUT_SECONDS });
+    await createPod(suite.cluster, suite.namespace, pod);
+    const fn = await suite.serve('delete-pod', {}, { timeoutSeconds: TIMEOUT_SECONDS });
 
     // When: the API server freezes: connections are accepted by the kernel, nothing answers
     let answer;
-    pauseApiserver(cluster);
+    pauseApiserver(suite.cluster);
     try {
-      answer = await fn.post(terminalShellAlert(namespace, pod));
+      answer = await fn.post(terminalShellAlert(suite.namespace, pod));
     } finally {
       resumeApiservers();
     }
@@ -122,14 +104,14 @@ describe('e2e: faults of the control plane, and protected namespaces', function 
     // Then: a failure, in time, that says which call did not finish
     assert.equal(answer.status, 500, answer.text);
     assert.equal(answer.body.status, 'failed');
-    assert.match(answer.body.error, new RegExp(`^get the pod '${pod}' in the namespace '${namespace}' did not finish before the function's deadline \\(\\d+ ms were left for it\\)$`));
+    assert.match(answer.body.error, new RegExp(`^get the pod '${pod}' in the namespace '${suite.namespace}' did not finish before the function's deadline \\(\\d+ ms were left for it\\)$`));
     assert.ok(answer.elapsedMs < TIMEOUT_SECONDS * 1000, `answered after ${answer.elapsedMs} ms`);
 
     // And when it is back, the next alert does the job
-    await waitReady(cluster);
-    const after = await fn.post(terminalShellAlert(namespace, pod));
+    await waitReady(suite.cluster);
+    const after = await fn.post(terminalShellAlert(suite.namespace, pod));
     assert.equal(after.body.status, 'done', after.text);
-    assert.equal(await readPod(cluster, namespace, pod), undefined);
+    assert.equal(await readPod(suite.cluster, suite.namespace, pod), undefined);
   });
 
   it('delete-pod: an API server that is gone (killed) gives a failure naming it, after retries; once restarted the next alert succeeds', async function () {
@@ -139,7 +121,7 @@ describe('e2e: faults of the control plane, and protected namespaces', function 
     const ns = await createNamespace(own.cluster, 'gone');
     const pod = uniqueName('gone');
     await createPod(own.cluster, ns, pod);
-    const fn = await ServedFunction.start('delete-pod', { env: { KUBECONFIG: await kubeconfigFor('delete-pod', own.cluster) }, timeoutSeconds: TIMEOUT_SECONDS });
+    const fn = await ServedFunction.start('delete-pod', { env: { KUBECONFIG: await suite.kubeconfigFor('delete-pod', own.cluster) }, timeoutSeconds: TIMEOUT_SECONDS });
     // A first alert on another pod: the function holds a kept-alive connection when the server goes away.
     const warm = uniqueName('warm');
     await createPod(own.cluster, ns, warm);

@@ -3,13 +3,9 @@
  * `kubectl describe pod` then prints to a terminal, for an alert whose text holds terminal controls and bidi overrides.
  */
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
-import * as path from 'path';
-import { createNamespace, createPod, deleteNamespaces, kubectlOk, readPod, recordedEvents, sharedCluster, uniqueName, type Cluster } from './helpers/cluster';
-import { ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
-import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { createPod, kubectlOk, readPod, recordedEvents, uniqueName } from './helpers/cluster';
 import { terminalShellAlert } from './helpers/sidekick';
+import { actionSuite } from './helpers/suite';
 
 /** ESC (a screen clear), CR/LF, NUL, U+009B (CSI), U+202E (right-to-left override), U+2066/U+2069, a lone surrogate. */
 const HOSTILE = 'x\u001b[2J\r\ny\u0000\u009b31m\u202eexe.txt\u2066z\u2069\ud800 \u00fc';
@@ -19,31 +15,14 @@ const QUOTED = String.raw`x\u001b[2J\r\ny\u0000\u009b31m\u202eexe.txt\u2066z\u20
 const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffd]/;
 
 describe('e2e: alert text reaches the API server, kubectl describe and the logs escaped (built bundle, Node 14 runtime)', function () {
-  let cluster: Cluster;
-  let namespace: string;
-  let scratch: string;
-
-  before(async function () {
-    cluster = sharedCluster();
-    await ensureDeployed(cluster);
-    namespace = await createNamespace(cluster, 'inert');
-    scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-inert-'));
-  });
-
-  after(async function () {
-    await stopAllFunctions();
-    if (namespace !== undefined) await deleteNamespaces(cluster, [namespace]);
-    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
-  });
+  const suite = actionSuite('inert');
 
   it('label-pod stores rule, output, uuid and time escaped, and its Event says the rule escaped', async function () {
     // Given
     const pod = uniqueName('inert');
-    await createPod(cluster, namespace, pod);
-    const token = await serviceAccountToken(cluster, 'label-pod');
-    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'label-pod.kubeconfig.json'), token);
-    const fn = await ServedFunction.start('label-pod', { env: { KUBECONFIG: kubeconfig, LABELS: 'falco.org/flagged=true' } });
-    const alert = JSON.parse(terminalShellAlert(namespace, pod)) as Record<string, unknown>;
+    await createPod(suite.cluster, suite.namespace, pod);
+    const fn = await suite.serve('label-pod', { LABELS: 'falco.org/flagged=true' });
+    const alert = JSON.parse(terminalShellAlert(suite.namespace, pod)) as Record<string, unknown>;
     Object.assign(alert, { rule: `Shell ${HOSTILE}`, output: `out ${HOSTILE}`, uuid: `u ${HOSTILE}`, time: `t ${HOSTILE}` });
 
     // When
@@ -51,7 +30,7 @@ describe('e2e: alert text reaches the API server, kubectl describe and the logs 
 
     // Then: what the API server stores
     assert.equal(answer.status, 200, answer.text);
-    const annotations = (await readPod(cluster, namespace, pod)).metadata.annotations as Record<string, string>;
+    const annotations = (await readPod(suite.cluster, suite.namespace, pod)).metadata.annotations as Record<string, string>;
     assert.deepEqual(
       {
         rule: annotations['falco.org/rule'],
@@ -61,7 +40,7 @@ describe('e2e: alert text reaches the API server, kubectl describe and the logs 
       },
       { rule: `Shell ${ESCAPED}`, output: `out ${ESCAPED}`, uuid: `u ${ESCAPED}`, time: `t ${ESCAPED}` },
     );
-    const events = await recordedEvents(cluster, namespace, pod, 'FalcoResponseLabeled');
+    const events = await recordedEvents(suite.cluster, suite.namespace, pod, 'FalcoResponseLabeled');
     assert.equal(events.length, 1, fn.logs);
     assert.equal(
       events[0].message,
@@ -69,7 +48,7 @@ describe('e2e: alert text reaches the API server, kubectl describe and the logs 
     );
 
     // Then: what a person reads
-    const described = await kubectlOk(cluster, ['describe', 'pod', '-n', namespace, pod]);
+    const described = await kubectlOk(suite.cluster, ['describe', 'pod', '-n', suite.namespace, pod]);
     assert.ok(described.includes(`Shell ${ESCAPED}`), described);
     assert.ok(!RAW.test(described), `kubectl describe printed a raw control or bidi character:\n${JSON.stringify(described)}`);
     const jsonLines = fn.logs.split('\n').filter((line) => line.startsWith('{'));

@@ -9,9 +9,10 @@ import labelPod from '../../functions/label-pod/action';
 import networkIsolate from '../../functions/network-isolate/action';
 import type { PodAction } from '../../lib/action';
 import type { EventBody } from '../../lib/kube/events';
-import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, serveApi, status } from '../helpers/fake-cluster';
+import { eventStored, fakeApi, handlerFor, podObject, policyStored, runTerminalShell as run, serveApi, status } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
+import { actionCases, alertHandled, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
 import { podActions } from '../helpers/pod-actions';
 
 const POD = '/api/v1/namespaces/default/pods/kubecon';
@@ -21,63 +22,56 @@ const POLICY = `${POLICIES}/falco-response-quarantine`;
 const QUARANTINE = 'falco-response.io/quarantine';
 const OPT_OUT = { 'falco-response.io/ignore': 'true' };
 
+const ALL = { RULES: '*' };
+const RBAC_HINT =
+  " (the function's ServiceAccount lacks the permission 'get' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)";
+const CONTROLS_ERROR =
+  "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden\\u009b2J: " +
+  `\\u001b]0;owned\\u0007\\u202e${'y'.repeat(489)}… (1000011 characters)${RBAC_HINT}`;
+
 describe('a 404 that is not the API server\'s NotFound', () => {
-  it('GET pod: a 404 page from a proxy does not make the pod "already gone": failed, nothing else asked', async () => {
-    const api = fakeApi().get(POD).reply(404, 'default backend - 404', { 'Content-Type': 'text/plain' });
-
-    const { answer } = await run(deletePod);
-
-    api.done();
-    assert.deepEqual(answer, {
-      status: 'failed',
-      error: "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: default backend - 404",
-      target: { namespace: 'default', pod: 'kubecon' },
-    });
-  });
-
-  it('delete-pod: a 404 that is not the API server\'s NotFound (a proxy\'s page) proves nothing: failed, no Event', async () => {
-    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon')).delete(POD).reply(404, '<html>404 page not found</html>');
-
-    const { answer } = await run(deletePod);
-
-    api.done();
-    assert.equal(answer.status, 'failed');
-    assert.equal(
-      answer.error,
-      "delete the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: <html>404 page not found</html>",
-    );
-  });
-
+  actionCases(deletePod, [
+    {
+      title: 'GET pod: a 404 page from a proxy does not make the pod "already gone": failed, nothing else asked',
+      env: ALL,
+      calls: [GET(POD, [404, 'default backend - 404', { 'Content-Type': 'text/plain' }])],
+      answer: { status: 'failed', error: "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: default backend - 404", target: TARGET },
+    },
+    {
+      title: "delete-pod: a 404 that is not the API server's NotFound (a proxy's page) proves nothing: failed, no Event",
+      env: ALL,
+      calls: [GET(POD, [200, podObject('default', 'kubecon')]), DELETE(POD, [404, '<html>404 page not found</html>'])],
+      answer: {
+        status: 'failed',
+        error: "delete the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: <html>404 page not found</html>",
+        target: TARGET,
+      },
+    },
+  ]);
 });
 
 describe('an error answer is quoted cut short and escaped: a proxy in front of the API server may answer any text', () => {
-  const RBAC_HINT =
-    " (the function's ServiceAccount lacks the permission 'get' on 'pods': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)";
-
-  it('a Status whose message is 1 MB of text with terminal controls: 500 characters of it, escaped, in the answer and the log', async () => {
-    // Given
-    const api = fakeApi().get(POD).reply(403, status(403, 'Forbidden\u009b2J', `\u001b]0;owned\u0007\u202e${'y'.repeat(1_000_000)}`));
-
-    // When
-    const { answer, log } = await run(deletePod);
-
-    // Then
-    api.done();
-    const expected =
-      "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 403 Forbidden\\u009b2J: " +
-      `\\u001b]0;owned\\u0007\\u202e${'y'.repeat(489)}… (1000011 characters)${RBAC_HINT}`;
-    assert.deepEqual(answer, { status: 'failed', error: expected, target: { namespace: 'default', pod: 'kubecon' } });
-    assert.deepEqual(log.map((l) => l.error), [expected]);
-  });
-
-  it('a text page with terminal controls: escaped as well', async () => {
-    const api = fakeApi().get(POD).reply(404, '\u001b[2J\u009b31mdefault backend - 404', { 'Content-Type': 'text/plain' });
-
-    const { answer } = await run(deletePod);
-
-    api.done();
-    assert.equal(answer.error, "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: \\u001b[2J\\u009b31mdefault backend - 404");
-  });
+  actionCases(deletePod, [
+    {
+      title: 'a Status whose message is 1 MB of text with terminal controls: 500 characters of it, escaped, in the answer and the log',
+      env: ALL,
+      calls: [GET(POD, [403, status(403, 'Forbidden\u009b2J', `\u001b]0;owned\u0007\u202e${'y'.repeat(1_000_000)}`)])],
+      answer: { status: 'failed', error: CONTROLS_ERROR, target: TARGET },
+      log: [
+        alertHandled('error', { outcome: 'failed', error: CONTROLS_ERROR }),
+      ],
+    },
+    {
+      title: 'a text page with terminal controls: escaped as well',
+      env: ALL,
+      calls: [GET(POD, [404, '\u001b[2J\u009b31mdefault backend - 404', { 'Content-Type': 'text/plain' }])],
+      answer: {
+        status: 'failed',
+        error: "get the pod 'kubecon' in the namespace 'default' failed: the API server answered 404: \\u001b[2J\\u009b31mdefault backend - 404",
+        target: TARGET,
+      },
+    },
+  ]);
 });
 
 /** A 2xx answer to `GET pod` that is not that pod; `why` is what the failure must say was wrong. */
@@ -135,28 +129,20 @@ const JUNK_PODS: readonly JunkAnswer[] = [
 describe('a 2xx answer to GET pod that is not that pod: failed, no write, no Event', () => {
   for (const action of podActions()) {
     describe(action.name, () => {
-      for (const junk of JUNK_PODS) {
-        it(junk.name, async () => {
-          // Given: only the read is answered; a write or an Event would find no interceptor and show in the answer
-          const api = fakeApi()
-            .get(POD)
-            .reply(junk.status ?? 200, junk.body === '' ? undefined : junk.body, junk.headers);
-          const calls = recorded(api);
-
-          // When
-          const { answer, status: code } = await run(action);
-
-          // Then
-          api.done();
-          assert.equal(code, 500);
-          assert.deepEqual(answer, {
+      // Only the read is answered; a write or an Event would find no interceptor
+      actionCases(
+        action,
+        JUNK_PODS.map((junk) => ({
+          title: junk.name,
+          env: ALL,
+          calls: [GET(POD, [junk.status ?? 200, junk.body === '' ? undefined : junk.body, junk.headers])],
+          answer: {
             status: 'failed',
             error: `get the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${junk.why})`,
-            target: { namespace: 'default', pod: 'kubecon' },
-          });
-          assert.deepEqual(calls, [`GET ${POD}`]);
-        });
-      }
+            target: TARGET,
+          },
+        })),
+      );
     });
   }
 });
@@ -181,32 +167,22 @@ const JUNK_POLICIES: readonly JunkAnswer[] = [
 ];
 
 describe('network-isolate: a 2xx answer to GET networkpolicy that is not that policy: failed, nothing written, no Event', () => {
-  for (const junk of JUNK_POLICIES) {
-    it(junk.name, async () => {
-      // Given
-      const api = fakeApi()
-        .get(POD)
-        .reply(200, podObject('default', 'kubecon'))
-        .get(POLICY)
-        .reply(200, junk.body, junk.headers);
-      const calls = recorded(api);
-
-      // When
-      const { answer } = await run(networkIsolate);
-
-      // Then
-      api.done();
-      assert.deepEqual(answer, {
+  actionCases(
+    networkIsolate,
+    JUNK_POLICIES.map((junk) => ({
+      title: junk.name,
+      env: ALL,
+      calls: [GET(POD, [200, podObject('default', 'kubecon')]), GET(POLICY, [200, junk.body, junk.headers])],
+      answer: {
         status: 'failed',
         error:
           `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
           "'falco-response-quarantine' in the namespace 'default' could not be put in place: get the NetworkPolicy 'falco-response-quarantine' " +
           `in the namespace 'default' failed: the API server's answer is not that NetworkPolicy (${junk.why})`,
-        target: { namespace: 'default', pod: 'kubecon' },
-      });
-      assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`]);
-    });
-  }
+        target: TARGET,
+      },
+    })),
+  );
 });
 
 describe('a 2xx answer to a write that is not that pod: failed, the change said to be unknown, no Event', () => {
@@ -239,41 +215,41 @@ describe('a 2xx answer to a write that is not that pod: failed, the change said 
       why: 'metadata.name: expected "kubecon", got "other"',
     },
   ];
+  // The read and the write are answered; an Event would find no interceptor
   for (const c of cases) {
-    it(c.name, async () => {
-      // Given: the read and the write are answered; an Event would find no interceptor and show in the calls
-      const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon'));
-      (c.write === 'delete' ? api.delete(POD) : api.patch(POD)).reply(200, c.body);
-      const calls = recorded(api);
-
-      // When
-      const { answer } = await run(c.action);
-
-      // Then
-      api.done();
-      assert.deepEqual(answer, {
-        status: 'failed',
-        error: `${c.write} the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${c.why}): whether it was ${c.change} is not known`,
-        target: { namespace: 'default', pod: 'kubecon' },
-      });
-      assert.deepEqual(calls, [`GET ${POD}`, `${c.write.toUpperCase()} ${POD}`]);
-    });
+    actionCases(c.action, [
+      {
+        title: c.name,
+        env: ALL,
+        calls: [GET(POD, [200, podObject('default', 'kubecon')]), (c.write === 'delete' ? DELETE : PATCH)(POD, [200, c.body])],
+        answer: {
+          status: 'failed',
+          error: `${c.write} the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (${c.why}): whether it was ${c.change} is not known`,
+          target: TARGET,
+        },
+      },
+    ]);
   }
 
-  it("delete-pod: DELETE answered the API server's Success Status (the object is gone at once): deleted", async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .delete(POD)
-      .reply(200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } })
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-
-    const { answer } = await run(deletePod);
-
-    api.done();
-    assert.deepEqual([answer.status, answer.message], ['done', "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)"]);
-  });
+  actionCases(deletePod, [
+    {
+      title: "delete-pod: DELETE answered the API server's Success Status (the object is gone at once): deleted",
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon')]),
+        DELETE(POD, [200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: 'kubecon', kind: 'pods' } }]),
+        POST(EVENTS, STORED),
+      ],
+      answer: {
+        status: 'done',
+        action: 'delete-pod',
+        target: TARGET,
+        dryRun: false,
+        message: "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s)",
+        details: { touched: [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }], changed: true, eventRecorded: 'queued', owner: 'none' },
+      },
+    },
+  ]);
 });
 
 describe('network-isolate: a 2xx answer to a policy write that is not that policy: failed, the pod not labelled, no Event', () => {
@@ -283,40 +259,28 @@ describe('network-isolate: a 2xx answer to a policy write that is not that polic
     `'falco-response-quarantine' in the namespace 'default' could not be put in place: ${write} the NetworkPolicy 'falco-response-quarantine' ` +
     `in the namespace 'default' failed: the API server's answer is not that NetworkPolicy (${why}): whether it was ${change} is not known`;
 
-  it('create answered 201 {}', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found'))
-      .post(POLICIES)
-      .reply(201, {});
-    const calls = recorded(api);
-
-    const { answer } = await run(networkIsolate);
-
-    api.done();
-    assert.equal(answer.error, notIsolated('create', 'created', EMPTY_WHY));
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`]);
-  });
-
-  it('replace answered 200 with a policy of another uid', async () => {
-    const drifted = { ...policyStored(), spec: { podSelector: {} } };
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(200, drifted)
-      .put(POLICY)
-      .reply(200, withPolicyMetadata({ uid: 'another-uid' }));
-    const calls = recorded(api);
-
-    const { answer } = await run(networkIsolate);
-
-    api.done();
-    assert.equal(answer.error, notIsolated('update', 'replaced', 'metadata.uid: expected "policy-uid", got "another-uid"'));
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `PUT ${POLICY}`]);
-  });
+  actionCases(networkIsolate, [
+    {
+      title: 'create answered 201 {}',
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon')]),
+        GET(POLICY, [404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found')]),
+        POST(POLICIES, [201, {}]),
+      ],
+      answer: { status: 'failed', error: notIsolated('create', 'created', EMPTY_WHY), target: TARGET },
+    },
+    {
+      title: 'replace answered 200 with a policy of another uid',
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon')]),
+        GET(POLICY, [200, { ...policyStored(), spec: { podSelector: {} } }]),
+        PUT(POLICY, [200, withPolicyMetadata({ uid: 'another-uid' })]),
+      ],
+      answer: { status: 'failed', error: notIsolated('update', 'replaced', 'metadata.uid: expected "policy-uid", got "another-uid"'), target: TARGET },
+    },
+  ]);
 });
 
 /** A 2xx answer to the audit Event POST that is not the Event sent; `why` says what was wrong with it. */

@@ -12,8 +12,9 @@ import networkIsolate from '../../functions/network-isolate/action';
 import { KubeClient, MAX_ANSWER_BYTES } from '../../lib/kube/client';
 import { KubeApiError, isApiStatusAfterPossiblyAppliedAttempt } from '../../lib/kube/errors';
 import { apiPath } from '../../lib/kube/refs';
-import { eventStored, fakeApi, handlerFor, podObject, policyStored, recorded, runTerminalShell as run, status, testKube } from '../helpers/fake-cluster';
+import { fakeApi, handlerFor, podObject, policyStored, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { actionCases, alertHandled, bodyWith, DELETE, GET, PATCH, POST, PUT, STORED, TARGET } from '../helpers/action-cases';
 
 const POD = apiPath`/api/v1/namespaces/default/pods/kubecon`;
 const EVENTS = '/api/v1/namespaces/default/events';
@@ -22,115 +23,95 @@ const POLICY = `${POLICIES}/falco-response-quarantine`;
 const QUARANTINE = 'falco-response.io/quarantine';
 const TOO_MANY = status(429, 'TooManyRequests', 'too many requests, please try again later');
 
+const ALL = { RULES: '*' };
+const NOT_FOUND = status(404, 'NotFound', 'pods "kubecon" not found');
+const DELETED_TOUCHED = [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: true }];
+/** The policy restored or left as it was, and the pod labelled only when the policy was not touched (these cases). */
+const policyTouched = (policyChanged: boolean) => [
+  { kind: 'NetworkPolicy', namespace: 'default', name: 'falco-response-quarantine', changed: policyChanged },
+  { kind: 'Pod', namespace: 'default', name: 'kubecon', changed: !policyChanged },
+];
+
 describe('a 404 or 409 after a retry is our own lost write only when an earlier attempt may have been carried out', () => {
-  it('delete-pod: DELETE 429 then 404: someone else deleted the pod; skipped "already deleted", no done, no Event', async () => {
-    // Given: the API server's rate limit refuses the first DELETE before doing anything; by the retry the pod is gone
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .delete(POD)
-      .reply(429, TOO_MANY, { 'Retry-After': '0' })
-      .delete(POD)
-      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'));
-    const calls = recorded(api);
+  actionCases(deletePod, [
+    {
+      // The API server's rate limit refuses the first DELETE before doing anything; by the retry the pod is gone.
+      // No POST of an Event (an unmatched POST would be a logged audit failure, and the answer done)
+      title: 'delete-pod: DELETE 429 then 404: someone else deleted the pod; skipped "already deleted", no done, no Event',
+      env: ALL,
+      calls: [GET(POD, [200, podObject('default', 'kubecon')]), DELETE(POD, [429, TOO_MANY, { 'Retry-After': '0' }]), DELETE(POD, [404, NOT_FOUND])],
+      answer: { status: 'skipped', code: 'pod-gone', reason: "the pod 'kubecon' in the namespace 'default' is already deleted", target: TARGET },
+      log: [
+        alertHandled('info', { outcome: 'skipped', code: 'pod-gone', reason: "the pod 'kubecon' in the namespace 'default' is already deleted" }),
+      ],
+    },
+    {
+      title: 'delete-pod: DELETE 503 then 404: the first attempt may have deleted it; done, with the lost answer said, and audited',
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon')]),
+        DELETE(POD, [503, status(503, 'ServiceUnavailable', 'etcd leader changed')]),
+        DELETE(POD, [404, NOT_FOUND]),
+        POST(EVENTS, STORED, { body: bodyWith({ reason: 'FalcoResponseDeleted' }) }),
+      ],
+      answer: {
+        status: 'done',
+        action: 'delete-pod',
+        target: TARGET,
+        dryRun: false,
+        message: "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)",
+        details: { touched: DELETED_TOUCHED, changed: true, eventRecorded: 'queued', owner: 'none' },
+      },
+    },
+  ]);
 
-    // When
-    const { answer, status: code, log } = await run(deletePod);
-
-    // Then: no POST of an Event (an unmatched POST would be a logged audit failure, and the answer done)
-    api.done();
-    assert.equal(code, 200);
-    assert.deepEqual(answer, {
-      status: 'skipped',
-      code: 'pod-gone',
-      reason: "the pod 'kubecon' in the namespace 'default' is already deleted",
-      target: { namespace: 'default', pod: 'kubecon' },
-    });
-    assert.deepEqual(calls, [`GET ${POD}`, `DELETE ${POD}`, `DELETE ${POD}`]);
-    assert.deepEqual(log.filter((l) => l.level !== 'info'), []);
-  });
-
-  it('delete-pod: DELETE 503 then 404: the first attempt may have deleted it; done, with the lost answer said, and audited', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .delete(POD)
-      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
-      .delete(POD)
-      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'))
-      .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseDeleted')
-      .reply(201, (_uri, body) => eventStored(body));
-
-    const { answer } = await run(deletePod);
-
-    api.done();
-    assert.equal(answer.status, 'done');
-    assert.equal(
-      answer.message,
-      "deleted the pod 'kubecon' in the namespace 'default' (grace period 1 s; the answer to an earlier attempt was lost, and the retry found the pod gone)",
-    );
-  });
-
-  it('network-isolate: create 429 then 409: someone else created the policy; reported as found in place, not as created', async () => {
-    // Given
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(POLICIES)
-      .reply(429, TOO_MANY, { 'Retry-After': '0' })
-      .post(POLICIES)
-      .reply(409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists'))
-      .get(POLICY)
-      .reply(200, policyStored())
-      .patch(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS, (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true)
-      .reply(201, (_uri, body) => eventStored(body));
-
-    // When
-    const { answer } = await run(networkIsolate);
-
-    // Then
-    api.done();
-    assert.equal(
-      answer.message,
-      `isolated the pod 'kubecon' in the namespace 'default': the NetworkPolicy 'falco-response-quarantine' is as configured; labelled the pod ${QUARANTINE}=true`,
-    );
-    assert.equal((answer.details as { policyStep?: string }).policyStep, 'unchanged');
-  });
-
-  it('network-isolate: a restoring PUT answered 503, retried into 409, then found restored: reported as restored and audited, not "already isolated"', async () => {
-    // Given: the pod already carries the label; the policy drifted (allows all ingress); the first PUT restored it
-    // but its answer was a 503, so the retry's resourceVersion is stale
-    const drifted = { ...policyStored(), spec: { ...policyStored().spec, ingress: [{}] } };
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { labels: { app: 'web', [QUARANTINE]: 'true' } }))
-      .get(POLICY)
-      .reply(200, drifted)
-      .put(POLICY)
-      .reply(503, status(503, 'ServiceUnavailable', 'etcd leader changed'))
-      .put(POLICY)
-      .reply(409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again'))
-      .get(POLICY)
-      .reply(200, { ...policyStored(), metadata: { ...policyStored().metadata, resourceVersion: '4243' } })
-      .post(EVENTS, (body: { reason?: string }) => body.reason === 'FalcoResponseIsolated')
-      .reply(201, (_uri, body) => eventStored(body));
-
-    // When
-    const { answer } = await run(networkIsolate);
-
-    // Then
-    api.done();
-    assert.equal(
-      answer.message,
-      "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its " +
-        `configuration; the answer to an earlier attempt was lost, and the retry found it restored); the pod already carried ${QUARANTINE}=true`,
-    );
-    assert.equal((answer.details as { policyStep?: string }).policyStep, 'restored');
-  });
+  actionCases(networkIsolate, [
+    {
+      title: 'network-isolate: create 429 then 409: someone else created the policy; reported as found in place, not as created',
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon')]),
+        GET(POLICY, [404, status(404, 'NotFound', 'not found')]),
+        POST(POLICIES, [429, TOO_MANY, { 'Retry-After': '0' }]),
+        POST(POLICIES, [409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists')]),
+        GET(POLICY, [200, policyStored()]),
+        PATCH(POD, [200, podObject('default', 'kubecon')]),
+        POST(EVENTS, STORED, { body: (body: { message?: string }) => body.message?.includes("the NetworkPolicy 'falco-response-quarantine' is as configured") === true }),
+      ],
+      answer: {
+        status: 'done',
+        action: 'network-isolate',
+        target: TARGET,
+        dryRun: false,
+        message: `isolated the pod 'kubecon' in the namespace 'default': the NetworkPolicy 'falco-response-quarantine' is as configured; labelled the pod ${QUARANTINE}=true`,
+        details: { touched: policyTouched(false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
+      },
+    },
+    {
+      // The pod already carries the label; the policy drifted (allows all ingress); the first PUT restored it
+      // but its answer was a 503, so the retry's resourceVersion is stale
+      title: 'network-isolate: a restoring PUT answered 503, retried into 409, then found restored: reported as restored and audited, not "already isolated"',
+      env: ALL,
+      calls: [
+        GET(POD, [200, podObject('default', 'kubecon', { labels: { app: 'web', [QUARANTINE]: 'true' } })]),
+        GET(POLICY, [200, { ...policyStored(), spec: { ...policyStored().spec, ingress: [{}] } }]),
+        PUT(POLICY, [503, status(503, 'ServiceUnavailable', 'etcd leader changed')]),
+        PUT(POLICY, [409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again')]),
+        GET(POLICY, [200, { ...policyStored(), metadata: { ...policyStored().metadata, resourceVersion: '4243' } }]),
+        POST(EVENTS, STORED, { body: bodyWith({ reason: 'FalcoResponseIsolated' }) }),
+      ],
+      answer: {
+        status: 'done',
+        action: 'network-isolate',
+        target: TARGET,
+        dryRun: false,
+        message:
+          "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its " +
+          `configuration; the answer to an earlier attempt was lost, and the retry found it restored); the pod already carried ${QUARANTINE}=true`,
+        details: { touched: policyTouched(true), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: 'queued' },
+      },
+    },
+  ]);
 });
 
 describe('KubeClient: which earlier attempts may have been carried out', () => {
@@ -231,25 +212,24 @@ describe('answers over the size cap are not read to their end', () => {
 });
 
 describe('a request body that cannot be written as JSON', () => {
-  it('network-isolate: a policy read with 1,000,000 nested lists in an unknown field is not PUT back: failed once, not "could not reach"', async () => {
-    // Given: the answer as read is PUT back whole; JSON.parse reads any depth, JSON.stringify overflows its stack
-    const depth = 1_000_000;
-    const stored = JSON.stringify({ ...policyStored(), spec: { podSelector: {} } });
-    const deep = `${stored.slice(0, -1)},"x":${'['.repeat(depth)}${']'.repeat(depth)}}`;
-    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon')).get(POLICY).reply(200, deep, { 'Content-Type': 'application/json' });
-    const calls = recorded(api);
-
-    // When
-    const { answer } = await run(networkIsolate);
-
-    // Then: the write was never sent, and the message says so
-    api.done();
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`]);
-    assert.equal(
-      answer.error,
-      `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
-        "'falco-response-quarantine' in the namespace 'default' could not be put in place: update the NetworkPolicy 'falco-response-quarantine' " +
-        "in the namespace 'default' failed: its body cannot be written as JSON (RangeError: Maximum call stack size exceeded), so it was not sent",
-    );
-  });
+  // The answer as read is PUT back whole; JSON.parse reads any depth, JSON.stringify overflows its stack. The write is
+  // never sent, and the message says so
+  const depth = 1_000_000;
+  const stored = JSON.stringify({ ...policyStored(), spec: { podSelector: {} } });
+  const deep = `${stored.slice(0, -1)},"x":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+  actionCases(networkIsolate, [
+    {
+      title: 'network-isolate: a policy read with 1,000,000 nested lists in an unknown field is not PUT back: failed once, not "could not reach"',
+      env: ALL,
+      calls: [GET(POD, [200, podObject('default', 'kubecon')]), GET(POLICY, [200, deep, { 'Content-Type': 'application/json' }])],
+      answer: {
+        status: 'failed',
+        error:
+          `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
+          "'falco-response-quarantine' in the namespace 'default' could not be put in place: update the NetworkPolicy 'falco-response-quarantine' " +
+          "in the namespace 'default' failed: its body cannot be written as JSON (RangeError: Maximum call stack size exceeded), so it was not sent",
+        target: TARGET,
+      },
+    },
+  ]);
 });

@@ -1,28 +1,23 @@
 import { strict as assert } from 'assert';
-import type nock from 'nock';
 import action from '../../functions/network-isolate/action';
 import { canonicalSpec, cidrProblem, sameSpec } from '../../functions/network-isolate/policy';
-import { ConfigurationError, readParams } from '../../lib/params';
-import { eventStored, fakeApi, handlerFor, podObject, status } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { actionCases, alertHandled, auditEvent, configurationProblem, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, PUT, repeat, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import { podObject, status } from '../helpers/fake-cluster';
 
-const POD = '/api/v1/namespaces/default/pods/kubecon';
-const EVENTS = '/api/v1/namespaces/default/events';
 const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
 const POLICY = `${POLICIES}/falco-response-quarantine`;
 const MERGE_PATCH = 'application/merge-patch+json';
 const UUID = '3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11';
 const QUARANTINE = 'falco-response.io/quarantine';
-
-const handlerWith = (env: Record<string, string> = {}) => handlerFor(action, env);
+const NOT_FOUND = status(404, 'NotFound', 'not found');
+const EXISTS = status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists');
+const IN_PLACE = "the NetworkPolicy 'falco-response-quarantine' is as configured";
 
 /** What the answer's details say was touched (lib/runner.ts): the namespace's policy, then the pod. */
-const isolation = (policyChanged: boolean, podChanged: boolean) => ({
-  touched: [
-    { kind: 'NetworkPolicy', namespace: 'default', name: 'falco-response-quarantine', changed: policyChanged },
-    { kind: 'Pod', namespace: 'default', name: 'kubecon', changed: podChanged },
-  ],
-});
+const touched = (policyChanged: boolean, podChanged: boolean, policy = 'falco-response-quarantine') => [
+  { kind: 'NetworkPolicy', namespace: 'default', name: policy, changed: policyChanged },
+  { kind: 'Pod', namespace: 'default', name: 'kubecon', changed: podChanged },
+];
 
 /** The policy network-isolate sends with the default configuration: deny all ingress and egress. */
 function wantedPolicy(spec: Record<string, unknown> = {}) {
@@ -52,441 +47,320 @@ function storedPolicy(spec: Record<string, unknown> = {}, resourceVersion = '424
 }
 
 const labelPatch = { metadata: { uid: 'uid-kubecon', labels: { [QUARANTINE]: 'true' } } };
+const pod = () => podObject('default', 'kubecon');
 const quarantinedPod = () => podObject('default', 'kubecon', { ownerKind: 'ReplicaSet', labels: { app: 'web', [QUARANTINE]: 'true' } });
+const isolatedEvent = (message: string) => auditEvent('FalcoResponseIsolated', message, 'falco-response/network-isolate');
 
-/** Every request the scope answers, in order: the order is part of the contract (policy first, then the label). */
-function recorded(scope: nock.Scope): string[] {
-  const calls: string[] = [];
-  scope.on('request', (req: { method: string; path: string }) => calls.push(`${req.method} ${req.path}`));
-  return calls;
-}
+/** Someone opened the quarantine to every source and added a label of their own; restoring it keeps the label. */
+const drifted = storedPolicy({ ingress: [{}] }, '777');
+drifted.metadata.labels = { ...drifted.metadata.labels, team: 'sre' } as typeof drifted.metadata.labels;
+const restored = { ...drifted, spec: wantedPolicy().spec };
 
-function isolatedEvent(message: string) {
-  return (body: any) => {
-    assert.equal(body.reason, 'FalcoResponseIsolated');
-    assert.deepEqual(body.involvedObject, { apiVersion: 'v1', kind: 'Pod', name: 'kubecon', namespace: 'default', uid: 'uid-kubecon' });
-    assert.equal(body.source.component, 'falco-response/network-isolate');
-    assert.equal(body.message, message);
-    return true;
-  };
-}
+const refusal =
+  'networkpolicies.networking.k8s.io is forbidden: User "system:serviceaccount:falco-response:network-isolate" cannot create resource "networkpolicies" in API group "networking.k8s.io" in the namespace "default"';
+const peers = [
+  { ipBlock: { cidr: '10.20.0.0/16' } },
+  { ipBlock: { cidr: 'fd00::/8' } },
+  { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'forensics' } } },
+];
+const allowances = wantedPolicy({
+  ingress: [{ from: peers }],
+  egress: [
+    {
+      to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+      ports: [
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 53 },
+      ],
+    },
+    { to: peers },
+  ],
+});
+const hostNetworkPod = { ...pod(), spec: { ...pod().spec, hostNetwork: true } };
 
-describe('network-isolate', () => {
-  it('first isolation: creates the policy, then labels the pod, then records an Event', async () => {
-    // Given
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found'))
-      .post(POLICIES, wantedPolicy())
-      .matchHeader('content-type', 'application/json')
-      .reply(201, storedPolicy())
-      .patch(POD, labelPatch)
-      .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, quarantinedPod())
-      .post(
-        EVENTS,
-        isolatedEvent(
+/** The answer of an isolation: its message, the policy's step, whether the pod was labelled. */
+const ALREADY = `the pod 'kubecon' in the namespace 'default' is already isolated: ${IN_PLACE} and the pod carries ${QUARANTINE}=true`;
+const LABELLED_ONLY = `isolated the pod 'kubecon' in the namespace 'default': ${IN_PLACE}; labelled the pod ${QUARANTINE}=true`;
+
+const CASES: readonly ActionCase[] = [
+  {
+    title: 'first isolation: creates the policy, then labels the pod, then records an Event',
+    calls: [
+      GET(POD, [200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' })]),
+      GET(POLICY, [404, status(404, 'NotFound', 'networkpolicies.networking.k8s.io "falco-response-quarantine" not found')]),
+      POST(POLICIES, [201, storedPolicy()], { body: wantedPolicy(), contentType: 'application/json' }),
+      PATCH(POD, [200, quarantinedPod()], { body: labelPatch, contentType: MERGE_PATCH }),
+      POST(EVENTS, STORED, {
+        body: isolatedEvent(
           `network-isolate isolated the pod (created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true) ` +
             `after the Falco rule "Terminal shell in container" (priority Critical, alert uuid ${UUID})`,
         ),
-      )
-      .reply(201, (_uri, body) => eventStored(body));
-    const calls = recorded(api);
-    const { handler } = handlerWith();
-    const { event, response } = kubelessEvent(alert('terminal-shell'));
-
-    // When
-    const answer = await handler(event, kubelessContext());
-
-    // Then
-    api.done();
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`, `PATCH ${POD}`, `POST ${EVENTS}`]);
-    assert.equal(response.statusCode, 200);
-    assert.deepEqual(answer, {
+      }),
+    ],
+    answer: {
       status: 'done',
       action: 'network-isolate',
-      target: { namespace: 'default', pod: 'kubecon' },
+      target: TARGET,
       dryRun: false,
       message: `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true`,
-      details: { ...isolation(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
-    });
-  });
-
-  it('repeated isolation: ten alerts for an isolated pod read the policy and write nothing', async () => {
-    // Given
-    const api = fakeApi().get(POD).times(10).reply(200, quarantinedPod()).get(POLICY).times(10).reply(200, storedPolicy());
-    const calls = recorded(api);
-    const { handler } = handlerWith();
-
-    // When
-    const answers = [];
-    // Ten alerts, each with its own event-id as Falcosidekick sends them (one event-id twice is a repeat: lib/repeats.ts).
-    for (let i = 0; i < 10; i++) answers.push(await handler(kubelessEvent(alert('terminal-shell'), `event-${i}`).event, kubelessContext()));
-
-    // Then
-    api.done();
-    assert.ok(calls.every((c) => c.startsWith('GET ')), calls.join(', '));
-    for (const answer of answers) {
-      assert.equal(
-        answer.message,
-        `the pod 'kubecon' in the namespace 'default' is already isolated: the NetworkPolicy 'falco-response-quarantine' is as configured and the pod carries ${QUARANTINE}=true`,
-      );
-      assert.deepEqual(answer.details, { ...isolation(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false });
-    }
-  });
-
-  it('a second pod of the namespace: the policy is there, only the label is written', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD, labelPatch)
-      .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(
-      answer.message,
-      `isolated the pod 'kubecon' in the namespace 'default': the NetworkPolicy 'falco-response-quarantine' is as configured; labelled the pod ${QUARANTINE}=true`,
-    );
-  });
-
-  it('drifted policy: puts it back with PUT and the resourceVersion read, keeping what else is on the object', async () => {
-    // Given: someone opened the quarantine to every source and added a label of their own
-    const drifted = storedPolicy({ ingress: [{}] }, '777');
-    drifted.metadata.labels = { ...drifted.metadata.labels, team: 'sre' } as typeof drifted.metadata.labels;
-    const restored = { ...drifted, spec: wantedPolicy().spec };
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, quarantinedPod())
-      .get(POLICY)
-      .reply(200, drifted)
-      .put(POLICY, (body: any) => {
-        assert.deepEqual(body, restored);
-        assert.equal(body.metadata.resourceVersion, '777');
-        return true;
-      })
-      .matchHeader('content-type', 'application/json')
-      .reply(200, storedPolicy({}, '778'))
-      .post(
-        EVENTS,
-        isolatedEvent(
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: 'repeated isolation: ten alerts for an isolated pod read the policy and write nothing',
+    deliveries: 10,
+    calls: repeat(10, [GET(POD, [200, quarantinedPod()]), GET(POLICY, [200, storedPolicy()])]),
+    answers: Array.from({ length: 10 }, () => ({
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: ALREADY,
+      details: { touched: touched(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false },
+    })),
+  },
+  {
+    title: 'a second pod of the namespace: the policy is there, only the label is written',
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [200, storedPolicy()]),
+      PATCH(POD, [200, pod()], { body: labelPatch, contentType: MERGE_PATCH }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: LABELLED_ONLY,
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    // No pod patch: the pod carried the label already
+    title: 'drifted policy: puts it back with PUT and the resourceVersion read, keeping what else is on the object',
+    calls: [
+      GET(POD, [200, quarantinedPod()]),
+      GET(POLICY, [200, drifted]),
+      PUT(POLICY, [200, storedPolicy({}, '778')], { body: restored, contentType: 'application/json' }),
+      POST(EVENTS, STORED, {
+        body: isolatedEvent(
           "network-isolate isolated the pod (restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
             `the pod already carried ${QUARANTINE}=true) after the Falco rule "Terminal shell in container" (priority Critical, alert uuid ${UUID})`,
         ),
-      )
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith();
-
-    // When
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    // Then: no pod patch, the pod carried the label already
-    api.done();
-    assert.equal(
-      answer.message,
-      "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
+      }),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message:
+        "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
         `the pod already carried ${QUARANTINE}=true`,
-    );
-    assert.equal((answer.details as any).policyStep, 'restored');
-  });
-
-  it('policy creation failing: the pod is not labelled and the failure says why', async () => {
-    // Given
-    const refusal =
-      'networkpolicies.networking.k8s.io is forbidden: User "system:serviceaccount:falco-response:network-isolate" cannot create resource "networkpolicies" in API group "networking.k8s.io" in the namespace "default"';
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(POLICIES)
-      .reply(403, status(403, 'Forbidden', refusal));
-    const calls = recorded(api);
-    const { handler } = handlerWith();
-    const { event, response } = kubelessEvent(alert('terminal-shell'));
-
-    // When
-    const answer = await handler(event, kubelessContext());
-
-    // Then: no PATCH of the pod was sent (strict nock would have refused it), and the answer is a 500 naming the cause
-    api.done();
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`]);
-    assert.equal(response.statusCode, 500);
-    assert.deepEqual(answer, {
+      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    // No PATCH of the pod is sent, and the answer is a 500 naming the cause
+    title: 'policy creation failing: the pod is not labelled and the failure says why',
+    calls: [GET(POD, [200, pod()]), GET(POLICY, [404, NOT_FOUND]), POST(POLICIES, [403, status(403, 'Forbidden', refusal)])],
+    answer: {
       status: 'failed',
       error:
         `the pod 'kubecon' in the namespace 'default' was not isolated and not labelled ${QUARANTINE}=true, because the NetworkPolicy ` +
         "'falco-response-quarantine' in the namespace 'default' could not be put in place: create the NetworkPolicy 'falco-response-quarantine' " +
         `in the namespace 'default' failed: the API server answered 403 Forbidden: ${refusal} (the function's ServiceAccount lacks the permission ` +
         "'create' on 'networkpolicies.networking.k8s.io': declare it in the action's permissions and apply the regenerated ClusterRole from manifests/)",
-      target: { namespace: 'default', pod: 'kubecon' },
-    });
-  });
-
-  it('409 on create (a concurrent alert created it first): reads it and carries on', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(POLICIES, wantedPolicy())
-      .reply(409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD, labelPatch)
-      .matchHeader('content-type', MERGE_PATCH)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const calls = recorded(api);
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.deepEqual(calls, [`GET ${POD}`, `GET ${POLICY}`, `POST ${POLICIES}`, `GET ${POLICY}`, `PATCH ${POD}`, `POST ${EVENTS}`]);
-    assert.equal(
-      answer.message,
-      `isolated the pod 'kubecon' in the namespace 'default': the NetworkPolicy 'falco-response-quarantine' is as configured; labelled the pod ${QUARANTINE}=true`,
-    );
-  });
-
-  it("a create whose answer was lost, retried into 409: reports the policy as this call's creation", async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(POLICIES, wantedPolicy())
-      .replyWithError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
-      .post(POLICIES, wantedPolicy())
-      .reply(409, status(409, 'AlreadyExists', 'networkpolicies.networking.k8s.io "falco-response-quarantine" already exists'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD, labelPatch)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(
-      answer.message,
-      `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine' ` +
+      target: TARGET,
+    },
+  },
+  {
+    title: '409 on create (a concurrent alert created it first): reads it and carries on',
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [404, NOT_FOUND]),
+      POST(POLICIES, [409, EXISTS], { body: wantedPolicy() }),
+      GET(POLICY, [200, storedPolicy()]),
+      PATCH(POD, [200, pod()], { body: labelPatch, contentType: MERGE_PATCH }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: LABELLED_ONLY,
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: "a create whose answer was lost, retried into 409: reports the policy as this call's creation",
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [404, NOT_FOUND]),
+      POST(POLICIES, RESET, { body: wantedPolicy() }),
+      POST(POLICIES, [409, EXISTS], { body: wantedPolicy() }),
+      GET(POLICY, [200, storedPolicy()]),
+      PATCH(POD, [200, pod()], { body: labelPatch }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message:
+        "isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine' " +
         `(the answer to an earlier attempt was lost, and the retry found it in place); labelled the pod ${QUARANTINE}=true`,
-    );
-    assert.equal((answer.details as any).policyStep, 'created');
-  });
-
-  it('409 on replace (changed again since read): reads it again and restores it', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, quarantinedPod())
-      .get(POLICY)
-      .reply(200, storedPolicy({ ingress: [{}] }, '10'))
-      .put(POLICY)
-      .reply(409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again'))
-      .get(POLICY)
-      .reply(200, storedPolicy({ egress: [{}] }, '11'))
-      .put(POLICY, (body: any) => body.metadata.resourceVersion === '11' && body.spec.egress === undefined)
-      .reply(200, storedPolicy({}, '12'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal((answer.details as any).policyStep, 'restored');
-  });
-
-  it('writes the allowances it is configured with: DNS to kube-dns, CIDRs and namespaces, both ways', async () => {
-    // Given
-    const peers = [
-      { ipBlock: { cidr: '10.20.0.0/16' } },
-      { ipBlock: { cidr: 'fd00::/8' } },
-      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'forensics' } } },
-    ];
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(
-        POLICIES,
-        wantedPolicy({
-          ingress: [{ from: peers }],
-          egress: [
-            {
-              to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-              ports: [
-                { protocol: 'UDP', port: 53 },
-                { protocol: 'TCP', port: 53 },
-              ],
-            },
-            { to: peers },
-          ],
-        }),
-      )
-      .reply(201, storedPolicy())
-      .patch(POD, labelPatch)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith({ ALLOW_DNS: 'true', ALLOW_CIDRS: '10.20.0.0/16, fd00::/8', ALLOW_NAMESPACES: 'forensics' });
-
-    // When
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    // Then
-    api.done();
-    assert.equal(answer.status, 'done');
-  });
-
-  it('uses the configured label key and policy name', async () => {
-    const path = `${POLICIES}/quarantine`;
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(path)
-      .reply(404, status(404, 'NotFound', 'not found'))
-      .post(POLICIES, (body: any) => body.metadata.name === 'quarantine' && body.spec.podSelector.matchLabels['example.com/isolated'] === 'true')
-      .reply(201, { ...storedPolicy(), metadata: { ...storedPolicy().metadata, name: 'quarantine' } })
-      .patch(POD, { metadata: { uid: 'uid-kubecon', labels: { 'example.com/isolated': 'true' } } })
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(201, (_uri, body) => eventStored(body));
-    const { handler } = handlerWith({ QUARANTINE_LABEL: 'example.com/isolated', POLICY_NAME: 'quarantine' });
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(answer.status, 'done');
-  });
-
-  it('in dry-run mode reads the pod and the policy and says what it would do, writing nothing', async () => {
-    const api = fakeApi().get(POD).reply(200, podObject('default', 'kubecon')).get(POLICY).reply(404, status(404, 'NotFound', 'not found'));
-    const { handler } = handlerWith({ DRY_RUN: 'true' });
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(answer.dryRun, true);
-    assert.equal(
-      answer.message,
-      `would isolate the pod 'kubecon' in the namespace 'default': would create the NetworkPolicy 'falco-response-quarantine'; would label the pod ${QUARANTINE}=true`,
-    );
-  });
-
-  it('leaves a hostNetwork pod unlabelled: no NetworkPolicy can isolate it', async () => {
-    const pod = podObject('default', 'kubecon');
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, { ...pod, spec: { ...pod.spec, hostNetwork: true } });
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.deepEqual(answer, {
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: '409 on replace (changed again since read): reads it again and restores it',
+    calls: [
+      GET(POD, [200, quarantinedPod()]),
+      GET(POLICY, [200, storedPolicy({ ingress: [{}] }, '10')]),
+      PUT(POLICY, [409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again')]),
+      GET(POLICY, [200, storedPolicy({ egress: [{}] }, '11')]),
+      PUT(POLICY, [200, storedPolicy({}, '12')], { body: (body: any) => body.metadata.resourceVersion === '11' && body.spec.egress === undefined }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message:
+        "isolated the pod 'kubecon' in the namespace 'default': restored the NetworkPolicy 'falco-response-quarantine' (it had drifted from its configuration); " +
+        `the pod already carried ${QUARANTINE}=true`,
+      details: { touched: touched(true, false), policy: 'falco-response-quarantine', policyStep: 'restored', labelled: false, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: 'writes the allowances it is configured with: DNS to kube-dns, CIDRs and namespaces, both ways',
+    env: { ALLOW_DNS: 'true', ALLOW_CIDRS: '10.20.0.0/16, fd00::/8', ALLOW_NAMESPACES: 'forensics' },
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [404, NOT_FOUND]),
+      POST(POLICIES, [201, storedPolicy()], { body: allowances }),
+      PATCH(POD, [200, pod()], { body: labelPatch }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: `isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'falco-response-quarantine'; labelled the pod ${QUARANTINE}=true`,
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: 'uses the configured label key and policy name',
+    env: { QUARANTINE_LABEL: 'example.com/isolated', POLICY_NAME: 'quarantine' },
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(`${POLICIES}/quarantine`, [404, NOT_FOUND]),
+      POST(POLICIES, [201, { ...storedPolicy(), metadata: { ...storedPolicy().metadata, name: 'quarantine' } }], {
+        body: (body: any) => body.metadata.name === 'quarantine' && body.spec.podSelector.matchLabels['example.com/isolated'] === 'true',
+      }),
+      PATCH(POD, [200, pod()], { body: { metadata: { uid: 'uid-kubecon', labels: { 'example.com/isolated': 'true' } } } }),
+      POST(EVENTS, STORED),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: "isolated the pod 'kubecon' in the namespace 'default': created the NetworkPolicy 'quarantine'; labelled the pod example.com/isolated=true",
+      details: { touched: touched(true, true, 'quarantine'), policy: 'quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+  },
+  {
+    title: 'in dry-run mode reads the pod and the policy and says what it would do, writing nothing',
+    env: { DRY_RUN: 'true' },
+    calls: [GET(POD, [200, pod()]), GET(POLICY, [404, NOT_FOUND])],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: true,
+      message: `would isolate the pod 'kubecon' in the namespace 'default': would create the NetworkPolicy 'falco-response-quarantine'; would label the pod ${QUARANTINE}=true`,
+      details: { touched: touched(true, true), policy: 'falco-response-quarantine', policyStep: 'created', labelled: true, changed: true, eventRecorded: false },
+    },
+  },
+  {
+    title: 'leaves a hostNetwork pod unlabelled: no NetworkPolicy can isolate it',
+    calls: [GET(POD, [200, hostNetworkPod])],
+    answer: {
       status: 'skipped',
       code: 'not-applicable',
       reason: "the pod 'kubecon' in the namespace 'default' uses the node's network (hostNetwork): no NetworkPolicy can isolate it, so it is not labelled as isolated",
-      target: { namespace: 'default', pod: 'kubecon' },
-    });
-  });
+      target: TARGET,
+    },
+  },
+  {
+    title: 'answers "pod gone" when the pod is deleted before it is labelled',
+    calls: [GET(POD, [200, pod()]), GET(POLICY, [200, storedPolicy()]), PATCH(POD, [404, status(404, 'NotFound', 'pods "kubecon" not found')])],
+    answer: {
+      status: 'skipped',
+      code: 'pod-gone',
+      reason: `the pod 'kubecon' in the namespace 'default' was deleted before it could be labelled ${QUARANTINE}=true (${IN_PLACE})`,
+      target: TARGET,
+    },
+  },
+  {
+    title: 'leaves a new pod that took the name alone: the uid in the patch is refused (422)',
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [200, storedPolicy()]),
+      PATCH(POD, [422, status(422, 'Invalid', 'Pod "kubecon" is invalid: metadata.uid: Invalid value: "uid-kubecon": field is immutable')], { body: labelPatch }),
+    ],
+    answer: {
+      status: 'skipped',
+      code: 'pod-gone',
+      reason:
+        "the pod 'kubecon' in the namespace 'default' was replaced by a new pod of the same name since it was inspected (uid uid-kubecon): " +
+        `the new pod is left alone (${IN_PLACE})`,
+      target: TARGET,
+    },
+  },
+  {
+    title: 'still reports the isolation when the audit Event cannot be recorded',
+    calls: [
+      GET(POD, [200, pod()]),
+      GET(POLICY, [200, storedPolicy()]),
+      PATCH(POD, [200, pod()]),
+      ...repeat(4, [POST(EVENTS, [500, status(500, 'InternalError', 'etcd is down')])]),
+    ],
+    answer: {
+      status: 'done',
+      action: 'network-isolate',
+      target: TARGET,
+      dryRun: false,
+      message: LABELLED_ONLY,
+      details: { touched: touched(false, true), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: true, changed: true, eventRecorded: 'queued' },
+    },
+    // the answer comes first and says the Event is queued; the warning follows it, naming the call
+    log: [
+      alertHandled('info', { outcome: 'done', result: LABELLED_ONLY, dryRun: false }),
+      {
+        level: 'warn',
+        message: 'the pod was isolated but the audit event could not be recorded',
+        error: "create an event about the pod 'kubecon' in the namespace 'default' failed: the API server answered 500 InternalError: etcd is down (after 4 attempt(s))",
+        eventId: '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f',
+        target: { namespace: 'default', name: 'kubecon' },
+      },
+    ],
+  },
+];
 
-  it('answers "pod gone" when the pod is deleted before it is labelled', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD)
-      .reply(404, status(404, 'NotFound', 'pods "kubecon" not found'));
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(answer.status, 'skipped');
-    assert.equal(
-      answer.reason,
-      `the pod 'kubecon' in the namespace 'default' was deleted before it could be labelled ${QUARANTINE}=true (the NetworkPolicy 'falco-response-quarantine' is as configured)`,
-    );
-  });
-
-  it('leaves a new pod that took the name alone: the uid in the patch is refused (422)', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD, labelPatch)
-      .reply(422, status(422, 'Invalid', 'Pod "kubecon" is invalid: metadata.uid: Invalid value: "uid-kubecon": field is immutable'));
-    const { handler } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(answer.status, 'skipped');
-    assert.equal(
-      answer.reason,
-      "the pod 'kubecon' in the namespace 'default' was replaced by a new pod of the same name since it was inspected (uid uid-kubecon): " +
-        "the new pod is left alone (the NetworkPolicy 'falco-response-quarantine' is as configured)",
-    );
-  });
-
-  it('still reports the isolation when the audit Event cannot be recorded', async () => {
-    const api = fakeApi()
-      .get(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .get(POLICY)
-      .reply(200, storedPolicy())
-      .patch(POD)
-      .reply(200, podObject('default', 'kubecon'))
-      .post(EVENTS)
-      .reply(500, status(500, 'InternalError', 'etcd is down'))
-      .post(EVENTS)
-      .times(3)
-      .reply(500, status(500, 'InternalError', 'etcd is down'));
-    const { handler, log } = handlerWith();
-
-    const answer = await handler(kubelessEvent(alert('terminal-shell')).event, kubelessContext());
-
-    api.done();
-    assert.equal(answer.status, 'done');
-    assert.equal((answer.details as any).eventRecorded, 'queued');
-    assert.deepEqual(
-      log.lines.map((l) => [l.level, l.message]),
-      [
-        ['info', 'alert handled'],
-        ['warn', 'the pod was isolated but the audit event could not be recorded'],
-      ],
-    );
-  });
+describe('network-isolate', () => {
+  actionCases(action, CASES);
 
   describe('configuration', () => {
-    const problem = (env: Record<string, string>) => {
-      try {
-        readParams(action.parameters, env);
-      } catch (error) {
-        assert.ok(error instanceof ConfigurationError);
-        return error.message;
-      }
-      assert.fail('the configuration was accepted');
-    };
+    const problem = (env: Record<string, string>) => configurationProblem(action.parameters, env);
 
     it('names every bad CIDR and why', () => {
       assert.equal(

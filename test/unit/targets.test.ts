@@ -1,43 +1,24 @@
 import { strict as assert } from 'assert';
-import nock from 'nock';
 import { defineAction, type Action, type ActionContext, type ActionResult } from '../../lib/action';
-import { memoryLogger } from '../../lib/log';
 import type { ParamSpecs } from '../../lib/params';
 import type { TargetKind, TargetSpec } from '../../lib/resolve';
-import { actionHandler } from '../helpers/recorded-handler';
 import { AUDIT_OBJECT_TARGET } from '../../lib/targets/audit-object';
 import { NODE_TARGET } from '../../lib/targets/node';
 import { POD_TARGET } from '../../lib/targets/pod';
-import { fakeApi, podObject, testKube } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
-import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
+import { alertHandled, runCase, TARGET, type ActionCase } from '../helpers/action-cases';
+import { podObject } from '../helpers/fake-cluster';
+import { alert } from '../helpers/fixtures';
+import { MemoryCluster } from '../helpers/memory-cluster';
 
 /**
  * The three kinds of target (lib/targets/), each through a test action that only reports what it was given: the
  * runner finds the target, reads it and runs the shared checks for its kind before run() sees it.
  */
 
-const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const POD_PATH = '/api/v1/namespaces/default/pods/kubecon';
 const NODE_PATH = '/api/v1/nodes/worker-1';
 const CONFIGMAP_PATH = '/api/v1/namespaces/default/configmaps/aws-creds';
 const CLUSTERROLE_PATH = '/apis/rbac.authorization.k8s.io/v1/clusterroles/escalated';
-
-/** Serves the fake API server from an in-memory cluster; every call is recorded as `METHOD path`. */
-function serve(cluster: MemoryCluster): string[] {
-  const calls: string[] = [];
-  const scope = fakeApi().persist();
-  for (const method of METHODS) {
-    scope
-      .intercept(() => true, method)
-      .optionally()
-      .reply((uri, body): Reply => {
-        calls.push(`${method} ${uri}`);
-        return cluster.answer(method, uri, body);
-      });
-  }
-  return calls;
-}
 
 const nodeObject = (name: string, extra: { labels?: Record<string, string> } = {}) => ({
   apiVersion: 'v1',
@@ -52,6 +33,16 @@ const configMapObject = (namespace: string, name: string, labels: Record<string,
   metadata: { name, namespace, uid: `uid-${name}`, resourceVersion: '9', labels },
   data: { key: 'value' },
 });
+
+/** The resources as the audit-object target resolves them. */
+const CLUSTERROLES = { resource: 'clusterroles', group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false };
+const CONFIGMAPS = { resource: 'configmaps', group: '', version: 'v1', kind: 'ConfigMap', namespaced: true };
+
+const inNamespace = (namespace: string) => {
+  const a = alert('terminal-shell');
+  a.output_fields['k8s.ns.name'] = namespace;
+  return a;
+};
 
 const scheduledPod = (nodeName: unknown) => ({ ...podObject('default', 'kubecon'), spec: { containers: [], nodeName } });
 
@@ -81,13 +72,24 @@ function reporter<K extends TargetKind>(target: TargetSpec<K>, extra: { resource
   });
 }
 
-async function handle<K extends TargetKind>(action: Action<ParamSpecs, K>, data: unknown, env: Record<string, string> = {}) {
-  const log = memoryLogger();
-  const handler = actionHandler(action, { env, kube: testKube(), log, ownNamespace: 'falco-response' });
-  const { event, response } = kubelessEvent(data);
-  const answer = await handler(event, kubelessContext());
-  return { answer, status: response.statusCode, log: log.lines };
+/** A case of a test action, and what its run() must have been handed: nothing unless given. */
+type TargetCase = ActionCase & { readonly seen?: readonly unknown[] };
+
+function targetCases<K extends TargetKind>(action: () => Action<ParamSpecs, K>, table: readonly TargetCase[]): void {
+  for (const c of table) {
+    it(c.title, async () => {
+      await runCase(action(), c);
+      assert.deepEqual(seen, c.seen ?? []);
+    });
+  }
 }
+
+/** A cluster holding these objects under their paths. */
+const holding = (objects: Record<string, unknown>) => () => {
+  const cluster = new MemoryCluster();
+  for (const [path, object] of Object.entries(objects)) cluster.objects.set(path, object as Record<string, unknown>);
+  return cluster;
+};
 
 function auditAlert(fields: Record<string, unknown>) {
   const a = alert('terminal-shell');
@@ -169,283 +171,273 @@ describe('targets: what an action acts on (lib/targets/)', () => {
   });
 
   describe('node: the node of the alert’s pod', () => {
-    it('reads the pod, takes spec.nodeName, reads the node, and hands both to the action', async () => {
-      // Given
-      const cluster = new MemoryCluster();
-      cluster.objects.set(POD_PATH, scheduledPod('worker-1'));
-      cluster.objects.set(NODE_PATH, nodeObject('worker-1'));
-      const calls = serve(cluster);
-
-      // When
-      const { answer, status, log } = await handle(reporter(NODE_TARGET), alert('terminal-shell'));
-
-      // Then
-      assert.deepEqual(calls, [`GET ${POD_PATH}`, `GET ${NODE_PATH}`]);
-      assert.equal(status, 200);
-      assert.deepEqual(answer, {
-        status: 'done',
-        action: 'report-node',
-        target: { namespace: 'default', pod: 'kubecon', node: 'worker-1' },
-        dryRun: false,
-        message: 'saw worker-1',
-        details: { touched: [{ kind: 'Node', name: 'worker-1', changed: false }], changed: false, eventRecorded: false },
-      });
-      assert.deepEqual(seen, [
-        { kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1'), podUid: 'uid-kubecon' },
-      ]);
-      assert.deepEqual(log.find((l) => l.message === 'alert handled')?.target, { namespace: 'default', pod: 'kubecon', node: 'worker-1' });
-    });
-
-    const skips: [string, (cluster: MemoryCluster) => void, object, string[]][] = [
-      [
-        'a pod not scheduled yet: no-node',
-        (c) => c.objects.set(POD_PATH, scheduledPod(undefined)),
-        {
+    const POD_TARGET_NODE = { namespace: 'default', pod: 'kubecon', node: 'worker-1' };
+    targetCases(() => reporter(NODE_TARGET), [
+      {
+        title: 'reads the pod, takes spec.nodeName, reads the node, and hands both to the action',
+        cluster: holding({ [POD_PATH]: scheduledPod('worker-1'), [NODE_PATH]: nodeObject('worker-1') }),
+        calls: [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
+        answer: {
+          status: 'done',
+          action: 'report-node',
+          target: POD_TARGET_NODE,
+          dryRun: false,
+          message: 'saw worker-1',
+          details: { touched: [{ kind: 'Node', name: 'worker-1', changed: false }], changed: false, eventRecorded: false },
+        },
+        log: [
+          alertHandled('info', { outcome: 'done', result: 'saw worker-1', dryRun: false }, POD_TARGET_NODE),
+        ],
+        seen: [{ kind: 'node', pod: { namespace: 'default', name: 'kubecon' }, node: { name: 'worker-1' }, found: nodeObject('worker-1'), podUid: 'uid-kubecon' }],
+      },
+      {
+        title: 'skips a pod not scheduled yet: no-node',
+        cluster: holding({ [POD_PATH]: scheduledPod(undefined) }),
+        calls: [`GET ${POD_PATH}`],
+        answer: {
+          status: 'skipped',
           code: 'no-node',
           reason: "the pod 'kubecon' in the namespace 'default' is not scheduled on a node yet (spec.nodeName is empty)",
-          target: { namespace: 'default', pod: 'kubecon' },
+          target: TARGET,
         },
-        [`GET ${POD_PATH}`],
-      ],
-      [
-        'a pod gone: pod-gone, as for pod actions',
-        () => undefined,
-        {
-          code: 'pod-gone',
-          reason: "the pod 'kubecon' in the namespace 'default' is already gone",
-          target: { namespace: 'default', pod: 'kubecon' },
-        },
-        [`GET ${POD_PATH}`],
-      ],
-      [
-        'a node gone: node-gone',
-        (c) => c.objects.set(POD_PATH, scheduledPod('worker-1')),
-        {
+      },
+      {
+        title: 'skips a pod gone: pod-gone, as for pod actions',
+        cluster: holding({}),
+        calls: [`GET ${POD_PATH}`],
+        answer: { status: 'skipped', code: 'pod-gone', reason: "the pod 'kubecon' in the namespace 'default' is already gone", target: TARGET },
+      },
+      {
+        title: 'skips a node gone: node-gone',
+        cluster: holding({ [POD_PATH]: scheduledPod('worker-1') }),
+        calls: [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
+        answer: {
+          status: 'skipped',
           code: 'node-gone',
           reason: "the node 'worker-1' of the pod 'kubecon' in the namespace 'default' is already gone",
-          target: { namespace: 'default', pod: 'kubecon', node: 'worker-1' },
+          target: POD_TARGET_NODE,
         },
-        [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
-      ],
-      [
-        'a node that opted out: opted-out, naming the node',
-        (c) => {
-          c.objects.set(POD_PATH, scheduledPod('worker-1'));
-          c.objects.set(NODE_PATH, nodeObject('worker-1', { labels: { 'falco-response.io/ignore': 'true' } }));
+      },
+      {
+        title: 'skips a node that opted out: opted-out, naming the node',
+        cluster: holding({ [POD_PATH]: scheduledPod('worker-1'), [NODE_PATH]: nodeObject('worker-1', { labels: { 'falco-response.io/ignore': 'true' } }) }),
+        calls: [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
+        answer: { status: 'skipped', code: 'opted-out', reason: "the node 'worker-1' opted out with falco-response.io/ignore=true", target: POD_TARGET_NODE },
+      },
+      {
+        title: 'skips a protected namespace before reading anything, naming the node of the pod',
+        alert: inNamespace('kube-system'),
+        cluster: holding({}),
+        calls: [],
+        answer: {
+          status: 'skipped',
+          code: 'protected-namespace',
+          reason: "the namespace 'kube-system' is protected (PROTECTED_NAMESPACES): the node of the pod 'kubecon' is left alone",
+          target: { namespace: 'kube-system', pod: 'kubecon' },
         },
-        {
-          code: 'opted-out',
-          reason: "the node 'worker-1' opted out with falco-response.io/ignore=true",
-          target: { namespace: 'default', pod: 'kubecon', node: 'worker-1' },
+      },
+      {
+        title: 'fails, and reads no node, when the pod names a node that is no node name (a broken proxy answers anything)',
+        cluster: holding({ [POD_PATH]: scheduledPod('../../secrets') }),
+        calls: [`GET ${POD_PATH}`],
+        answer: {
+          status: 'failed',
+          error:
+            "get the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (spec.nodeName: expected a node name, got \"../../secrets\")",
+          target: TARGET,
         },
-        [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
-      ],
-    ];
-    for (const [name, given, expected, expectedCalls] of skips) {
-      it(`skips ${name}`, async () => {
-        const cluster = new MemoryCluster();
-        given(cluster);
-        const calls = serve(cluster);
-        const { answer, status } = await handle(reporter(NODE_TARGET), alert('terminal-shell'));
-        assert.deepEqual([status, answer, calls], [200, { status: 'skipped', ...expected }, expectedCalls]);
-        assert.deepEqual(seen, []);
-      });
-    }
-
-    it('skips a protected namespace before reading anything, naming the node of the pod', async () => {
-      const a = alert('terminal-shell');
-      a.output_fields['k8s.ns.name'] = 'kube-system';
-      const { answer } = await handle(reporter(NODE_TARGET), a);
-      assert.deepEqual(answer, {
-        status: 'skipped',
-        code: 'protected-namespace',
-        reason: "the namespace 'kube-system' is protected (PROTECTED_NAMESPACES): the node of the pod 'kubecon' is left alone",
-        target: { namespace: 'kube-system', pod: 'kubecon' },
-      });
-    });
-
-    it('fails, and reads no node, when the pod names a node that is no node name (a broken proxy answers anything)', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(POD_PATH, scheduledPod('../../secrets'));
-      const calls = serve(cluster);
-      const { answer, status } = await handle(reporter(NODE_TARGET), alert('terminal-shell'));
-      assert.deepEqual(calls, [`GET ${POD_PATH}`]);
-      assert.equal(status, 500);
-      assert.deepEqual(answer, {
-        status: 'failed',
-        error:
-          "get the pod 'kubecon' in the namespace 'default' failed: the API server's answer is not that pod (spec.nodeName: expected a node name, got \"../../secrets\")",
-        target: { namespace: 'default', pod: 'kubecon' },
-      });
-    });
-
-    it('fails when the node read is another node', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(POD_PATH, scheduledPod('worker-1'));
-      cluster.objects.set(NODE_PATH, nodeObject('worker-2'));
-      serve(cluster);
-      const { answer } = await handle(reporter(NODE_TARGET), alert('terminal-shell'));
-      assert.deepEqual(answer, {
-        status: 'failed',
-        error: `get the node 'worker-1' failed: the API server's answer is not that node (metadata.name: expected "worker-1", got "worker-2")`,
-        target: { namespace: 'default', pod: 'kubecon' },
-      });
-    });
+      },
+      {
+        title: 'fails when the node read is another node',
+        cluster: holding({ [POD_PATH]: scheduledPod('worker-1'), [NODE_PATH]: nodeObject('worker-2') }),
+        calls: [`GET ${POD_PATH}`, `GET ${NODE_PATH}`],
+        answer: {
+          status: 'failed',
+          error: `get the node 'worker-1' failed: the API server's answer is not that node (metadata.name: expected "worker-1", got "worker-2")`,
+          target: TARGET,
+        },
+      },
+    ]);
   });
 
   describe('audit-object: the object a k8s_audit alert names', () => {
     const configMaps = () => reporter(AUDIT_OBJECT_TARGET, { resources: ['configmaps', 'clusterroles'] });
-
-    it('reads the object ka.target.resource, ka.target.namespace and ka.target.name name', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(CONFIGMAP_PATH, configMapObject('default', 'aws-creds'));
-      const calls = serve(cluster);
-      const { answer, status } = await handle(configMaps(), configMapAlert());
-      assert.deepEqual(calls, [`GET ${CONFIGMAP_PATH}`]);
-      assert.equal(status, 200);
-      assert.deepEqual(answer, {
-        status: 'done',
-        action: 'report-audit-object',
-        target: { resource: 'configmaps', namespace: 'default', name: 'aws-creds' },
-        dryRun: false,
-        message: 'saw aws-creds',
-        details: { touched: [{ kind: 'ConfigMap', namespace: 'default', name: 'aws-creds', changed: false }], changed: false, eventRecorded: false },
-      });
-    });
-
-    it('takes ka.resp.name on a create, whose ka.target.name is empty until the API server named the object', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(CONFIGMAP_PATH, configMapObject('default', 'aws-creds'));
-      const calls = serve(cluster);
-      const { answer } = await handle(configMaps(), configMapAlert({ 'ka.target.name': '', 'ka.resp.name': 'aws-creds' }));
-      assert.deepEqual([answer.status, calls], ['done', [`GET ${CONFIGMAP_PATH}`]]);
-    });
-
-    it('reads a cluster-wide object without a namespace, and no protected namespace applies to it', async () => {
-      const cluster = new MemoryCluster();
-      const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated' }, rules: [] };
-      cluster.objects.set(CLUSTERROLE_PATH, role);
-      const calls = serve(cluster);
-      const { answer } = await handle(configMaps(), auditAlert({ 'ka.target.resource': 'clusterroles', 'ka.target.namespace': 'kube-system', 'ka.target.name': 'escalated' }));
-      assert.deepEqual(calls, [`GET ${CLUSTERROLE_PATH}`]);
-      assert.deepEqual([answer.status, answer.target], ['done', { resource: 'clusterroles', name: 'escalated' }]);
-      assert.deepEqual(seen, [{ kind: 'audit-object', object: { resource: AUDIT_OBJECT_TARGET_RESOURCE('clusterroles'), name: 'escalated' }, found: role }]);
-    });
-
-    const skips: [string, unknown, object][] = [
-      [
-        'a syscall alert: source-not-accepted',
-        alert('terminal-shell'),
-        { code: 'source-not-accepted', reason: 'the alert\'s source is "syscall" (syscall): this action takes k8s_audit alerts only' },
-      ],
-      [
-        'a resource it does not act on: no-object',
-        auditAlert({ 'ka.target.resource': 'secrets', 'ka.target.namespace': 'default', 'ka.target.name': 'token' }),
-        { code: 'no-object', reason: 'the audit event is about "secrets" (ka.target.resource), not one of the resources this action acts on (configmaps, clusterroles)' },
-      ],
-      [
-        'an audit event without ka.target.resource: no-object',
-        auditAlert({ 'ka.target.namespace': 'default', 'ka.target.name': 'x' }),
-        { code: 'no-object', reason: 'the audit event is about null (ka.target.resource), not one of the resources this action acts on (configmaps, clusterroles)' },
-      ],
-      [
-        'a subresource (pods/exec is about the pod, not an object): no-object',
-        configMapAlert({ 'ka.target.subresource': 'status' }),
-        { code: 'no-object', reason: 'the audit event is about the subresource "status" of configmaps (ka.target.subresource), not an object itself' },
-      ],
-      [
-        'an object without a name or a namespace: no-object, naming the fields',
-        configMapAlert({ 'ka.target.name': null, 'ka.target.namespace': '' }),
-        { code: 'no-object', reason: 'the audit event about configmaps names no object: ka.target.namespace and ka.target.name (or ka.resp.name) unknown' },
-      ],
-      [
-        'a protected namespace, before reading: protected-namespace',
-        configMapAlert({ 'ka.target.namespace': 'kube-system' }),
-        {
+    const CONFIGMAP_TARGET = { resource: 'configmaps', namespace: 'default', name: 'aws-creds' };
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated' }, rules: [] };
+    const sawConfigMap = {
+      status: 'done',
+      action: 'report-audit-object',
+      target: CONFIGMAP_TARGET,
+      dryRun: false,
+      message: 'saw aws-creds',
+      details: { touched: [{ kind: 'ConfigMap', namespace: 'default', name: 'aws-creds', changed: false }], changed: false, eventRecorded: false },
+    };
+    const seenConfigMap = [{ kind: 'audit-object', object: { resource: CONFIGMAPS, namespace: 'default', name: 'aws-creds' }, found: configMapObject('default', 'aws-creds') }];
+    targetCases(configMaps, [
+      {
+        title: 'reads the object ka.target.resource, ka.target.namespace and ka.target.name name',
+        alert: configMapAlert(),
+        cluster: holding({ [CONFIGMAP_PATH]: configMapObject('default', 'aws-creds') }),
+        calls: [`GET ${CONFIGMAP_PATH}`],
+        answer: sawConfigMap,
+        seen: seenConfigMap,
+      },
+      {
+        title: 'takes ka.resp.name on a create, whose ka.target.name is empty until the API server named the object',
+        alert: configMapAlert({ 'ka.target.name': '', 'ka.resp.name': 'aws-creds' }),
+        cluster: holding({ [CONFIGMAP_PATH]: configMapObject('default', 'aws-creds') }),
+        calls: [`GET ${CONFIGMAP_PATH}`],
+        answer: sawConfigMap,
+        seen: seenConfigMap,
+      },
+      {
+        title: 'reads a cluster-wide object without a namespace, and no protected namespace applies to it',
+        alert: auditAlert({ 'ka.target.resource': 'clusterroles', 'ka.target.namespace': 'kube-system', 'ka.target.name': 'escalated' }),
+        cluster: holding({ [CLUSTERROLE_PATH]: role }),
+        calls: [`GET ${CLUSTERROLE_PATH}`],
+        answer: {
+          status: 'done',
+          action: 'report-audit-object',
+          target: { resource: 'clusterroles', name: 'escalated' },
+          dryRun: false,
+          message: 'saw escalated',
+          details: { touched: [{ kind: 'ClusterRole', name: 'escalated', changed: false }], changed: false, eventRecorded: false },
+        },
+        seen: [{ kind: 'audit-object', object: { resource: CLUSTERROLES, name: 'escalated' }, found: role }],
+      },
+      {
+        title: 'skips a syscall alert: source-not-accepted',
+        alert: alert('terminal-shell'),
+        cluster: holding({}),
+        calls: [],
+        answer: { status: 'skipped', code: 'source-not-accepted', reason: 'the alert\'s source is "syscall" (syscall): this action takes k8s_audit alerts only' },
+      },
+      {
+        title: 'skips a resource it does not act on: no-object',
+        alert: auditAlert({ 'ka.target.resource': 'secrets', 'ka.target.namespace': 'default', 'ka.target.name': 'token' }),
+        cluster: holding({}),
+        calls: [],
+        answer: {
+          status: 'skipped',
+          code: 'no-object',
+          reason: 'the audit event is about "secrets" (ka.target.resource), not one of the resources this action acts on (configmaps, clusterroles)',
+        },
+      },
+      {
+        title: 'skips an audit event without ka.target.resource: no-object',
+        alert: auditAlert({ 'ka.target.namespace': 'default', 'ka.target.name': 'x' }),
+        cluster: holding({}),
+        calls: [],
+        answer: {
+          status: 'skipped',
+          code: 'no-object',
+          reason: 'the audit event is about null (ka.target.resource), not one of the resources this action acts on (configmaps, clusterroles)',
+        },
+      },
+      {
+        title: 'skips a subresource (pods/exec is about the pod, not an object): no-object',
+        alert: configMapAlert({ 'ka.target.subresource': 'status' }),
+        cluster: holding({}),
+        calls: [],
+        answer: { status: 'skipped', code: 'no-object', reason: 'the audit event is about the subresource "status" of configmaps (ka.target.subresource), not an object itself' },
+      },
+      {
+        title: 'skips an object without a name or a namespace: no-object, naming the fields',
+        alert: configMapAlert({ 'ka.target.name': null, 'ka.target.namespace': '' }),
+        cluster: holding({}),
+        calls: [],
+        answer: {
+          status: 'skipped',
+          code: 'no-object',
+          reason: 'the audit event about configmaps names no object: ka.target.namespace and ka.target.name (or ka.resp.name) unknown',
+        },
+      },
+      {
+        title: 'skips a protected namespace, before reading: protected-namespace',
+        alert: configMapAlert({ 'ka.target.namespace': 'kube-system' }),
+        cluster: holding({}),
+        calls: [],
+        answer: {
+          status: 'skipped',
           code: 'protected-namespace',
           reason: "the namespace 'kube-system' is protected (PROTECTED_NAMESPACES): the ConfigMap 'aws-creds' is left alone",
           target: { resource: 'configmaps', namespace: 'kube-system', name: 'aws-creds' },
         },
-      ],
-      [
-        'an object gone: object-gone',
-        configMapAlert(),
-        {
-          code: 'object-gone',
-          reason: "the ConfigMap 'aws-creds' in the namespace 'default' is already gone",
-          target: { resource: 'configmaps', namespace: 'default', name: 'aws-creds' },
+      },
+      {
+        title: 'skips an object gone: object-gone',
+        alert: configMapAlert(),
+        cluster: holding({}),
+        calls: [`GET ${CONFIGMAP_PATH}`],
+        answer: { status: 'skipped', code: 'object-gone', reason: "the ConfigMap 'aws-creds' in the namespace 'default' is already gone", target: CONFIGMAP_TARGET },
+      },
+      {
+        title: 'skips an object that opted out, naming it',
+        alert: configMapAlert(),
+        cluster: holding({ [CONFIGMAP_PATH]: configMapObject('default', 'aws-creds', { 'falco-response.io/ignore': 'true' }) }),
+        calls: [`GET ${CONFIGMAP_PATH}`],
+        answer: {
+          status: 'skipped',
+          code: 'opted-out',
+          reason: "the ConfigMap 'aws-creds' in the namespace 'default' opted out with falco-response.io/ignore=true",
+          target: CONFIGMAP_TARGET,
         },
-      ],
-    ];
-    for (const [name, data, expected] of skips) {
-      it(`skips ${name}`, async () => {
-        serve(new MemoryCluster());
-        const { answer, status } = await handle(configMaps(), data);
-        assert.deepEqual([status, answer], [200, { status: 'skipped', ...expected }]);
-        assert.deepEqual(seen, []);
-      });
-    }
-
-    it('skips an object that opted out, naming it', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(CONFIGMAP_PATH, configMapObject('default', 'aws-creds', { 'falco-response.io/ignore': 'true' }));
-      serve(cluster);
-      const { answer } = await handle(configMaps(), configMapAlert());
-      assert.deepEqual(answer, {
-        status: 'skipped',
-        code: 'opted-out',
-        reason: "the ConfigMap 'aws-creds' in the namespace 'default' opted out with falco-response.io/ignore=true",
-        target: { resource: 'configmaps', namespace: 'default', name: 'aws-creds' },
-      });
-    });
-
-    it('refuses (400) a name that is not a Kubernetes name: it would end up in a URL', async () => {
-      const { answer, status } = await handle(configMaps(), configMapAlert({ 'ka.target.name': '../secrets/x' }));
-      assert.deepEqual([status, answer], [
-        400,
-        {
+      },
+      {
+        title: 'refuses (400) a name that is not a Kubernetes name: it would end up in a URL',
+        alert: configMapAlert({ 'ka.target.name': '../secrets/x' }),
+        cluster: holding({}),
+        calls: [],
+        answer: {
           status: 'invalid',
           error: `alert: output_fields["ka.target.name"]: expected an object name (lowercase letters, digits, '-' and '.', at most 253), got "../secrets/x"`,
         },
-      ]);
-    });
-
-    it('fails when the answer is another kind of object', async () => {
-      const cluster = new MemoryCluster();
-      cluster.objects.set(CONFIGMAP_PATH, { ...configMapObject('default', 'aws-creds'), kind: 'Secret' });
-      serve(cluster);
-      const { answer } = await handle(configMaps(), configMapAlert());
-      assert.deepEqual(answer, {
-        status: 'failed',
-        error: `get the ConfigMap 'aws-creds' in the namespace 'default' failed: the API server's answer is not that object (kind: expected "ConfigMap", got "Secret")`,
-        target: { resource: 'configmaps', namespace: 'default', name: 'aws-creds' },
-      });
-    });
+      },
+      {
+        title: 'fails when the answer is another kind of object',
+        alert: configMapAlert(),
+        cluster: holding({ [CONFIGMAP_PATH]: { ...configMapObject('default', 'aws-creds'), kind: 'Secret' } }),
+        calls: [`GET ${CONFIGMAP_PATH}`],
+        answer: {
+          status: 'failed',
+          error: `get the ConfigMap 'aws-creds' in the namespace 'default' failed: the API server's answer is not that object (kind: expected "ConfigMap", got "Secret")`,
+          target: CONFIGMAP_TARGET,
+        },
+      },
+    ]);
   });
 
   describe('pod: the fields it is found by are enforced', () => {
-    it('skips a syscall alert that names a pod but no container (container.id absent), code no-pod, before any call', async () => {
-      const a = alert('terminal-shell');
-      delete a.output_fields['container.id'];
-      const { answer } = await handle(reporter(POD_TARGET), a);
-      nock.cleanAll();
-      assert.deepEqual(answer, {
-        status: 'skipped',
-        code: 'no-pod',
-        reason:
-          "the alert does not say which container it is about (container.id is null, although k8s.ns.name and k8s.pod.name are set): the rule's output must include container.id",
-      });
-    });
-
-    it('takes an audit event about a pod without container.id, as before', async () => {
-      const cluster = new MemoryCluster().addPod('default', 'kubecon');
-      const calls = serve(cluster);
-      const { answer } = await handle(reporter(POD_TARGET), auditAlert({ 'ka.target.resource': 'pods', 'ka.target.namespace': 'default', 'ka.target.name': 'kubecon' }));
-      assert.deepEqual([answer.status, calls], ['done', [`GET ${POD_PATH}`]]);
-    });
+    const noContainer = alert('terminal-shell');
+    delete noContainer.output_fields['container.id'];
+    targetCases(() => reporter(POD_TARGET), [
+      {
+        title: 'skips a syscall alert that names a pod but no container (container.id absent), code no-pod, before any call',
+        alert: noContainer,
+        calls: [],
+        answer: {
+          status: 'skipped',
+          code: 'no-pod',
+          reason:
+            "the alert does not say which container it is about (container.id is null, although k8s.ns.name and k8s.pod.name are set): the rule's output must include container.id",
+        },
+      },
+      {
+        title: 'takes an audit event about a pod without container.id, as before',
+        alert: auditAlert({ 'ka.target.resource': 'pods', 'ka.target.namespace': 'default', 'ka.target.name': 'kubecon' }),
+        cluster: () => new MemoryCluster().addPod('default', 'kubecon'),
+        calls: [`GET ${POD_PATH}`],
+        answer: {
+          status: 'done',
+          action: 'report-pod',
+          target: TARGET,
+          dryRun: false,
+          message: 'saw kubecon',
+          details: { touched: [{ kind: 'Pod', namespace: 'default', name: 'kubecon', changed: false }], changed: false, eventRecorded: false },
+        },
+        seen: [{ kind: 'pod', pod: { namespace: 'default', name: 'kubecon' }, found: podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' }) }],
+      },
+    ]);
   });
 });
 
-function AUDIT_OBJECT_TARGET_RESOURCE(resource: string) {
-  return { resource, group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false };
-}
