@@ -34,11 +34,11 @@ const parameters = {
     '131072',
     'bytes of each log read at most (limitBytes: the first of those lines); lowered when all logs would not fit in the Secret',
   ),
-  retentionHours: param(
-    'EVIDENCE_RETENTION_HOURS',
-    integerText(1, 24 * 3650),
-    '168',
-    'hours evidence is kept: each call deletes up to 10 older evidence Secrets',
+  retentionSeconds: param(
+    'EVIDENCE_RETENTION_SECONDS',
+    integerText(10, 3650 * 86400),
+    '604800',
+    'seconds evidence is kept (604800: 7 days): each call deletes up to 10 older evidence Secrets',
   ),
 };
 
@@ -128,10 +128,10 @@ function expired(item: SecretMetadata, namespace: NamespaceName, before: number)
  * RETENTION_DELETES_PER_CALL, each with a uid precondition. Best effort: a failure is logged and answered, never
  * undoing the capture.
  */
-async function enforceRetention(kube: Kube, namespace: NamespaceName, hours: number, dryRun: boolean, log: Logger, deadline: number): Promise<Retention> {
+async function enforceRetention(kube: Kube, namespace: NamespaceName, seconds: number, dryRun: boolean, log: Logger, deadline: number): Promise<Retention> {
   const selector = equalitySelector(EVIDENCE_LABELS);
   if (selector === undefined) throw new Error('the evidence labels are not a label selector');
-  const before = Date.now() - hours * 3600 * 1000;
+  const before = Date.now() - seconds * 1000;
   let removed = 0;
   try {
     const old = (await listSecretMetadata(kube, namespace, selector, RETENTION_LIST_LIMIT, deadline)).filter((item) => expired(item, namespace, before));
@@ -154,7 +154,7 @@ async function enforceRetention(kube: Kube, namespace: NamespaceName, hours: num
 export default definePodAction({
   name: 'capture-evidence',
   description:
-    "Saves the logs of every container of the pod named by the alert (current and previous, capped), its spec and status and the alert into one Secret of the function's own namespace, named by an Event on the pod; deletes evidence older than EVIDENCE_RETENTION_HOURS.",
+    "Saves the logs of every container of the alert's pod (current and previous, capped), its spec, status and the alert into one Secret of the function's namespace, named in an Event on the pod.",
   guardDefaults: { rules: 'Terminal shell in container' },
   parameters,
   permissions: [
@@ -205,7 +205,7 @@ export default definePodAction({
     const count = (status: LogEntry['status']) => logs.entries.filter((e) => e.status === status).length;
     const summary = `${count('saved')} log(s) saved, ${count('unreadable')} unreadable, ${cuts.length} part(s) cut, ${bytes} bytes`;
     const facts = { secret: { namespace, name: secret.name }, logs: logs.entries, cuts, dataBytes: bytes };
-    const retain = () => enforceRetention(kube, namespace, params.retentionHours, dryRun, log, share(deadline, RETENTION_TIME_SHARE));
+    const retain = () => enforceRetention(kube, namespace, params.retentionSeconds, dryRun, log, share(deadline, RETENTION_TIME_SHARE));
     if (dryRun) {
       const touched: Touched[] = [{ kind: 'Secret', namespace, name: secret.name, changed: true }];
       return { status: 'done', message: `would save the evidence of ${of} to the Secret '${where}' (${summary})`, touched, facts: { ...facts, retention: await retain() } };
@@ -218,7 +218,6 @@ export default definePodAction({
         name: secret.name,
         namespace,
         labels: evidenceLabels(alert, pod, podUid),
-        annotations: { 'falco-response.io/cut': clipped(cuts.join('; ') || 'nothing', 4000) },
       },
       data,
     };

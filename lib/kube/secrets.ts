@@ -20,7 +20,6 @@ export interface SecretBody {
     readonly name: string;
     readonly namespace: string;
     readonly labels: Readonly<Record<string, string>>;
-    readonly annotations: Readonly<Record<string, string>>;
   };
   readonly data: Readonly<Record<string, string>>;
 }
