@@ -44,6 +44,10 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
             .map((p) => `${p.verbs.join('/')} on \`${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}\``)
             .join('; ')}.\n`,
     );
+    const own = d.ownNamespacePermissions ?? [];
+    if (own.length > 0) {
+      parts.push(`In its own namespace only (a Role there): ${own.map((p) => `${p.verbs.join('/')} on \`${p.resource}\``).join('; ')}.\n`);
+    }
     parts.push(
       d.callsFunctions === true
         ? `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): callers must send key \`forwarder-token\` as \`Authorization: Bearer\` when it is set (\`${INBOUND_SECRET_ENV}\`); key \`token\` is sent to the actions (\`${OUTBOUND_SECRET_ENV}\`).\n`

@@ -16,6 +16,8 @@ import type {
   V1ObjectMeta,
   V1PodSpec,
   V1PolicyRule,
+  V1Role,
+  V1RoleBinding,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { FunctionDescriptor } from '../lib/action';
@@ -60,6 +62,8 @@ export interface FunctionModel {
   readonly serviceAccount: Manifest<V1ServiceAccount>;
   /** None for a function that makes no Kubernetes API call. */
   readonly rbac?: { readonly role: Manifest<V1ClusterRole>; readonly binding: Manifest<V1ClusterRoleBinding> };
+  /** What it may do in its own namespace only (FunctionDescriptor.ownNamespacePermissions): a Role and its binding there. */
+  readonly ownNamespaceRbac?: { readonly role: Manifest<V1Role>; readonly binding: Manifest<V1RoleBinding> };
   readonly configMaps: readonly Manifest<V1ConfigMap>[];
   readonly callersPolicy: NetworkPolicy;
   /** The pod both targets run: its template's annotations (maybe none) and its spec, with its one container. */
@@ -71,6 +75,7 @@ export function sharedObjects(model: FunctionModel): Manifest[] {
   return [
     model.serviceAccount,
     ...(model.rbac === undefined ? [] : [model.rbac.role, model.rbac.binding]),
+    ...(model.ownNamespaceRbac === undefined ? [] : [model.ownNamespaceRbac.role, model.ownNamespaceRbac.binding]),
     ...model.configMaps,
     model.callersPolicy,
   ];
@@ -93,7 +98,8 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     ...(descriptor.optionalSecrets ?? []).map((s) => ({ name: s.env, valueFrom: { secretKeyRef: { name: s.secret, key: s.key, optional: true } } })),
   ];
   const rules: V1PolicyRule[] = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
-  const callsTheApi = rules.length > 0;
+  const ownRbac = ownNamespaceRbac(descriptor, namespace, labels);
+  const callsTheApi = rules.length > 0 || ownRbac !== undefined;
   const rbac = {
     role: {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -129,7 +135,8 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
       // Only the functions that call the API get a token mounted at all.
       automountServiceAccountToken: callsTheApi,
     },
-    ...(callsTheApi ? { rbac } : {}),
+    ...(rules.length > 0 ? { rbac } : {}),
+    ...(ownRbac === undefined ? {} : { ownNamespaceRbac: ownRbac }),
     configMaps: wiring.objects,
     callersPolicy: callersPolicy(name, namespace, labels, config, callers),
     pod: {
@@ -217,7 +224,38 @@ function callersPolicy(name: string, namespace: string, labels: Labels, config: 
 }
 
 function describeRules(descriptor: FunctionDescriptor): string {
-  return descriptor.permissions
-    .map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`)
-    .join('; ');
+  const described = (permissions: FunctionDescriptor['permissions']) =>
+    permissions.map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`).join('; ');
+  const own = descriptor.ownNamespacePermissions ?? [];
+  return described(descriptor.permissions) + (own.length === 0 ? '' : `; in its own namespace only: ${described(own)}`);
+}
+
+/**
+ * The Role and RoleBinding of what a function may do in its own namespace only (its evidence Secrets), named as its
+ * ClusterRole is; none for a function that declares nothing there.
+ */
+function ownNamespaceRbac(descriptor: FunctionDescriptor, namespace: string, labels: Labels): FunctionModel['ownNamespaceRbac'] {
+  const own = descriptor.ownNamespacePermissions ?? [];
+  if (own.length === 0) return undefined;
+  const { name } = descriptor;
+  return {
+    role: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: {
+        name: roleName(name),
+        namespace,
+        labels,
+        annotations: { 'falco-response.io/description': `exactly what ${name} declares for its own namespace in functions/${name}/action.ts` },
+      },
+      rules: own.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] })),
+    },
+    binding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: roleName(name), namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName(name) },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    },
+  };
 }

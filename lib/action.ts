@@ -28,6 +28,11 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
   readonly checks: readonly DeclaredCheck[];
   readonly parameters: P;
   readonly permissions: readonly Permission[];
+  /**
+   * What it may do in its own namespace only (the evidence Secrets of capture-evidence): a Role and a RoleBinding
+   * there, not the ClusterRole.
+   */
+  readonly ownNamespacePermissions?: readonly Permission[];
   /** Files the function reads at start-up; the generator ships them in a ConfigMap operators edit without a rebuild. */
   readonly configFiles?: readonly ConfigFile[];
   /**
@@ -83,6 +88,8 @@ export interface ActionContext<P extends ParamSpecs, K extends TargetKind = 'pod
   readonly params: ParamValues<P>;
   readonly kube: Kube;
   readonly log: Logger;
+  /** The namespace the function runs in, when known (lib/runner.ts): where an action keeps what it writes for itself. */
+  readonly ownNamespace: string | undefined;
   /** Epoch milliseconds; pass it to every Kubernetes call. */
   readonly deadline: number;
   /** When true, `kube` refuses every write: report what would be done. */
@@ -166,6 +173,9 @@ export interface ActionSpec<P extends ParamSpecs, K extends TargetKind> {
   readonly parameters: P;
   readonly guardDefaults: GuardDefaults;
   readonly permissions: readonly Permission[];
+  readonly ownNamespacePermissions?: readonly Permission[];
+  /** The variable the generator fills with the pod's namespace (FunctionDescriptor.namespaceEnv), read by the runner. */
+  readonly namespaceEnv?: string;
   readonly checks?: readonly Check<ActionCheckInput<P, K>>[];
   run(context: ActionContext<P, K>): Promise<ActionResult>;
 }
@@ -204,6 +214,8 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
     ownParameters: spec.parameters,
     ownChecks,
     permissions: mergePermissions([...target.permissions(resources), ...spec.permissions]),
+    ...(spec.ownNamespacePermissions === undefined ? {} : { ownNamespacePermissions: mergePermissions(spec.ownNamespacePermissions) }),
+    ...(spec.namespaceEnv === undefined ? {} : { namespaceEnv: spec.namespaceEnv }),
     run: (context) => spec.run(context),
   };
 }

@@ -29,6 +29,8 @@ export type NamespaceName = Checked<'namespace name'>;
 export type ObjectName = Checked<'object name'>;
 /** The name of a node (a DNS-1123 subdomain). */
 export type NodeName = Checked<'node name'>;
+/** The name of a container of a pod (a DNS-1123 label): what lib/kube puts after `container=` in a log request. */
+export type ContainerName = Checked<'container name'>;
 
 /** `namespaceName('prod-1')` is `'prod-1'` as a NamespaceName; `namespaceName('../x')` is undefined. */
 export function namespaceName(text: string): NamespaceName | undefined {
@@ -53,6 +55,21 @@ export function isObjectName(text: string): text is ObjectName {
 /** `nodeName('ip-10-0-0-1.ec2.internal')` is that name as a NodeName; an invalid name is undefined. */
 export function nodeName(text: string): NodeName | undefined {
   return isDns1123Subdomain(text) ? (text as NodeName) : undefined;
+}
+
+/** `containerName('app')` is that name as a ContainerName; `containerName('a&b')` is undefined. */
+export function containerName(text: string): ContainerName | undefined {
+  return isDns1123Label(text) ? (text as ContainerName) : undefined;
+}
+
+/** A label selector of ours, `key=value,...`, every key and value checked: what lib/kube puts after `labelSelector=`. */
+export type LabelSelectorText = Checked<'label selector'>;
+
+/** The selector of every label given, `equalitySelector({ a: 'b' })` is `a=b`; undefined when a key or value is not valid. */
+export function equalitySelector(labels: Readonly<Record<string, string>>): LabelSelectorText | undefined {
+  const entries = Object.entries(labels);
+  if (entries.length === 0 || entries.some(([key, value]) => !isQualifiedName(key) || !isLabelValue(value))) return undefined;
+  return entries.map(([key, value]) => `${key}=${value}`).join(',') as LabelSelectorText;
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;

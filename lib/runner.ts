@@ -4,6 +4,7 @@ import { recordAudit } from './audit';
 import { firstSkip, SHARED_CHECKS, type Skip } from './checks';
 import { commonOutcomeFields, entry, type Call, type Env, type KubelessHandler } from './entry';
 import type { GuardSettings } from './guards';
+import { describeValue } from './decode';
 import { sha256 } from './hash';
 import { KubeClient, type Kube, type KubeRequest } from './kube/client';
 import { loadConnection } from './kube/connection';
@@ -12,6 +13,7 @@ import { clipped, CountedLine, type Fields, type Logger } from './log';
 import { functionMetrics, processRegistry, type FunctionMetrics, type Registry } from './metrics';
 import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
+import { isNamespaceName } from './names';
 import { RepeatMemory, repeatKey } from './repeats';
 import { answerTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
@@ -114,7 +116,7 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
         guards,
         params: own,
         kube: options.kube ?? new KubeClient(connection!),
-        ownNamespace: options.ownNamespace ?? connection?.ownNamespace,
+        ownNamespace: options.ownNamespace ?? namespaceFromEnv(action.namespaceEnv, env) ?? connection?.ownNamespace,
         admission: new Admission(admission, { log, now }),
         // Holds the calls in flight only (no answer is kept), so no more than the admission lets in.
         inFlight: new RepeatMemory<Outcome>({ now }),
@@ -154,6 +156,17 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
       keep: (outcome) => outcome.status === 'done' || outcome.status === 'skipped',
     },
   });
+}
+
+/**
+ * The pod's namespace from the variable the generator fills (FunctionDescriptor.namespaceEnv), for a function that
+ * needs it even with a kubeconfig (which names none); a value that is no namespace name stops the function.
+ */
+function namespaceFromEnv(variable: string | undefined, env: Env): string | undefined {
+  const value = variable === undefined ? undefined : env[variable]?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (!isNamespaceName(value)) throw new ConfigurationError([`${variable}: expected a namespace name, got ${describeValue(value)}`]);
+  return value;
 }
 
 /** The handler of a pod action: `actionHandler`, under the name every function's index.ts has used. */
@@ -234,7 +247,7 @@ async function act<P extends ParamSpecs, K extends TargetKind>(
 
   const dryRun = guards.dryRun;
   const kube = dryRun ? readOnly(setup.kube) : setup.kube;
-  const result = await action.run({ alert, eventId, target, params: setup.params, kube, log, deadline, dryRun });
+  const result = await action.run({ alert, eventId, target, params: setup.params, kube, log, ownNamespace: setup.ownNamespace, deadline, dryRun });
   if (result.status === 'skipped') return { ...result, target: named };
   const changed = result.touched.some((t) => t.changed);
   const eventRecorded = !dryRun && changed && result.audit !== undefined ? queueAudit(setup.audits, action.name, result.audit, { alert, kube: setup.kube, log, eventId, deadline }, target) : false;

@@ -15,6 +15,19 @@ export interface KubeRequest {
   readonly body?: unknown;
   /** Defaults to application/json; patches must say which patch they are or the API server answers 415. */
   readonly contentType?: string;
+  /** Defaults to application/json; a list of metadata only asks for more (lib/kube/secrets.ts). */
+  readonly accept?: string;
+  /**
+   * The answer as bytes, not JSON (a pod's log): of a 2xx answer at most `maxBytes` are read and kept, a longer one is
+   * cut there (its rest is never read), and the request resolves to a TextAnswer.
+   */
+  readonly text?: { readonly maxBytes: number };
+}
+
+/** A 2xx answer asked for as text (KubeRequest.text): its bytes, and whether it went on past the cap and was cut. */
+export interface TextAnswer {
+  readonly bytes: Buffer;
+  readonly cut: boolean;
 }
 
 /** Bounded retries: 429, 5xx and broken connections are retried with backoff; other 4xx are final. */
@@ -49,6 +62,9 @@ interface RawResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
+  /** For a text request's 2xx answer: the bytes kept, and whether more came. */
+  bytes?: Buffer;
+  cut?: boolean;
 }
 
 /** `written`: the request had been sent whole when the connection failed, so the server may have acted on it. */
@@ -122,7 +138,10 @@ export class KubeClient implements Kube {
         });
         continue;
       }
-      if (response.status >= 200 && response.status < 300) return parseBody(response.text) as T;
+      if (response.status >= 200 && response.status < 300) {
+        if (request.text !== undefined) return { bytes: response.bytes ?? Buffer.alloc(0), cut: response.cut === true } as TextAnswer as unknown as T;
+        return parseBody(response.text) as T;
+      }
       const earlier = mayHaveBeenApplied;
       if (!RETRIED_STATUSES.has(response.status) || attempt >= this.retry.attempts) throw apiError(request.op, response, attempt, undefined, earlier);
       if (MAY_HAVE_APPLIED_STATUSES.has(response.status)) mayHaveBeenApplied = true;
@@ -148,7 +167,7 @@ export class KubeClient implements Kube {
 
   private async send(request: KubeRequest, body: Buffer | undefined, deadline: number): Promise<RawResponse> {
     const token = await this.connection.bearerToken();
-    const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', 'User-Agent': 'falco-response' };
+    const headers: http.OutgoingHttpHeaders = { Accept: request.accept ?? 'application/json', 'User-Agent': 'falco-response' };
     if (token !== undefined && token !== '') headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       headers['Content-Type'] = request.contentType ?? 'application/json';
@@ -176,30 +195,43 @@ export class KubeClient implements Kube {
           written = true;
           const chunks: Buffer[] = [];
           let received = 0;
-          const tooLarge = (what: string) => {
+          const status = res.statusCode ?? 0;
+          // A text answer's cap: what is past it is dropped unread, and the answer resolves with what was kept.
+          const textCap = request.text !== undefined && status >= 200 && status < 300 ? request.text.maxBytes : undefined;
+          const stop = () => {
             clearTimeout(timer);
-            reject(new AnswerTooLarge(`the API server's answer is over the limit of ${MAX_ANSWER_BYTES} bytes on answers (${what})`));
             // Stop reading: destroying the socket drops what is still coming instead of buffering it.
             res.destroy();
             req.destroy();
           };
+          const tooLarge = (what: string) => {
+            reject(new AnswerTooLarge(`the API server's answer is over the limit of ${MAX_ANSWER_BYTES} bytes on answers (${what})`));
+            stop();
+          };
+          const finish = (cut: boolean) => {
+            clearTimeout(timer);
+            const body = Buffer.concat(chunks);
+            resolve(textCap === undefined ? { status, headers: res.headers, text: body.toString('utf8') } : { status, headers: res.headers, text: '', bytes: body, cut });
+          };
           const announced = Number(res.headers['content-length']);
-          if (announced > MAX_ANSWER_BYTES) {
+          if (textCap === undefined && announced > MAX_ANSWER_BYTES) {
             tooLarge(`its Content-Length is ${announced}`);
             return;
           }
           res.on('data', (chunk: Buffer) => {
+            const room = (textCap ?? MAX_ANSWER_BYTES) - received;
             received += chunk.length;
-            if (received > MAX_ANSWER_BYTES) {
+            if (chunk.length <= room) {
+              chunks.push(chunk);
+            } else if (textCap === undefined) {
               tooLarge('no Content-Length; reading stopped at the limit');
-              return;
+            } else {
+              if (room > 0) chunks.push(chunk.subarray(0, room));
+              finish(true);
+              stop();
             }
-            chunks.push(chunk);
           });
-          res.on('end', () => {
-            clearTimeout(timer);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-          });
+          res.on('end', () => finish(false));
           res.on('error', (error) => {
             clearTimeout(timer);
             reject(new TransportError(error.message, written));

@@ -1,4 +1,4 @@
-import type { NamespaceName, NodeName, ObjectName } from '../names';
+import type { ContainerName, LabelSelectorText, NamespaceName, NodeName, ObjectName } from '../names';
 
 /**
  * The objects lib/kube reads and writes, named only by checked names (lib/names.ts): the target resolution and the
@@ -27,4 +27,19 @@ export type ApiPath = string & { readonly [built]: true };
  */
 export function apiPath(literals: TemplateStringsArray, ...names: readonly (NamespaceName | ObjectName | NodeName)[]): ApiPath {
   return literals.reduce((path, literal, i) => path + (i === 0 ? '' : names[i - 1]) + literal, '') as ApiPath;
+}
+
+/** What a query parameter of ours may hold: numbers, booleans and checked names, never free text. */
+export type QueryValue = number | boolean | ContainerName | LabelSelectorText;
+
+/**
+ * The path with a query string of our own keys and checked values:
+ * `withQuery(path, { container, tailLines: 100, previous: true })` is `path?container=app&tailLines=100&previous=true`.
+ */
+export function withQuery(path: ApiPath, query: Readonly<Record<string, QueryValue | undefined>>): ApiPath {
+  const parts = Object.entries(query)
+    .filter((entry): entry is [string, QueryValue] => entry[1] !== undefined)
+    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`);
+  if (parts.length === 0) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}${parts.join('&')}` as ApiPath;
 }

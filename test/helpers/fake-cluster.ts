@@ -1,6 +1,7 @@
 import nock from 'nock';
 import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube } from '../../lib/kube/client';
+import { METADATA_LIST_ACCEPT } from '../../lib/kube/secrets';
 import { memoryLogger } from '../../lib/log';
 import type { KubelessHandler } from '../../lib/runner';
 import { podActionHandler } from './recorded-handler';
@@ -28,7 +29,9 @@ export function testKube(options: { attempts?: number; baseDelayMs?: number } = 
 
 /** A nock scope that also insists on the bearer token and JSON accept header. */
 export function fakeApi(): nock.Scope {
-  return nock(API_SERVER, { reqheaders: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } });
+  // JSON, or the metadata-only list capture-evidence's retention asks for (lib/kube/secrets.ts).
+  const accept = (value: string) => value === 'application/json' || value === METADATA_LIST_ACCEPT;
+  return nock(API_SERVER, { reqheaders: { authorization: `Bearer ${TOKEN}`, accept } });
 }
 
 /**

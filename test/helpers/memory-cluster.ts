@@ -7,14 +7,19 @@
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import type { Kube, KubeRequest } from '../../lib/kube/client';
+import type { Kube, KubeRequest, TextAnswer } from '../../lib/kube/client';
 import { KubeApiError } from '../../lib/kube/errors';
 import { podObject, status, TOKEN, writeKubeconfig } from './fixtures';
 
 /** A reply as nock takes it from a reply function: status, body, headers. */
 export type Reply = [number, unknown] | [number, unknown, Record<string, string>];
 
-type KubeObject = { metadata?: { name?: string; generateName?: string; uid?: string; resourceVersion?: string } } & Record<string, unknown>;
+type KubeObject = {
+  metadata?: { name?: string; namespace?: string; generateName?: string; uid?: string; resourceVersion?: string; creationTimestamp?: string; labels?: Record<string, string> };
+} & Record<string, unknown>;
+
+/** Which log of a container (`previous=true`: the one before its last restart). */
+export type LogKind = 'current' | 'previous';
 
 /** One request as the cluster received it, on whichever transport (`authorization` is undefined in process). */
 export interface RecordedCall {
@@ -85,9 +90,23 @@ export class MemoryCluster {
   private calls: RecordedCall[] = [];
   private readonly faults: Fault[] = [];
   private readonly keepWrites: boolean;
+  private readonly clock: (() => Date) | undefined;
+  /** The containers' logs, by `namespace/pod/container/kind`: bytes, as a kubelet keeps them. */
+  private readonly logs = new Map<string, Buffer>();
 
-  constructor(options: { keepWrites?: boolean } = {}) {
+  /** `clock`: created objects get a creationTimestamp from it, as a real API server gives them (none without). */
+  constructor(options: { keepWrites?: boolean; clock?: () => Date } = {}) {
     this.keepWrites = options.keepWrites ?? true;
+    this.clock = options.clock;
+  }
+
+  /**
+   * What a container of a pod logged, served by GET pods/log as a kubelet serves it (tailLines, then limitBytes);
+   * without a previous log, `previous=true` is answered 400 as the kubelet answers it.
+   */
+  setLog(namespace: string, pod: string, container: string, log: string | Buffer, kind: LogKind = 'current'): this {
+    this.logs.set(`${namespace}/${pod}/${container}/${kind}`, Buffer.isBuffer(log) ? log : Buffer.from(log, 'utf8'));
+    return this;
   }
 
   /** A running pod owned by a ReplicaSet, as the actions expect to find one; `extra` as podObject takes it. */
@@ -138,21 +157,31 @@ export class MemoryCluster {
    * string is ignored (client-node's naive baseline sends some; our client none).
    */
   answer(method: string, url: string, body: unknown): Reply {
-    const path = url.split('?')[0];
+    const [path, queryText] = url.split('?');
+    const query = new URLSearchParams(queryText ?? '');
     const existing = this.objects.get(path);
     const notFound = (): Reply => [404, status(404, 'NotFound', `${named(path)} not found`)];
     const conflict = (message: string): Reply => [409, status(409, 'Conflict', message)];
     const store = (at: string, object: KubeObject) => this.keepWrites && this.objects.set(at, object);
     switch (method) {
       case 'GET':
-        return existing === undefined ? notFound() : [200, existing];
+        if (existing !== undefined) return [200, existing];
+        if (path.endsWith('/log')) return this.log(path, query);
+        if (/^\/api\/v1\/namespaces\/[^/]+\/[a-z]+$/.test(path)) return this.metadataList(path, query);
+        return notFound();
       case 'POST': {
         const object = { ...(body as KubeObject) };
         const metadata = { ...object.metadata };
         const objectName = metadata.name ?? `${metadata.generateName ?? 'object-'}${(++this.generated).toString(36)}`;
         const objectPath = `${path}/${objectName}`;
         if (this.objects.has(objectPath)) return [409, status(409, 'AlreadyExists', `${named(objectPath)} already exists`)];
-        object.metadata = { ...metadata, name: objectName, uid: `uid-${objectName}`, resourceVersion: String(++this.version) };
+        object.metadata = {
+          ...metadata,
+          name: objectName,
+          uid: `uid-${objectName}`,
+          resourceVersion: String(++this.version),
+          ...(this.clock === undefined ? {} : { creationTimestamp: this.clock().toISOString().replace(/\.\d+Z$/, 'Z') }),
+        };
         store(objectPath, object);
         return [201, object];
       }
@@ -192,11 +221,61 @@ export class MemoryCluster {
     }
   }
 
+  /** GET pods/<name>/log: the container's log as the kubelet gives it, or its 400. */
+  private log(path: string, query: URLSearchParams): Reply {
+    const podPath = path.slice(0, -'/log'.length);
+    const pod = this.objects.get(podPath) as { metadata: { name: string; namespace: string }; spec?: Record<string, { name: string }[] | undefined> } | undefined;
+    if (pod === undefined) return [404, status(404, 'NotFound', `${named(podPath)} not found`)];
+    const container = query.get('container') ?? '';
+    const containers = ['initContainers', 'containers', 'ephemeralContainers'].flatMap((list) => pod.spec?.[list] ?? []).map((c) => c.name);
+    const podName = pod.metadata.name;
+    if (!containers.includes(container)) return [400, status(400, 'BadRequest', `container ${container} is not valid for pod ${podName}`)];
+    const kind: LogKind = query.get('previous') === 'true' ? 'previous' : 'current';
+    const log = this.logs.get(`${pod.metadata.namespace}/${podName}/${container}/${kind}`);
+    if (log === undefined && kind === 'previous') {
+      return [400, status(400, 'BadRequest', `previous terminated container "${container}" in pod "${podName}" not found`)];
+    }
+    let bytes = log ?? Buffer.alloc(0);
+    const tailLines = query.get('tailLines');
+    if (tailLines !== null) {
+      const lines: Buffer[] = [];
+      let start = 0;
+      for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) {
+        lines.push(bytes.subarray(start, i + 1));
+        start = i + 1;
+      }
+      if (start < bytes.length) lines.push(bytes.subarray(start));
+      bytes = Buffer.concat(lines.slice(-Number(tailLines)));
+    }
+    const limitBytes = query.get('limitBytes');
+    if (limitBytes !== null) bytes = bytes.subarray(0, Number(limitBytes));
+    return [200, bytes, { 'Content-Type': 'text/plain' }];
+  }
+
+  /**
+   * GET on a collection: the objects of that path, selected by a `labelSelector` of `key=value` pairs, at most `limit`,
+   * as the metadata-only list our code asks for (`Accept: …;as=PartialObjectMetadataList`) and the only one it makes.
+   */
+  private metadataList(path: string, query: URLSearchParams): Reply {
+    const wanted = (query.get('labelSelector') ?? '').split(',').filter((pair) => pair !== '').map((pair) => pair.split('='));
+    const limit = Number(query.get('limit') ?? Infinity);
+    const items = [...this.objects]
+      .filter(([at, object]) => at.startsWith(`${path}/`) && !at.slice(path.length + 1).includes('/') && wanted.every(([k, v]) => object.metadata?.labels?.[k] === v))
+      .slice(0, limit)
+      .map(([, object]) => ({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: object.metadata }));
+    return [200, { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(this.version) }, items }];
+  }
+
   /** The cluster in process, as the actions' injected Kube: no socket, an error status thrown as KubeApiError. */
   kube(): Kube {
     return {
       request: <T>(request: KubeRequest): Promise<T> => {
         const [code, body] = this.serve(request.method, request.path, request.body);
+        if (code >= 200 && code < 300 && request.text !== undefined) {
+          const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
+          const answer: TextAnswer = { bytes: bytes.subarray(0, request.text.maxBytes), cut: bytes.length > request.text.maxBytes };
+          return Promise.resolve(answer as T);
+        }
         if (code >= 200 && code < 300) return Promise.resolve(body as T);
         const { reason, message } = body as { reason: string; message: string };
         return Promise.reject(new KubeApiError(request.op, code, reason, message));
@@ -212,7 +291,7 @@ export class MemoryCluster {
       req.on('end', () => {
         const body = parsedBody(Buffer.concat(chunks).toString('utf8'));
         const [code, answer, headers] = this.serve(req.method ?? '', req.url ?? '', body === '' ? undefined : body, req.headers.authorization);
-        const text = typeof answer === 'string' ? answer : JSON.stringify(answer);
+        const text = typeof answer === 'string' || Buffer.isBuffer(answer) ? answer : JSON.stringify(answer);
         res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
         res.end(text);
       });

@@ -43,7 +43,7 @@ describe('npm run bench: the handler section', function () {
 
     // Then
     assert.equal(section.status, 'done');
-    assert.deepEqual((section.details as { answers?: unknown } | undefined)?.answers, { 'delete-pod': ['200 done'], 'label-pod': ['200 done'], 'network-isolate': ['200 done'] });
+    assert.deepEqual((section.details as { answers?: unknown } | undefined)?.answers, { 'capture-evidence': ['200 done'], 'delete-pod': ['200 done'], 'label-pod': ['200 done'], 'network-isolate': ['200 done'] });
   });
 });
 

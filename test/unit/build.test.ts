@@ -206,6 +206,11 @@ describe('build: bundles and manifests', function () {
    * change of permissions must change this table, in review. The runner's Event recording adds events/create.
    */
   const EXPECTED_RULES: Record<string, readonly { apiGroups: string[]; resources: string[]; verbs: string[] }[]> = {
+    'capture-evidence': [
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+    ],
     'cordon-node': [
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
@@ -245,6 +250,33 @@ describe('build: bundles and manifests', function () {
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: f.name, namespace: 'falco-response' }]);
       assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `falco-response-${f.name}` });
       assert.deepEqual([account.automountServiceAccountToken, pod.automountServiceAccountToken], [true, true], f.name);
+    }
+  });
+
+  /** What a function may do in its own namespace only (its Role there), by hand as above; none for the others. */
+  const EXPECTED_OWN_NAMESPACE_RULES: Record<string, readonly { apiGroups: string[]; resources: string[]; verbs: string[] }[]> = {
+    'capture-evidence': [{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete', 'list'] }],
+  };
+
+  it('grants secrets in its own namespace only (a Role and RoleBinding there) to capture-evidence, in both targets, and to no other function', () => {
+    for (const f of functions) {
+      for (const file of [`kubeless/${f.name}.yaml`, `standalone/${f.name}.yaml`]) {
+        const objects = objectsOf(result.manifests.get(file)!);
+        const role = objects.find((o) => o.kind === 'Role');
+        const binding = objects.find((o) => o.kind === 'RoleBinding');
+        const expected = EXPECTED_OWN_NAMESPACE_RULES[f.name];
+        if (expected === undefined) {
+          assert.deepEqual([role, binding], [undefined, undefined], file);
+          continue;
+        }
+        assert.deepEqual(role.rules, expected, file);
+        assert.deepEqual(role.metadata.namespace, 'falco-response', file);
+        assert.deepEqual(binding.metadata.namespace, 'falco-response', file);
+        assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `falco-response-${f.name}` });
+        assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: f.name, namespace: 'falco-response' }]);
+        // No ClusterRole may grant secrets anywhere.
+        assert.ok(!objects.find((o) => o.kind === 'ClusterRole').rules.some((r: any) => r.resources.includes('secrets')), file);
+      }
     }
   });
 

@@ -169,6 +169,7 @@ describe('the declared checks, one by one (lib/checks.ts and each action’s own
   it('every action lists the shared checks, then its own, in the order the runner runs them', () => {
     const shared = ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'exists', 'opted-out'];
     const ownOf: Record<string, string[]> = {
+      'capture-evidence': [],
       'delete-pod': ['skip-owner-kinds', 'already-terminating'],
       'label-pod': ['nothing-to-write'],
       'network-isolate': ['host-network'],

@@ -68,12 +68,18 @@ describe('alerts as Falco writes them, through every pod action', () => {
             assert.equal(answer.dryRun, false);
             assert.deepEqual(answer.target, { namespace: pod.namespace, pod: pod.name });
             assert.ok(String(answer.message).includes(`the pod '${pod.name}' in the namespace '${pod.namespace}'`), String(answer.message));
-            // The pod named, and no other, is read first and then changed (deleted, or written with a new version).
+            // The pod named, and no other, is read first (its logs too, for capture-evidence) and then changed (deleted,
+            // or written with a new version); an action that changes no pod (capture-evidence) wrote what it says.
             assert.equal(calls[0], `GET ${podPath(pod)}`);
-            const podCalls = calls.filter((c) => c.includes('/pods/'));
+            const podCalls = calls.filter((c) => c.includes('/pods/') && !c.startsWith(`GET ${podPath(pod)}/log?`));
             assert.deepEqual(podCalls.filter((c) => !c.endsWith(` ${podPath(pod)}`)), []);
-            const after = cluster.objects.get(podPath(pod)) as { metadata?: { resourceVersion?: string } } | undefined;
-            assert.ok(after === undefined || after.metadata?.resourceVersion !== '100', `${podPath(pod)} was not changed`);
+            const touched = (answer.details as { touched: { kind: string; namespace: string; name: string }[] }).touched;
+            if (touched.some((t) => t.kind === 'Pod')) {
+              const after = cluster.objects.get(podPath(pod)) as { metadata?: { resourceVersion?: string } } | undefined;
+              assert.ok(after === undefined || after.metadata?.resourceVersion !== '100', `${podPath(pod)} was not changed`);
+            } else {
+              for (const t of touched) assert.ok(cluster.objects.has(`/api/v1/namespaces/${t.namespace}/${t.kind.toLowerCase()}s/${t.name}`), `${t.kind} ${t.name} was not written`);
+            }
             // The Event that says so is on that pod.
             const events = cluster.under(`/api/v1/namespaces/${pod.namespace}/events/`) as { involvedObject?: { name?: string; namespace?: string } }[];
             assert.deepEqual(

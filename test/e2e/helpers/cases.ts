@@ -7,7 +7,7 @@ import { createHash } from 'crypto';
 import { existsSync } from 'fs';
 import * as path from 'path';
 import { api, readPod, type Cluster } from './cluster';
-import { ROOT } from './deploy';
+import { DEPLOY_NAMESPACE, ROOT } from './deploy';
 import type { FunctionAnswer } from './sidekick';
 
 /** The fixture's rule; label-pod makes a label value of it. */
@@ -112,8 +112,38 @@ const networkIsolate: ActionCase = {
   },
 };
 
+/** The evidence Secrets capture-evidence wrote about a pod, as the API server has them (admin: nothing else may read them). */
+export async function evidenceSecrets(cluster: Cluster, pod: string): Promise<any[]> {
+  const selector = encodeURIComponent(`falco-response.io/evidence=true,falco-response.io/pod-name=${pod}`);
+  const list = await api(cluster, { method: 'GET', path: `/api/v1/namespaces/${DEPLOY_NAMESPACE}/secrets?labelSelector=${selector}` });
+  assert.equal(list.status, 200, JSON.stringify(list.body));
+  return list.body.items as any[];
+}
+
+/** A Secret's data, decoded. */
+export const secretData = (secret: any): Record<string, string> =>
+  Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));
+
+const captureEvidence: ActionCase = {
+  name: 'capture-evidence',
+  // Served with a kubeconfig, which names no namespace: the generated Function sets it from the downward API.
+  env: { POD_NAMESPACE: DEPLOY_NAMESPACE },
+  eventReason: 'FalcoResponseEvidence',
+  assertAnswer(answer, namespace, pod) {
+    assertDone(answer, 'capture-evidence', namespace, pod, new RegExp(`^saved the evidence of the pod '${pod}' in the namespace '${namespace}' to the Secret '${DEPLOY_NAMESPACE}/falco-evidence-3c5d0a84-4b7e-4f44-9a21-2f0cbb4f8e11-[0-9a-f]{8}' \\(`));
+  },
+  async assertEffect(cluster, namespace, pod) {
+    const secrets = await evidenceSecrets(cluster, pod);
+    assert.equal(secrets.length, 1, `evidence Secrets of ${pod}: ${secrets.map((s) => s.metadata.name).join(', ')}`);
+    const data = secretData(secrets[0]);
+    assert.equal(JSON.parse(data['pod.json']).metadata.name, pod);
+    assert.equal(JSON.parse(data['alert.json']).output_fields['k8s.ns.name'], namespace);
+    assert.equal(JSON.parse(data['evidence.json']).pod.namespace, namespace);
+  },
+};
+
 /** Every action the e2e suite knows how to check. */
-export const ACTION_CASES: readonly ActionCase[] = [deletePod, labelPod, networkIsolate];
+export const ACTION_CASES: readonly ActionCase[] = [captureEvidence, deletePod, labelPod, networkIsolate];
 
 /**
  * The functions that are not actions on a pod (no ServiceAccount permissions of their own to exercise on a pod):
