@@ -29,6 +29,11 @@ export type NamespaceName = Checked<'namespace name'>;
 export type ObjectName = Checked<'object name'>;
 /** The name of a node (a DNS-1123 subdomain). */
 export type NodeName = Checked<'node name'>;
+/**
+ * The name of an object whose kind takes any path segment name (RBAC's Roles, RoleBindings and their cluster-wide
+ * kinds: `system:controller:job-controller`): apiPath percent-encodes it.
+ */
+export type SegmentName = Checked<'path segment name'>;
 
 /** `namespaceName('prod-1')` is `'prod-1'` as a NamespaceName; `namespaceName('../x')` is undefined. */
 export function namespaceName(text: string): NamespaceName | undefined {
@@ -53,6 +58,19 @@ export function isObjectName(text: string): text is ObjectName {
 /** `nodeName('ip-10-0-0-1.ec2.internal')` is that name as a NodeName; an invalid name is undefined. */
 export function nodeName(text: string): NodeName | undefined {
   return isDns1123Subdomain(text) ? (text as NodeName) : undefined;
+}
+
+/** Printable ASCII only: a name with controls or non-ASCII text is no name an RBAC object of ours would act on. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+/**
+ * A path segment name, as the API server checks RBAC object names (apimachinery's IsValidPathSegmentName): not `.`
+ * or `..`, no `/` and no `%`; and, stricter, printable ASCII of at most 253 characters.
+ * `segmentName('system:node')` is that name as a SegmentName; `segmentName('a/b')` and `segmentName('..')` are undefined.
+ */
+export function segmentName(text: string): SegmentName | undefined {
+  const valid = text.length <= 253 && PRINTABLE_ASCII.test(text) && text !== '.' && text !== '..' && !text.includes('/') && !text.includes('%');
+  return valid ? (text as SegmentName) : undefined;
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;

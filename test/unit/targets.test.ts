@@ -445,5 +445,5 @@ describe('targets: what an action acts on (lib/targets/)', () => {
 });
 
 function AUDIT_OBJECT_TARGET_RESOURCE(resource: string) {
-  return { resource, group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false };
+  return { resource, group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false, names: 'segment' };
 }
