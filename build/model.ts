@@ -18,7 +18,7 @@ import type {
   V1PolicyRule,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
-import type { FunctionDescriptor } from '../lib/action';
+import type { FunctionDescriptor, Permission } from '../lib/action';
 import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
 import { FUNCTION_PORT } from '../lib/kubeless';
 import type { Bundle } from './bundle';
@@ -91,7 +91,8 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     ...wiring.env,
     ...secretEnv(descriptor),
   ];
-  const rules: V1PolicyRule[] = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
+  const permissions = permissionsOf(descriptor, config);
+  const rules: V1PolicyRule[] = permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
   const callsTheApi = rules.length > 0;
   const rbac = {
     role: {
@@ -118,7 +119,7 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     annotations: {
       'falco-response.io/description': descriptor.description,
       'falco-response.io/permissions': callsTheApi
-        ? describeRules(descriptor)
+        ? describeRules(permissions)
         : 'none: this function makes no Kubernetes API call (no ClusterRole; no ServiceAccount token is mounted)',
     },
     serviceAccount: {
@@ -215,8 +216,13 @@ function callersPolicy(name: string, namespace: string, labels: Labels, config: 
   };
 }
 
-function describeRules(descriptor: FunctionDescriptor): string {
-  return descriptor.permissions
+/** What the function may do with its configured parameters (delete-object's follow its RESOURCES), else its declared permissions. */
+function permissionsOf(descriptor: FunctionDescriptor, config: DeploymentConfig): readonly Permission[] {
+  return descriptor.permissionsFor === undefined ? descriptor.permissions : descriptor.permissionsFor(parameterEnv(descriptor, config));
+}
+
+function describeRules(permissions: readonly Permission[]): string {
+  return permissions
     .map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`)
     .join('; ');
 }

@@ -40,7 +40,8 @@ export type SkipCode =
   | 'no-node'
   | 'node-gone'
   | 'no-object'
-  | 'object-gone';
+  | 'object-gone'
+  | 'cluster-critical';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
