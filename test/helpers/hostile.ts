@@ -14,8 +14,15 @@ export type Expected =
       readonly status: 200;
       readonly skipped: string;
       readonly reason: string;
-      readonly target?: { readonly namespace: string; readonly pod: string };
+      /** A pod action's `{ namespace, pod }`, an audit-object action's `{ resource, namespace?, name }`. */
+      readonly target?: Readonly<Record<string, string>>;
     };
+
+/** What an audit-object action answers where it differs from a pod action, with settings of its own. */
+interface ForAuditObject {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly expect: Expected;
+}
 
 /** A path segment in a generation spec: a key, or a key made of one text repeated (for huge keys). */
 type Segment = string | { readonly repeat: string; readonly times: number };
@@ -37,6 +44,7 @@ interface IndexEntry {
   readonly env?: Readonly<Record<string, string>>;
   readonly generate?: { readonly from: string; readonly set: readonly Change[] };
   readonly expect: Expected;
+  readonly auditObject?: ForAuditObject;
 }
 
 export interface HostileInput {
@@ -47,6 +55,7 @@ export interface HostileInput {
   readonly text: string;
   readonly env: Readonly<Record<string, string>>;
   readonly expect: Expected;
+  readonly auditObject?: ForAuditObject;
 }
 
 const keyOf = (segment: Segment) => (typeof segment === 'string' ? segment : segment.repeat.repeat(segment.times));
@@ -83,6 +92,7 @@ export function hostileCorpus(): HostileInput[] {
     text: entry.generate !== undefined ? generate(entry.generate) : readFileSync(path.join(HOSTILE, entry.file ?? ''), 'utf8'),
     env: entry.env ?? {},
     expect: entry.expect,
+    ...(entry.auditObject === undefined ? {} : { auditObject: entry.auditObject }),
   }));
 }
 
@@ -95,8 +105,13 @@ export function dataOf(input: HostileInput): unknown {
  * The settings of a corpus run: every rule and every priority, so that rule filtering cannot hide a decoding or a
  * validation answer; inputs that test the filter itself bring their own.
  */
-export function corpusEnv(input: HostileInput): Record<string, string> {
-  return { RULES: '*', MINIMUM_PRIORITY: 'Debug', ...input.env };
+export function corpusEnv(input: HostileInput, kind: 'pod' | 'audit-object' = 'pod'): Record<string, string> {
+  return { RULES: '*', MINIMUM_PRIORITY: 'Debug', ...input.env, ...(kind === 'audit-object' ? input.auditObject?.env : {}) };
+}
+
+/** The one answer an action of this kind of target must give: an audit-object action's where the input says it differs. */
+export function expectedOf(input: HostileInput, kind: 'pod' | 'audit-object'): Expected {
+  return kind === 'audit-object' ? input.auditObject?.expect ?? input.expect : input.expect;
 }
 
 /** The answer body the handler must give for an expected outcome. */

@@ -5,11 +5,11 @@ import nock from 'nock';
 import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { actionHandler, type RunnerOptions } from '../../lib/runner';
 import { serveApi, testKube } from '../helpers/fake-cluster';
 import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
-import { corpusEnv, dataOf, expectedAnswer, HOSTILE, hostileCorpus } from '../helpers/hostile';
-import { podActions } from '../helpers/pod-actions';
+import { corpusEnv, dataOf, expectedAnswer, expectedOf, HOSTILE, hostileCorpus } from '../helpers/hostile';
+import { auditObjectActions, podActions } from '../helpers/pod-actions';
 
 /**
  * Records any request that reaches the fake API server. Optional and persisted: it asserts nothing by itself and
@@ -41,7 +41,11 @@ function countingKube(): { kube: Kube; calls: KubeRequest[] } {
 }
 
 const corpus = hostileCorpus();
-const actions = podActions();
+/** Every action, with the kind of its target (which says the answer expected) and its handler's maker. */
+const actions = [
+  ...podActions().map((a) => ({ name: a.name, kind: 'pod' as const, handler: (options: RunnerOptions) => actionHandler(a, options) })),
+  ...auditObjectActions().map((a) => ({ name: a.name, kind: 'audit-object' as const, handler: (options: RunnerOptions) => actionHandler(a, options) })),
+];
 
 describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and no Kubernetes call', () => {
   const unmatched: string[] = [];
@@ -76,12 +80,14 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
     assert.deepEqual(tripwire, ['GET /api/v1/namespaces/default/pods/kubecon']);
   });
 
-  it('finds the pod actions of functions/', () => {
-    assert.ok(actions.some((a) => a.name === 'delete-pod'));
-    for (const action of actions) assert.ok(existsSync(path.join(__dirname, '..', '..', 'functions', action.name, 'index.ts')));
+  it('finds the pod actions and the audit-object actions of functions/', () => {
+    assert.ok(actions.some(({ name }) => name === 'delete-pod'));
+    assert.ok(actions.some(({ name, kind }) => name === 'delete-object' && kind === 'audit-object'));
+    for (const { name } of actions) assert.ok(existsSync(path.join(__dirname, '..', '..', 'functions', name, 'index.ts')));
   });
 
   for (const action of actions) {
+    const { kind } = action;
     describe(action.name, () => {
       for (const input of corpus) {
         it(`${input.name}: ${input.about}`, async () => {
@@ -89,7 +95,8 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           const tripwire = apiTripwire();
           const { kube, calls: kubeCalls } = countingKube();
           const log = memoryLogger();
-          const handler = podActionHandler(action, { env: corpusEnv(input), kube, log, ownNamespace: 'falco-response' });
+          const handler = action.handler({ env: corpusEnv(input, kind), kube, log, ownNamespace: 'falco-response' });
+          const expect = expectedOf(input, kind);
           log.lines.splice(0); // what it says at load (no secret set): only the call's own line is looked at
           const { event, response } = kubelessEvent(dataOf(input));
 
@@ -102,11 +109,11 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           calls += kubeCalls.length + tripwire.length;
           assert.deepEqual(kubeCalls.map((c) => `${c.method} ${c.path}`), [], 'Kubernetes calls');
           assert.deepEqual(tripwire, [], 'requests that reached the fake API server');
-          assert.deepEqual(answer, expectedAnswer(input.expect));
-          assert.equal(response.statusCode, input.expect.status);
+          assert.deepEqual(answer, expectedAnswer(expect));
+          assert.equal(response.statusCode, expect.status);
           assert.equal(log.lines.length, 1);
           assert.equal(log.lines[0].level, 'info');
-          assert.equal(log.lines[0].outcome, input.expect.status === 400 ? 'invalid' : 'skipped');
+          assert.equal(log.lines[0].outcome, expect.status === 400 ? 'invalid' : 'skipped');
         });
       }
     });
