@@ -1,13 +1,14 @@
 import { strict as assert } from 'assert';
 import nock from 'nock';
-import type { PodAction } from '../../lib/action';
+import type { Action, PodAction } from '../../lib/action';
+import type { ParamSpecs } from '../../lib/params';
 import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../../lib/runner';
+import { actionHandler, podActionHandler } from '../../lib/runner';
 import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
-import { podActions } from '../helpers/pod-actions';
+import { auditObjectActions, podActions } from '../helpers/pod-actions';
 
 const POD = 'kubecon';
 /** testKube() makes this many attempts at a call that keeps failing with a retried status or a broken connection. */
@@ -20,20 +21,60 @@ const namespaceOf = (path: string) => /\/namespaces\/([^/]+)\//.exec(path)?.[1] 
 const generic = (path: string, namespace: string) => path.split(`/namespaces/${namespace}/`).join('/namespaces/{ns}/');
 const podPath = '/api/v1/namespaces/{ns}/pods/kubecon';
 
-function alertIn(namespace: string) {
-  const a = alert('terminal-shell');
-  a.output_fields['k8s.ns.name'] = namespace;
-  return a;
+type AnyAction = PodAction | Action<ParamSpecs, 'audit-object'>;
+
+/** What an action acts on in the namespace of a case: the alert naming it, the object in the cluster, the answer's target. */
+interface Subject {
+  alertIn(namespace: string): Record<string, unknown>;
+  seed(cluster: MemoryCluster, namespace: string): void;
+  target(namespace: string): Record<string, string>;
+  /** The object's path, its namespace made generic: the first step of every script. */
+  readonly path: string;
+  /** The skip code when the object is found gone. */
+  readonly gone: string;
 }
+
+const POD_SUBJECT: Subject = {
+  alertIn(namespace) {
+    const a = alert('terminal-shell');
+    a.output_fields['k8s.ns.name'] = namespace;
+    return a;
+  },
+  seed: (cluster, namespace) => cluster.addPod(namespace, POD),
+  target: (namespace) => ({ namespace, pod: POD }),
+  path: podPath,
+  gone: 'pod-gone',
+};
+
+/** A Secret a k8s_audit alert names, created before the alert (delete-object tells it is the event's by that). */
+const OBJECT_SUBJECT: Subject = {
+  alertIn(namespace) {
+    const a = alert('k8saudit-serviceaccount-created');
+    a.output_fields = { 'ka.target.resource': 'secrets', 'ka.target.namespace': namespace, 'ka.target.name': 'stolen-token', 'ka.verb': 'create' };
+    return a;
+  },
+  seed: (cluster, namespace) =>
+    cluster.add({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'stolen-token', namespace, uid: `uid-${namespace}`, resourceVersion: '7', creationTimestamp: '2023-05-10T14:00:00Z' } }),
+  target: (namespace) => ({ resource: 'secrets', namespace, name: 'stolen-token' }),
+  path: '/api/v1/namespaces/{ns}/secrets/stolen-token',
+  gone: 'object-gone',
+};
+
+/** Every action, with what it acts on. */
+const SUBJECTS: readonly { readonly action: AnyAction; readonly subject: Subject }[] = [
+  ...podActions().map((action) => ({ action, subject: POD_SUBJECT })),
+  ...auditObjectActions().map((action) => ({ action, subject: OBJECT_SUBJECT })),
+];
 
 /** Every rule, so that each action acts on the fixture whatever its default RULES. */
-function handlerFor(action: PodAction, log = memoryLogger()) {
-  return { handler: podActionHandler(action, { env: { RULES: '*' }, kube: testKube(), log, ownNamespace: 'falco-response' }), log };
+function handlerFor(action: AnyAction, log = memoryLogger()) {
+  const options = { env: { RULES: '*' }, kube: testKube(), log, ownNamespace: 'falco-response' };
+  return { handler: action.kind === 'pod-action' ? podActionHandler(action, options) : actionHandler(action, options), log };
 }
 
-async function handle(action: PodAction, namespace: string, timeoutSeconds = 30) {
+async function handle(action: AnyAction, subject: Subject, namespace: string, timeoutSeconds = 30) {
   const { handler, log } = handlerFor(action);
-  const { event, response } = kubelessEvent(alertIn(namespace));
+  const { event, response } = kubelessEvent(subject.alertIn(namespace));
   const started = Date.now();
   const answer = await handler(event, kubelessContext(timeoutSeconds));
   return { answer, status: response.statusCode, log: log.lines, elapsed: Date.now() - started };
@@ -43,10 +84,11 @@ async function handle(action: PodAction, namespace: string, timeoutSeconds = 30)
 const genericAnswer = (answer: unknown, namespace: string) => JSON.parse(JSON.stringify(answer).split(namespace).join('{ns}'));
 
 /** The calls an action makes on a healthy cluster, in order, and what it answers there. */
-async function healthyRun(action: PodAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
-  const cluster = new MemoryCluster().addPod('healthy', POD);
+async function healthyRun(action: AnyAction, subject: Subject): Promise<{ script: string[]; answer: Record<string, unknown> }> {
+  const cluster = new MemoryCluster();
+  subject.seed(cluster, 'healthy');
   serveCluster(cluster);
-  const { answer } = await handle(action, 'healthy');
+  const { answer } = await handle(action, subject, 'healthy');
   nock.cleanAll();
   return { script: cluster.take().map((c) => `${c.method} ${generic(c.path, 'healthy')}`), answer: genericAnswer(answer, 'healthy') };
 }
@@ -183,7 +225,8 @@ class FaultCase {
 
 /** What is wrong with one case's answer; empty when it is right. */
 function problemsOf(
-  action: PodAction,
+  action: AnyAction,
+  subject: Subject,
   fault: Fault,
   run: FaultCase,
   script: readonly string[],
@@ -209,9 +252,9 @@ function problemsOf(
     return problems;
   }
   if (fault.expect === 'not-found') {
-    if (faulty.endsWith(` ${podPath}`)) {
-      check(answer.status === 'skipped' && answer.code === 'pod-gone', `a 404 on the pod answered ${JSON.stringify(answer)}, not skipped pod-gone`);
-      check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), 'no target');
+    if (faulty.endsWith(` ${subject.path}`)) {
+      check(answer.status === 'skipped' && answer.code === subject.gone, `a 404 on the target answered ${JSON.stringify(answer)}, not skipped ${subject.gone}`);
+      check(JSON.stringify(answer.target) === JSON.stringify(subject.target(ns)), 'no target');
       const events = run.cluster.under(`/api/v1/namespaces/${ns}/events/`);
       check(events.length === 0, `an Event claims a change the action did not make: ${JSON.stringify(events.map((e) => e.reason))}`);
     } else if (answer.status === 'failed') {
@@ -228,7 +271,7 @@ function problemsOf(
   if (answer.status === 'failed') {
     check(named(error), `the cause is not named: ${error}`);
     check(error.includes(`in the namespace '${ns}'`), `the object is not named: ${error}`);
-    check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), `no target: ${JSON.stringify(answer)}`);
+    check(JSON.stringify(answer.target) === JSON.stringify(subject.target(ns)), `no target: ${JSON.stringify(answer)}`);
     const later = script.slice(run.step + 1);
     const storm = run.calls.filter((c) => later.includes(c) && c !== faulty);
     check(storm.length === 0, `went on after the failure: ${storm.join(', ')}`);
@@ -249,19 +292,24 @@ function problemsOf(
   return problems;
 }
 
-describe('faults at every step of every pod action (strict nock, a real KubeClient)', () => {
-  for (const action of podActions()) {
+describe('faults at every step of every action (strict nock, a real KubeClient)', () => {
+  it('covers the pod actions and the audit-object actions', () => {
+    assert.ok(SUBJECTS.some(({ action }) => action.name === 'delete-pod'));
+    assert.ok(SUBJECTS.some(({ action }) => action.name === 'delete-object'));
+  });
+
+  for (const { action, subject } of SUBJECTS) {
     describe(action.name, () => {
       let script: string[];
       let healthy: Record<string, unknown>;
 
       before(async () => {
-        ({ script, answer: healthy } = await healthyRun(action));
+        ({ script, answer: healthy } = await healthyRun(action, subject));
       });
 
       it('acts on a healthy cluster (the script the faults are injected into)', () => {
         assert.equal(healthy.status, 'done', JSON.stringify(healthy));
-        assert.equal(script[0], `GET ${podPath}`);
+        assert.equal(script[0], `GET ${subject.path}`);
         assert.ok(script.length >= 2, script.join(', '));
       });
 
@@ -271,7 +319,7 @@ describe('faults at every step of every pod action (strict nock, a real KubeClie
           const cluster = new MemoryCluster();
           const cases = script.map((_, step) => {
             const namespace = `step-${step}`;
-            cluster.addPod(namespace, POD);
+            subject.seed(cluster, namespace);
             return new FaultCase(namespace, script, step, fault, cluster);
           });
           serveApi((method, path, body) => {
@@ -280,26 +328,28 @@ describe('faults at every step of every pod action (strict nock, a real KubeClie
           });
 
           // When
-          const results = await Promise.all(cases.map((c) => handle(action, c.namespace, fault.timeoutSeconds)));
+          const results = await Promise.all(cases.map((c) => handle(action, subject, c.namespace, fault.timeoutSeconds)));
 
           // Then
           const problems = cases.flatMap((run, i) =>
-            problemsOf(action, fault, run, script, healthy, results[i]).map((p) => `step ${run.step + 1} (${script[run.step]}): ${p}`),
+            problemsOf(action, subject, fault, run, script, healthy, results[i]).map((p) => `step ${run.step + 1} (${script[run.step]}): ${p}`),
           );
           nock.abortPendingRequests();
           assert.deepEqual(problems, []);
         });
       }
 
-      it('ten concurrent alerts for the same pod: no failure, the same end state as one alert', async () => {
+      it('ten concurrent alerts for the same target: no failure, the same end state as one alert', async () => {
         // Given
-        const once = new MemoryCluster().addPod('once', POD);
-        const many = new MemoryCluster().addPod('many', POD);
+        const once = new MemoryCluster();
+        const many = new MemoryCluster();
+        subject.seed(once, 'once');
+        subject.seed(many, 'many');
         serveApi((method, path, body) => (namespaceOf(path) === 'once' ? once : many).answer(method, path, body));
-        await handle(action, 'once');
+        await handle(action, subject, 'once');
 
         // When
-        const results = await Promise.all(Array.from({ length: 10 }, () => handle(action, 'many')));
+        const results = await Promise.all(Array.from({ length: 10 }, () => handle(action, subject, 'many')));
 
         // Then
         const failed = results.filter((r) => r.answer.status === 'failed' || r.status !== 200).map((r) => JSON.stringify(r.answer));
