@@ -4,7 +4,7 @@ import { functionModel } from '../../build/model';
 import { loadConfig, parameterEnv } from '../../build/config';
 import { memoryLogger } from '../../lib/log';
 import { actionHandler } from '../../lib/runner';
-import { serveCluster, status, testKube } from '../helpers/fake-cluster';
+import { serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
 import * as path from 'path';
@@ -429,6 +429,31 @@ describe('delete-object', () => {
     assert.ok(
       log.lines.some((l) => l.level === 'warn' && l.message === "the Secret 'stolen-token' in the namespace 'team-a' was deleted; audit Events are recorded on pods only, so none was"),
       JSON.stringify(log.lines),
+    );
+  });
+
+  it('reports its own deletion when the answer to the DELETE was lost (503 after deleting) and the retry finds it gone', async () => {
+    // Given: the API server deletes, then a gateway answers 503; the retry's 404 reports that very deletion
+    const cluster = new MemoryCluster();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    let deletes = 0;
+    serveApi((method, uri, body) => {
+      const answer = cluster.serve(method, uri, body);
+      return method === 'DELETE' && ++deletes === 1 ? [503, status(503, 'ServiceUnavailable', 'the answer was lost')] : answer;
+    });
+    const handler = actionHandler(action, { env: { RULES: '*' }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
+    const { event } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'));
+
+    // When
+    const answer = await handler(event, kubelessContext());
+
+    // Then
+    assert.deepEqual(calls(cluster), [`GET ${at}`, `DELETE ${at}`, `DELETE ${at}`]);
+    assert.equal(answer.status, 'done', JSON.stringify(answer));
+    assert.equal(
+      answer.message,
+      `deleted the Secret 'stolen-token' in the namespace 'team-a' (uid uid-stolen-token, created at ${BEFORE}, no later than the audit event; the answer to an earlier attempt was lost, and the retry found it gone)`,
     );
   });
 
