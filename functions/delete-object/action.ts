@@ -3,7 +3,7 @@ import { defineAction, type ActionCheckInput, type ActionRefCheckInput, type Per
 import { knownField, type FalcoAlert } from '../../lib/alert';
 import type { Check } from '../../lib/checks';
 import { describeValue, InvalidInputError } from '../../lib/decode';
-import { deleteObject, describeObject, type ApiObject } from '../../lib/kube/objects';
+import { deleteObject, describeObject, type ApiObject, type ApiObjectRef } from '../../lib/kube/objects';
 import { commaList, param } from '../../lib/params';
 import { AUDIT_OBJECT_TARGET, AUDIT_RESOURCES } from '../../lib/targets/audit-object';
 
@@ -118,6 +118,21 @@ function identify(alert: FalcoAlert, found: ApiObject): Identity | { readonly ot
   return { by: 'creationTimestamp', uid: live, created };
 }
 
+/** Why a recreated object is left alone: the target check before the DELETE, which itself carries the uid. */
+const sameObject: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> = {
+  name: 'same-object',
+  description:
+    "the object read must be the one the audit event saw: of the uid the alert carries in `json.value[/responseObject/metadata/uid]` (the json plugin's field; the k8saudit plugin has no uid field), else created no later than the event (`creationTimestamp`, to the second, against the alert's `time`); another one is left alone, code `object-gone`. A uid there that is no uid is refused (400). The DELETE carries the uid as its precondition: an object replaced in between is left alone too.",
+  check: ({ alert, target }) => {
+    const identity = identify(alert, target.found);
+    return 'other' in identity ? otherObject(target.object, identity.other) : undefined;
+  },
+};
+
+function otherObject(object: ApiObjectRef, why: string): { readonly code: 'object-gone'; readonly reason: string } {
+  return { code: 'object-gone', reason: `${describeObject(object)} is not the object the audit event saw (${why}): it is left alone` };
+}
+
 /** Why one facts line says how the object was told to be the event's. */
 const identityText = (identity: Identity) =>
   identity.by === 'uid' ? `uid ${identity.uid}, the audit event's` : `uid ${identity.uid}, created at ${identity.created}, no later than the audit event`;
@@ -136,13 +151,12 @@ export default defineAction(AUDIT_OBJECT_TARGET, {
   parameters,
   permissions,
   refChecks: [clusterCritical],
-  checks: [bootstrapped],
+  checks: [bootstrapped, sameObject],
   async run({ alert, target, kube, deadline, dryRun }) {
     const { object, found } = target;
+    // The same-object check said yes on this very object; told again here for the uid and the facts.
     const identity = identify(alert, found);
-    if ('other' in identity) {
-      return { status: 'skipped', code: 'object-gone', reason: `${describeObject(object)} is not the object the audit event saw (${identity.other}): it is left alone` };
-    }
+    if ('other' in identity) return { status: 'skipped', ...otherObject(object, identity.other) };
     const touched = [{ kind: object.resource.kind, ...(object.namespace === undefined ? {} : { namespace: object.namespace }), name: object.name, changed: true }];
     const facts = { sameObjectBy: identity.by, uid: identity.uid };
     if (dryRun) return { status: 'done', message: `would delete ${describeObject(object)} (${identityText(identity)})`, touched, facts };

@@ -525,7 +525,7 @@ describe('delete-object', () => {
   it('declares its checks in the order they run', () => {
     assert.deepEqual(
       action.checks.map((c) => c.name),
-      ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'cluster-critical', 'exists', 'opted-out', 'bootstrap-rbac'],
+      ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'cluster-critical', 'exists', 'opted-out', 'bootstrap-rbac', 'same-object'],
     );
   });
 });
