@@ -1,5 +1,5 @@
 import * as t from 'io-ts';
-import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import { decodedOrFail, deletedStatus, isNotFound, mismatch, stringMap, timeAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
@@ -76,13 +76,6 @@ const objectAnswer = (ref: ApiObjectRef) =>
     `a ${ref.resource.kind}`,
   );
 
-/** A timestamp as the API server writes them (RFC 3339); an object's age is told from it. */
-const timeAnswer = t.refinement(
-  t.string,
-  (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
-  'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
-);
-
 /**
  * Reads an object by its path: `undefined` when the API server says there is none (404 NotFound), else the answer,
  * decoded by `codec` and checked to name the object asked for (a broken proxy may answer anything), as sent.
@@ -115,9 +108,6 @@ export async function readNamed<A extends { readonly metadata: { readonly name: 
 export function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
   return readNamed(kube, objectOp('get', ref), objectPath(ref), objectAnswer(ref), 'that object', ref, deadline);
 }
-
-/** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
-const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
 
 /**
  * What a DELETE of an object did: `deleted` (`answerLost`: an earlier attempt may have deleted it and its answer was
