@@ -41,7 +41,8 @@ type DeleteObjectParams = typeof parameters;
 
 /**
  * Names the cluster cannot do without: Kubernetes' own (`system:*`), kubeadm's (`kubeadm:*`), the default roles and
- * the cluster-admin binding, and every namespace's `default` ServiceAccount (its controller recreates it anyway).
+ * the cluster-admin binding, every namespace's `default` ServiceAccount (its controller recreates it anyway), and the
+ * functions' own ClusterRoles and bindings (`falco-response-*`, build/model.ts): an alert must not disarm the response.
  */
 function criticalName(resource: string, name: string): string | undefined {
   if (name.startsWith('system:')) return "a name under 'system:' is Kubernetes' own";
@@ -50,6 +51,7 @@ function criticalName(resource: string, name: string): string | undefined {
     return 'it is one of the default roles or their bindings';
   }
   if (resource === 'serviceaccounts' && name === 'default') return "every namespace's 'default' ServiceAccount is the one its pods run as";
+  if ((resource === 'clusterroles' || resource === 'clusterrolebindings') && name.startsWith('falco-response-')) return "it is one of falco-response's own";
   return undefined;
 }
 
@@ -59,7 +61,7 @@ const BOOTSTRAP_LABEL = 'kubernetes.io/bootstrapping';
 const clusterCritical: Check<ActionRefCheckInput<DeleteObjectParams, 'audit-object'>> = {
   name: 'cluster-critical',
   description:
-    "an object of a cluster-critical name (`system:*`, `kubeadm:*`, the ClusterRoles and ClusterRoleBindings `cluster-admin`, `admin`, `edit`, `view`, a ServiceAccount `default`) is left alone before it is read, code `cluster-critical`.",
+    "an object of a cluster-critical name (`system:*`, `kubeadm:*`, the ClusterRoles and ClusterRoleBindings `cluster-admin`, `admin`, `edit`, `view` and the functions' own `falco-response-*`, a ServiceAccount `default`) is left alone before it is read, code `cluster-critical`.",
   check: ({ ref }) => {
     const why = criticalName(ref.object.resource.resource, ref.object.name);
     return why === undefined ? undefined : { code: 'cluster-critical', reason: `${describeObject(ref.object)} is left alone: ${why}` };

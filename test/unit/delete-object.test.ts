@@ -254,6 +254,18 @@ describe('delete-object', () => {
         [],
       ],
       [
+        "the functions' own ClusterRoleBinding: cluster-critical",
+        () => undefined,
+        auditAlert('clusterrolebindings', null, 'falco-response-delete-object'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: "the ClusterRoleBinding 'falco-response-delete-object' is left alone: it is one of falco-response's own",
+          target: { resource: 'clusterrolebindings', name: 'falco-response-delete-object' },
+        },
+        [],
+      ],
+      [
         "a namespace's default ServiceAccount: cluster-critical",
         () => undefined,
         auditAlert('serviceaccounts', 'default', 'default'),
