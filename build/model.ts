@@ -20,7 +20,7 @@ import type {
   V1RoleBinding,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
-import type { FunctionDescriptor } from '../lib/action';
+import type { FunctionDescriptor, Permission } from '../lib/action';
 import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
 import { FUNCTION_PORT } from '../lib/kubeless';
 import type { Bundle } from './bundle';
@@ -97,7 +97,8 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     ...secretEnv(descriptor),
     ...(descriptor.optionalSecrets ?? []).map((s) => ({ name: s.env, valueFrom: { secretKeyRef: { name: s.secret, key: s.key, optional: true } } })),
   ];
-  const rules: V1PolicyRule[] = descriptor.permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
+  const permissions = permissionsOf(descriptor, config);
+  const rules: V1PolicyRule[] = permissions.map((p) => ({ apiGroups: [p.apiGroup], resources: [p.resource], verbs: [...p.verbs] }));
   const ownRbac = ownNamespaceRbac(descriptor, namespace, labels);
   const callsTheApi = rules.length > 0 || ownRbac !== undefined;
   const rbac = {
@@ -125,7 +126,7 @@ export function functionModel(descriptor: FunctionDescriptor, bundle: Bundle, co
     annotations: {
       'falco-response.io/description': descriptor.description,
       'falco-response.io/permissions': callsTheApi
-        ? describeRules(descriptor)
+        ? describeRules(descriptor, permissions)
         : 'none: this function makes no Kubernetes API call (no ClusterRole; no ServiceAccount token is mounted)',
     },
     serviceAccount: {
@@ -223,11 +224,16 @@ function callersPolicy(name: string, namespace: string, labels: Labels, config: 
   };
 }
 
-function describeRules(descriptor: FunctionDescriptor): string {
-  const described = (permissions: FunctionDescriptor['permissions']) =>
-    permissions.map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`).join('; ');
+/** What the function may do with its configured parameters (delete-object's follow its RESOURCES), else its declared permissions. */
+function permissionsOf(descriptor: FunctionDescriptor, config: DeploymentConfig): readonly Permission[] {
+  return descriptor.permissionsFor === undefined ? descriptor.permissions : descriptor.permissionsFor(parameterEnv(descriptor, config));
+}
+
+function describeRules(descriptor: FunctionDescriptor, permissions: readonly Permission[]): string {
+  const described = (list: readonly Permission[]) =>
+    list.map((p) => `${p.verbs.join(',')} ${p.apiGroup === '' ? p.resource : `${p.resource}.${p.apiGroup}`}`).join('; ');
   const own = descriptor.ownNamespacePermissions ?? [];
-  return described(descriptor.permissions) + (own.length === 0 ? '' : `; in its own namespace only: ${described(own)}`);
+  return described(permissions) + (own.length === 0 ? '' : `; in its own namespace only: ${described(own)}`);
 }
 
 /**

@@ -5,9 +5,9 @@ import { TEST_EVENT, type DeclaredCheck } from './entry';
 import { guardParams, type GuardDefaults, type GuardParams } from './guards';
 import type { Kube } from './kube/client';
 import type { Logger } from './log';
-import type { ParamSpecs, ParamValues } from './params';
+import { readParams, type ParamSpecs, type ParamValues } from './params';
 import type { PodRef } from './target';
-import type { AlertSource, TargetKind, TargetOfKind, TargetSpec } from './resolve';
+import type { AlertSource, RefOfKind, TargetKind, TargetOfKind, TargetSpec } from './resolve';
 import { POD_TARGET } from './targets/pod';
 
 /** One RBAC rule an action needs; the generated ClusterRole holds exactly the union of these. */
@@ -27,12 +27,18 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
   /** Its skip conditions, in the order they run: docs/functions.md lists them. */
   readonly checks: readonly DeclaredCheck[];
   readonly parameters: P;
+  /** What it may do with its parameters' defaults (docs/functions.md lists these). */
   readonly permissions: readonly Permission[];
   /**
    * What it may do in its own namespace only (the evidence Secrets of capture-evidence): a Role and a RoleBinding
    * there, not the ClusterRole.
    */
   readonly ownNamespacePermissions?: readonly Permission[];
+  /**
+   * What it may do with the parameters' values of `env` (falco-response.yaml), where a parameter says what it acts on
+   * (delete-object's RESOURCES): the generated ClusterRole holds these. Without it, `permissions`.
+   */
+  permissionsFor?(env: Readonly<Record<string, string>>): readonly Permission[];
   /** Files the function reads at start-up; the generator ships them in a ConfigMap operators edit without a rebuild. */
   readonly configFiles?: readonly ConfigFile[];
   /**
@@ -99,6 +105,13 @@ export interface ActionContext<P extends ParamSpecs, K extends TargetKind = 'pod
 /** What an action's own checks read: the alert, the target as read, its parameters. */
 export type ActionCheckInput<P extends ParamSpecs, K extends TargetKind> = Pick<ActionContext<P, K>, 'alert' | 'target' | 'params'>;
 
+/** What an action's checks on the target's names read, before anything is asked of the API server. */
+export interface ActionRefCheckInput<P extends ParamSpecs, K extends TargetKind> {
+  readonly alert: FalcoAlert;
+  readonly ref: RefOfKind<K>;
+  readonly params: ParamValues<P>;
+}
+
 /** An object an action acted on (or, in a dry run, would have): `changed` false when it was already as wanted. */
 export interface Touched {
   /** The object's kind: `Pod`, `NetworkPolicy`, `Node`. */
@@ -148,13 +161,17 @@ export interface Action<P extends ParamSpecs = ParamSpecs, K extends TargetKind 
   readonly target: TargetSpec<K>;
   /** The alert sources it takes (lib/resolve.ts); an alert of another is skipped, code `source-not-accepted`. */
   readonly sources: readonly AlertSource[];
-  /** For an audit-object action: the resources (`ka.target.resource`) it acts on. */
+  /** For an audit-object action: the resources (`ka.target.resource`) it acts on, with its parameters' defaults. */
   readonly resources: readonly string[];
+  /** The resources it acts on with these parameters (a parameter may list them); the runner finds the target by these. */
+  resourcesFor(params: ParamValues<P>): readonly string[];
   readonly guardParameters: GuardParams;
   readonly admissionParameters: AdmissionParams;
   readonly ownParameters: P;
   /** Its own checks, run after the shared ones, in order. */
   readonly ownChecks: readonly Check<ActionCheckInput<P, K>>[];
+  /** Its own checks on the target's names, run after the protected-namespace check, before the target is read. */
+  readonly refChecks: readonly Check<ActionRefCheckInput<P, K>>[];
   run(context: ActionContext<P, K>): Promise<ActionResult>;
 }
 
@@ -168,15 +185,21 @@ export interface ActionSpec<P extends ParamSpecs, K extends TargetKind> {
   readonly description: string;
   /** Defaults to every source the kind of target can be named by. */
   readonly sources?: readonly AlertSource[];
-  /** An audit-object action's resources (lib/targets/audit-object.ts AUDIT_RESOURCES). */
-  readonly resources?: readonly string[];
+  /**
+   * An audit-object action's resources (lib/targets/audit-object.ts AUDIT_RESOURCES): every one it may act on, and,
+   * when a parameter lists those it does act on, `configured` reads them from the parameters.
+   */
+  readonly resources?: readonly string[] | { readonly all: readonly string[]; configured(params: ParamValues<P>): readonly string[] };
   readonly parameters: P;
   readonly guardDefaults: GuardDefaults;
-  readonly permissions: readonly Permission[];
+  /** Its permissions beyond the target's reading, fixed or following its parameters. */
+  readonly permissions: readonly Permission[] | ((params: ParamValues<P>) => readonly Permission[]);
   readonly ownNamespacePermissions?: readonly Permission[];
   /** The variable the generator fills with the pod's namespace (FunctionDescriptor.namespaceEnv), read by the runner. */
   readonly namespaceEnv?: string;
   readonly checks?: readonly Check<ActionCheckInput<P, K>>[];
+  /** Checks on the target's names alone, run before it is read (delete-object's cluster-critical names). */
+  readonly refChecks?: readonly Check<ActionRefCheckInput<P, K>>[];
   run(context: ActionContext<P, K>): Promise<ActionResult>;
 }
 
@@ -187,7 +210,11 @@ export interface ActionSpec<P extends ParamSpecs, K extends TargetKind> {
  */
 export function defineAction<P extends ParamSpecs, K extends TargetKind>(target: TargetSpec<K>, spec: ActionSpec<P, K>): Action<P, K> {
   const sources = spec.sources ?? target.sources;
-  const resources = spec.resources ?? [];
+  const declared = spec.resources ?? [];
+  const resources = 'all' in declared ? declared.all : declared;
+  const resourcesFor = (params: ParamValues<P>): readonly string[] => ('all' in declared ? declared.configured(params) : declared);
+  const permissionsOf = (params: ParamValues<P>) =>
+    mergePermissions([...target.permissions(resourcesFor(params)), ...(typeof spec.permissions === 'function' ? spec.permissions(params) : spec.permissions)]);
   const problems = [
     ...sources.filter((s) => !target.sources.includes(s)).map((s) => `sources: a ${target.kind} is never named by a ${s} alert`),
     ...target.resourceProblems(resources),
@@ -196,6 +223,7 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
   const guardParameters = guardParams(spec.guardDefaults);
   const admissionParameters = admissionParams();
   const ownChecks = spec.checks ?? [];
+  const refChecks = spec.refChecks ?? [];
   const sourceCheck = { name: 'source', description: `an alert whose source is not ${sources.join(' or ')} is skipped, code \`source-not-accepted\`.` };
   return {
     kind: `${target.kind}-action`,
@@ -205,7 +233,7 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
     name: spec.name,
     description: spec.description,
     requiredFields: [...new Set(sources.flatMap((s) => target.requiredFields[s] ?? []))],
-    checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, target.checks.find, PROTECTED_NAMESPACE_CHECK, target.checks.read, OPT_OUT_CHECK, ...ownChecks].map(
+    checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, target.checks.find, PROTECTED_NAMESPACE_CHECK, ...refChecks, target.checks.read, OPT_OUT_CHECK, ...ownChecks].map(
       ({ name, description }) => ({ name, description }),
     ),
     parameters: { ...guardParameters, ...admissionParameters, ...spec.parameters },
@@ -213,7 +241,11 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
     admissionParameters,
     ownParameters: spec.parameters,
     ownChecks,
-    permissions: mergePermissions([...target.permissions(resources), ...spec.permissions]),
+    refChecks,
+    resourcesFor,
+    // The defaults' permissions, and the configured ones: the build reads the parameters as the pod will (build/config.ts).
+    permissions: permissionsOf(readParams(spec.parameters, {})),
+    permissionsFor: (env) => permissionsOf(readParams(spec.parameters, env)),
     ...(spec.ownNamespacePermissions === undefined ? {} : { ownNamespacePermissions: mergePermissions(spec.ownNamespacePermissions) }),
     ...(spec.namespaceEnv === undefined ? {} : { namespaceEnv: spec.namespaceEnv }),
     run: (context) => spec.run(context),

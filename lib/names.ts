@@ -32,6 +32,12 @@ export type NodeName = Checked<'node name'>;
 /** The name of a container of a pod (a DNS-1123 label): what lib/kube puts after `container=` in a log request. */
 export type ContainerName = Checked<'container name'>;
 
+/**
+ * The name of an object whose kind takes any path segment name (RBAC's Roles, RoleBindings and their cluster-wide
+ * kinds: `system:controller:job-controller`): apiPath percent-encodes it.
+ */
+export type SegmentName = Checked<'path segment name'>;
+
 /** `namespaceName('prod-1')` is `'prod-1'` as a NamespaceName; `namespaceName('../x')` is undefined. */
 export function namespaceName(text: string): NamespaceName | undefined {
   return isNamespaceName(text) ? text : undefined;
@@ -70,6 +76,19 @@ export function equalitySelector(labels: Readonly<Record<string, string>>): Labe
   const entries = Object.entries(labels);
   if (entries.length === 0 || entries.some(([key, value]) => !isQualifiedName(key) || !isLabelValue(value))) return undefined;
   return entries.map(([key, value]) => `${key}=${value}`).join(',') as LabelSelectorText;
+}
+
+/** Printable ASCII only: a name with controls or non-ASCII text is no name an RBAC object of ours would act on. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+/**
+ * A path segment name, as the API server checks RBAC object names (apimachinery's IsValidPathSegmentName): not `.`
+ * or `..`, no `/` and no `%`; and, stricter, printable ASCII of at most 253 characters.
+ * `segmentName('system:node')` is that name as a SegmentName; `segmentName('a/b')` and `segmentName('..')` are undefined.
+ */
+export function segmentName(text: string): SegmentName | undefined {
+  const valid = text.length <= 253 && PRINTABLE_ASCII.test(text) && text !== '.' && text !== '..' && !text.includes('/') && !text.includes('%');
+  return valid ? (text as SegmentName) : undefined;
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;

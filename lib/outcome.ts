@@ -41,7 +41,8 @@ export type SkipCode =
   | 'node-gone'
   | 'protected-node'
   | 'no-object'
-  | 'object-gone';
+  | 'object-gone'
+  | 'cluster-critical';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {

@@ -181,10 +181,10 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
   if (early !== undefined) return skipped(early);
   const wrongSource = sourceSkip(action.sources, alert);
   if (wrongSource !== undefined) return skipped(wrongSource);
-  const ref = action.target.refOf(alert, action.resources);
+  const ref = action.target.refOf(alert, action.resourcesFor(setup.params));
   if ('code' in ref) return skipped(ref);
   seen.target = ref;
-  const protectedRef = firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace });
+  const protectedRef = firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstSkip(action.refChecks, { alert, ref, params: setup.params });
   if (protectedRef !== undefined) return skipped(protectedRef, ref);
 
   // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and

@@ -7,6 +7,16 @@ import { isApiStatus, KubeAnswerError, type KubeApiError, type Operation } from 
 /** Labels and annotations as the API server has them. */
 export const stringMap = t.record(t.string, t.string, 'a map of strings');
 
+/** A timestamp as the API server writes them (RFC 3339): delete-pod quotes one, delete-object compares one. */
+export const timeAnswer = t.refinement(
+  t.string,
+  (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
+  'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
+);
+
+/** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
+export const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
+
 /** An object by namespace and name. */
 export interface ObjectRef {
   readonly namespace: string;

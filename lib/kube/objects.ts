@@ -1,9 +1,10 @@
 import * as t from 'io-ts';
-import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import { decodedOrFail, deletedStatus, isNotFound, mismatch, stringMap, timeAnswer } from './answers';
 import type { Kube } from './client';
-import { KubeAnswerError, type Operation } from './errors';
+import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import type { NamespaceName, ObjectName } from '../names';
+import { describeValue } from '../decode';
+import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
 export interface ApiResource {
@@ -14,18 +15,26 @@ export interface ApiResource {
   readonly version: string;
   readonly kind: string;
   readonly namespaced: boolean;
+  /**
+   * What its objects' names may be: a DNS-1123 subdomain (`subdomain`, most kinds), or any path segment name
+   * (`segment`: RBAC's kinds, named `system:node` and the like; lib/names.ts segmentName).
+   */
+  readonly names: 'subdomain' | 'segment';
 }
 
 /** An object by resource, namespace (when the resource is namespaced) and name. */
 export interface ApiObjectRef {
   readonly resource: ApiResource;
   readonly namespace?: NamespaceName;
-  readonly name: ObjectName;
+  readonly name: ObjectName | SegmentName;
 }
+
+/** A name quoted as messages quote names, `'web'`; one with blanks or quotes (an RBAC name may hold them) as JSON text. */
+const quotedName = (name: string) => (/^[A-Za-z0-9:._@+=-]+$/.test(name) ? `'${name}'` : describeValue(name));
 
 /** The object in words: "the ConfigMap 'app-config' in the namespace 'prod'", "the ClusterRole 'admin'". */
 export function describeObject(ref: ApiObjectRef): string {
-  return `the ${ref.resource.kind} '${ref.name}'${ref.namespace === undefined ? '' : ` in the namespace '${ref.namespace}'`}`;
+  return `the ${ref.resource.kind} ${quotedName(ref.name)}${ref.namespace === undefined ? '' : ` in the namespace '${ref.namespace}'`}`;
 }
 
 function objectPath(ref: ApiObjectRef): ApiPath {
@@ -47,6 +56,8 @@ export interface ApiObject {
     readonly name: string;
     readonly namespace?: string;
     readonly uid: string;
+    /** RFC 3339 to the second, as the API server writes it. */
+    readonly creationTimestamp?: string;
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
   };
@@ -59,7 +70,7 @@ const objectAnswer = (ref: ApiObjectRef) =>
       kind: t.literal(ref.resource.kind),
       metadata: t.intersection([
         t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
-        t.partial({ namespace: t.string, labels: stringMap, annotations: stringMap }),
+        t.partial({ namespace: t.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
       ]),
     },
     `a ${ref.resource.kind}`,
@@ -96,4 +107,47 @@ export async function readNamed<A extends { readonly metadata: { readonly name: 
 /** The object as the API server has it, or `undefined` when it does not exist; any other answer throws (readNamed). */
 export function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
   return readNamed(kube, objectOp('get', ref), objectPath(ref), objectAnswer(ref), 'that object', ref, deadline);
+}
+
+/**
+ * What a DELETE of an object did: `deleted` (`answerLost`: an earlier attempt may have deleted it and its answer was
+ * lost, so the retry found it gone), `already-gone` (someone else deleted it first), `replaced` (the uid
+ * precondition failed: the name holds another object, left alone).
+ */
+export type DeleteObjectResult =
+  | { readonly outcome: 'deleted'; readonly answerLost: boolean }
+  | { readonly outcome: 'already-gone' }
+  | { readonly outcome: 'replaced' };
+
+/**
+ * Deletes the object, but only the very one of `uid` (`preconditions.uid`: the API server refuses with 409 when the
+ * name holds another object). The answer is checked to be a Status of success or that object, as it was deleted
+ * (a kind with finalizers answers the object, being deleted): anything else fails, saying whether it was deleted is
+ * not known. `deleteObject(kube, ref, { uid }, deadline)`.
+ */
+export async function deleteObject(kube: Kube, ref: ApiObjectRef, options: { readonly uid: string }, deadline: number): Promise<DeleteObjectResult> {
+  const op = objectOp('delete', ref);
+  const body = { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: options.uid } };
+  let answer: unknown;
+  try {
+    answer = await kube.request<unknown>({ method: 'DELETE', path: objectPath(ref), op, body }, deadline);
+  } catch (error) {
+    // As for pods (lib/kube/pods.ts deletePod): a 404 to a retry of an attempt that may have been carried out reports
+    // our own deletion; after a 429 or a refused connection, someone else's.
+    if (isNotFound(error)) return isApiStatusAfterPossiblyAppliedAttempt(error, 404) ? { outcome: 'deleted', answerLost: true } : { outcome: 'already-gone' };
+    if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
+    throw error;
+  }
+  if (!deletedStatus.is(answer)) {
+    // A proxy that answers writes with anything would otherwise have us report a deletion that may never have happened.
+    const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that object (${problems}): whether it was deleted is not known`);
+    const { metadata } = decodedOrFail(objectAnswer(ref), answer, fail);
+    const wrong = [
+      ...mismatch('metadata.namespace', ref.namespace, metadata.namespace),
+      ...mismatch('metadata.name', ref.name, metadata.name),
+      ...mismatch('metadata.uid', options.uid, metadata.uid),
+    ];
+    if (wrong.length > 0) throw fail(wrong.join('; '));
+  }
+  return { outcome: 'deleted', answerLost: false };
 }

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import type { V1Pod } from '@kubernetes/client-node';
-import { checkWritten, isNotFound, readObject, stringMap } from './answers';
+import { checkWritten, deletedStatus, isNotFound, readObject, stringMap, timeAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 import { apiPath, type PodRef } from './refs';
@@ -15,12 +15,6 @@ const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods
 
 /** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */
 const uidAnswer = t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)");
-/** A timestamp as the API server writes them; delete-pod quotes it in its answer. */
-const timeAnswer = t.refinement(
-  t.string,
-  (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
-  'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
-);
 const secondsAnswer = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds, 0 or more');
 
 /**
@@ -47,8 +41,6 @@ const podAnswer = t.type(
   'a Pod',
 );
 
-/** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
-const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
 
 /**
  * The pod as the API server has it, or `undefined` when the API server says it does not exist (404 NotFound). Any

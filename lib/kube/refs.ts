@@ -1,4 +1,4 @@
-import type { ContainerName, LabelSelectorText, NamespaceName, NodeName, ObjectName } from '../names';
+import type { ContainerName, LabelSelectorText, NamespaceName, NodeName, ObjectName, SegmentName } from '../names';
 
 /**
  * The objects lib/kube reads and writes, named only by checked names (lib/names.ts): the target resolution and the
@@ -24,9 +24,11 @@ export type ApiPath = string & { readonly [built]: true };
 /**
  * Builds an API path from our own literal text and checked names only:
  * apiPath`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`. A plain string in a placeholder does not compile.
+ * Each name is percent-encoded as one path segment: a DNS name is left as it is, a SegmentName's `:`, blanks or `?`
+ * (RBAC names may hold them) cannot end the segment or start a query.
  */
-export function apiPath(literals: TemplateStringsArray, ...names: readonly (NamespaceName | ObjectName | NodeName)[]): ApiPath {
-  return literals.reduce((path, literal, i) => path + (i === 0 ? '' : names[i - 1]) + literal, '') as ApiPath;
+export function apiPath(literals: TemplateStringsArray, ...names: readonly (NamespaceName | ObjectName | NodeName | SegmentName)[]): ApiPath {
+  return literals.reduce((path, literal, i) => path + (i === 0 ? '' : encodeURIComponent(names[i - 1])) + literal, '') as ApiPath;
 }
 
 /** What a query parameter of ours may hold: numbers, booleans and checked names, never free text. */

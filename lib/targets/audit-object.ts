@@ -2,11 +2,13 @@ import { fieldAsString, knownField, type FalcoAlert } from '../alert';
 import type { Skip } from '../checks';
 import { describeValue, InvalidInputError } from '../decode';
 import { describeObject, getObject, type ApiResource } from '../kube/objects';
-import { namespaceName, objectName } from '../names';
+import { namespaceName, objectName, segmentName } from '../names';
 import type { RefOfKind, TargetSpec } from '../resolve';
 
-const core = (resource: string, kind: string, namespaced = true): ApiResource => ({ resource, group: '', version: 'v1', kind, namespaced });
-const grouped = (group: string, resource: string, kind: string, namespaced = true): ApiResource => ({ resource, group, version: 'v1', kind, namespaced });
+const core = (resource: string, kind: string, namespaced = true): ApiResource => ({ resource, group: '', version: 'v1', kind, namespaced, names: 'subdomain' });
+const grouped = (group: string, resource: string, kind: string, namespaced = true): ApiResource => ({ resource, group, version: 'v1', kind, namespaced, names: 'subdomain' });
+/** RBAC's kinds take any path segment name (`system:controller:job-controller`), not only DNS names. */
+const rbac = (resource: string, kind: string, namespaced = true): ApiResource => ({ ...grouped('rbac.authorization.k8s.io', resource, kind, namespaced), names: 'segment' });
 
 /**
  * The resources an audit-object action can name, by `ka.target.resource`. An audit event carries no API group, so the
@@ -27,10 +29,10 @@ export const AUDIT_RESOURCES: ReadonlyMap<string, ApiResource> = new Map(
     grouped('apps', 'replicasets', 'ReplicaSet'),
     grouped('batch', 'jobs', 'Job'),
     grouped('batch', 'cronjobs', 'CronJob'),
-    grouped('rbac.authorization.k8s.io', 'roles', 'Role'),
-    grouped('rbac.authorization.k8s.io', 'rolebindings', 'RoleBinding'),
-    grouped('rbac.authorization.k8s.io', 'clusterroles', 'ClusterRole', false),
-    grouped('rbac.authorization.k8s.io', 'clusterrolebindings', 'ClusterRoleBinding', false),
+    rbac('roles', 'Role'),
+    rbac('rolebindings', 'RoleBinding'),
+    rbac('clusterroles', 'ClusterRole', false),
+    rbac('clusterrolebindings', 'ClusterRoleBinding', false),
     grouped('networking.k8s.io', 'networkpolicies', 'NetworkPolicy'),
   ].map((r) => [r.resource, r]),
 );
@@ -64,14 +66,18 @@ export function auditObjectOf(alert: FalcoAlert, accepted: readonly string[]): R
   }
   const problems: string[] = [];
   const checkedNamespace = namespace === undefined ? undefined : namespaceName(namespace.value);
-  const checkedName = objectName(name.value);
+  const checkedName = resource.names === 'segment' ? segmentName(name.value) : objectName(name.value);
   if (namespace !== undefined && checkedNamespace === undefined) {
     problems.push(
       `alert: output_fields["${namespace.field}"]: expected a namespace name (lowercase letters, digits and '-', at most 63), got ${describeValue(namespace.value)}`,
     );
   }
   if (checkedName === undefined) {
-    problems.push(`alert: output_fields["${name.field}"]: expected an object name (lowercase letters, digits, '-' and '.', at most 253), got ${describeValue(name.value)}`);
+    const expected =
+      resource.names === 'segment'
+        ? `a ${resource.kind} name (printable ASCII without '/' or '%', not '.' or '..', at most 253)`
+        : "an object name (lowercase letters, digits, '-' and '.', at most 253)";
+    problems.push(`alert: output_fields["${name.field}"]: expected ${expected}, got ${describeValue(name.value)}`);
   }
   if (checkedName === undefined || problems.length > 0) throw new InvalidInputError(problems);
   return { kind: 'audit-object', object: { resource, ...(checkedNamespace === undefined ? {} : { namespace: checkedNamespace }), name: checkedName } };

@@ -1,5 +1,6 @@
 import { readFileSync } from 'fs';
 import * as path from 'path';
+import type { TargetKind } from '../../lib/resolve';
 import { FIXTURES } from './fixtures';
 
 export const HOSTILE = path.join(FIXTURES, 'hostile');
@@ -14,8 +15,15 @@ export type Expected =
       readonly status: 200;
       readonly skipped: string;
       readonly reason: string;
-      readonly target?: { readonly namespace: string; readonly pod: string };
+      /** A pod action's `{ namespace, pod }`, an audit-object action's `{ resource, namespace?, name }`. */
+      readonly target?: Readonly<Record<string, string>>;
     };
+
+/** What an audit-object action answers where it differs from a pod action, with settings of its own. */
+interface ForAuditObject {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly expect: Expected;
+}
 
 /** A path segment in a generation spec: a key, or a key made of one text repeated (for huge keys). */
 type Segment = string | { readonly repeat: string; readonly times: number };
@@ -37,6 +45,7 @@ interface IndexEntry {
   readonly env?: Readonly<Record<string, string>>;
   readonly generate?: { readonly from: string; readonly set: readonly Change[] };
   readonly expect: Expected;
+  readonly auditObject?: ForAuditObject;
 }
 
 export interface HostileInput {
@@ -47,6 +56,7 @@ export interface HostileInput {
   readonly text: string;
   readonly env: Readonly<Record<string, string>>;
   readonly expect: Expected;
+  readonly auditObject?: ForAuditObject;
 }
 
 const keyOf = (segment: Segment) => (typeof segment === 'string' ? segment : segment.repeat.repeat(segment.times));
@@ -83,6 +93,7 @@ export function hostileCorpus(): HostileInput[] {
     text: entry.generate !== undefined ? generate(entry.generate) : readFileSync(path.join(HOSTILE, entry.file ?? ''), 'utf8'),
     env: entry.env ?? {},
     expect: entry.expect,
+    ...(entry.auditObject === undefined ? {} : { auditObject: entry.auditObject }),
   }));
 }
 
@@ -92,18 +103,28 @@ export function dataOf(input: HostileInput): unknown {
 }
 
 /**
- * The settings of a corpus run: every rule and every priority, so that rule filtering cannot hide a decoding or a
- * validation answer; inputs that test the filter itself bring their own.
+ * The settings of a corpus run for an action on this kind of target: every rule and every priority, so that rule
+ * filtering cannot hide a decoding or a validation answer; inputs that test the filter itself bring their own, and an
+ * input may bring its own for an audit-object action.
  */
-export function corpusEnv(input: HostileInput): Record<string, string> {
-  return { RULES: '*', MINIMUM_PRIORITY: 'Debug', ...input.env };
+export function corpusEnv(input: HostileInput, kind: TargetKind = 'pod'): Record<string, string> {
+  return { RULES: '*', MINIMUM_PRIORITY: 'Debug', ...input.env, ...(kind === 'audit-object' ? input.auditObject?.env : {}) };
+}
+
+/**
+ * The one answer an action on this kind of target must give: an audit-object action's where the input says it differs;
+ * a pod action's for a node action, which finds its target through the alert's pod too (see expectedAnswer).
+ */
+export function expectedOf(input: HostileInput, kind: TargetKind = 'pod'): Expected {
+  return kind === 'audit-object' ? input.auditObject?.expect ?? input.expect : input.expect;
 }
 
 /**
  * The answer body the handler must give for an expected outcome. The corpus words its reasons for a pod action; a node
- * action's protected-namespace skip names what it leaves alone as the node of that pod (lib/checks.ts).
+ * action's protected-namespace skip names what it leaves alone as the node of that pod (lib/checks.ts). An
+ * audit-object action's are worded for it (expectedOf).
  */
-export function expectedAnswer(expect: Expected, kind: 'pod' | 'node' = 'pod'): Record<string, unknown> {
+export function expectedAnswer(expect: Expected, kind: TargetKind = 'pod'): Record<string, unknown> {
   if (expect.status === 400) return { status: 'invalid', error: expect.error };
   const reason = kind === 'node' && expect.skipped === 'protected-namespace' ? expect.reason.replace(/: the pod '/, ": the node of the pod '") : expect.reason;
   return {

@@ -23,10 +23,29 @@ export function nodeActions(): NodeAction[] {
     .filter((d): d is NodeAction => d.kind === 'node-action');
 }
 
+export type AuditObjectAction = Action<ParamSpecs, 'audit-object'>;
+
+/** Every action on an audit event's object (delete-object), found as the build finds them. */
+export function auditObjectActions(): AuditObjectAction[] {
+  return discoverFunctions(ROOT)
+    .map((f) => f.descriptor as Partial<AuditObjectAction>)
+    .filter((d): d is AuditObjectAction => d.kind === 'audit-object-action');
+}
+
 /** An action that finds its target through the alert's pod: a pod action or a node action. */
 export type PodOrNodeAction = PodAction | NodeAction;
 
+/** An action of any kind of target: on the alert's pod, its node, or the audit alert's object. */
+export type AnyAction = PodOrNodeAction | AuditObjectAction;
+
 /** Its handler, answering once its queued Events are recorded (test/helpers/recorded-handler.ts; the runner is generic over the kind, a union of kinds is narrowed here). */
-export function handlerOfAction(action: PodOrNodeAction, options: RunnerOptions): KubelessHandler {
-  return action.kind === 'node-action' ? actionHandler(action, options) : actionHandler(action, options);
+export function handlerOfAction(action: AnyAction, options: RunnerOptions): KubelessHandler {
+  switch (action.kind) {
+    case 'pod-action':
+      return actionHandler(action, options);
+    case 'node-action':
+      return actionHandler(action, options);
+    default:
+      return actionHandler(action, options);
+  }
 }

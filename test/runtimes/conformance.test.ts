@@ -90,6 +90,13 @@ const MULTIPART_ALERT =
   `--${BOUNDARY}\r\nContent-Disposition: form-data; name="alert"\r\nContent-Type: application/json\r\n\r\n` +
   `${alertText('terminal-shell')}\r\n--${BOUNDARY}--\r\n`;
 
+/** The k8saudit-eks fixture about another object, cluster-wide. */
+function k8sAuditAlert(resource: string, name: string): string {
+  const alert = JSON.parse(alertText('k8saudit-serviceaccount-created')) as { output_fields: Record<string, unknown> };
+  alert.output_fields = { 'ka.target.resource': resource, 'ka.target.name': name, 'ka.verb': 'create' };
+  return JSON.stringify(alert);
+}
+
 /** The answer to the terminal-shell fixture, whichever way its body is delivered: the cluster has no pod kubecon. */
 const kubeconAlreadyGone = () => ({
   status: 200,
@@ -136,6 +143,22 @@ const EXCHANGES: readonly Exchange[] = [
         target: { namespace: 'default', pod: 'alpine' },
       },
       api: [`GET ${ALPINE}`],
+    }),
+  },
+  {
+    // Checked names percent-encoded, times parsed, on every Node: the ClusterRoleBinding is not there.
+    name: 'a k8s_audit alert about a ClusterRoleBinding named with a colon (an audit-object action)',
+    appliesTo: (t) => t.name === 'delete-object',
+    request: { body: k8sAuditAlert('clusterrolebindings', 'ops:backdoor') },
+    expected: () => ({
+      status: 200,
+      json: {
+        status: 'skipped',
+        code: 'object-gone',
+        reason: "the ClusterRoleBinding 'ops:backdoor' is already gone",
+        target: { resource: 'clusterrolebindings', name: 'ops:backdoor' },
+      },
+      api: ['GET /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/ops%3Abackdoor'],
     }),
   },
   {

@@ -3,9 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { alertText } from '../helpers/fixtures';
-import { corpusEnv, expectedAnswer, hostileCorpus, type HostileInput } from '../helpers/hostile';
+import { corpusEnv, expectedAnswer, expectedOf, hostileCorpus, type HostileInput } from '../helpers/hostile';
 import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
-import { nodeActions, podActions, ROOT } from '../helpers/pod-actions';
+import type { TargetKind } from '../../lib/resolve';
+import { auditObjectActions, nodeActions, podActions, ROOT } from '../helpers/pod-actions';
 import { kubelessEnv, request, sidekickPost, spawnRuntime, type HttpAnswer } from '../helpers/runtime-process';
 
 const DIST = path.join(ROOT, 'dist');
@@ -43,19 +44,20 @@ function checkBuilt(names: readonly string[]): void {
   }
 }
 
-/** The corpus split by settings: one runtime process per action and settings. */
-function bySettings(corpus: readonly HostileInput[]): Map<string, HostileInput[]> {
+/** The corpus split by settings (an action's kind of target may have its own): one runtime process per action and settings. */
+function bySettings(corpus: readonly HostileInput[], kind: TargetKind): Map<string, HostileInput[]> {
   const groups = new Map<string, HostileInput[]>();
   for (const input of corpus) {
-    const key = JSON.stringify(corpusEnv(input));
+    const key = JSON.stringify(corpusEnv(input, kind));
     groups.set(key, [...(groups.get(key) ?? []), input]);
   }
   return groups;
 }
 
 const corpus = hostileCorpus();
-// Pod actions and node actions: both find their target through the alert's pod.
-const actions = [...podActions(), ...nodeActions()];
+// Pod actions and node actions find their target through the alert's pod, audit-object actions through the audit
+// event's object.
+const actions = [...podActions(), ...nodeActions(), ...auditObjectActions()];
 
 describe('the built bundles answer the hostile corpus over HTTP through the runtime (current Node)', function () {
   this.timeout(60000);
@@ -93,7 +95,8 @@ describe('the built bundles answer the hostile corpus over HTTP through the runt
   });
 
   for (const action of actions) {
-    for (const [settings, inputs] of bySettings(corpus)) {
+    const kind = action.target.kind;
+    for (const [settings, inputs] of bySettings(corpus, kind)) {
       it(`${action.name} with ${settings}: ${inputs.length} inputs, each its answer; no API request; the process stays up`, async () => {
         // Given
         const runtime = await startRuntime(action.name, { KUBECONFIG: kubeconfig, ...(JSON.parse(settings) as Record<string, string>) });
@@ -110,10 +113,11 @@ describe('the built bundles answer the hostile corpus over HTTP through the runt
             } catch {
               body = answer.body;
             }
+            const expect = expectedOf(input, kind);
             try {
-              assert.equal(answer.status, input.expect.status);
+              assert.equal(answer.status, expect.status);
               assert.match(String(answer.headers['content-type']), /^application\/json/);
-              assert.deepEqual(body, expectedAnswer(input.expect, action.target.kind));
+              assert.deepEqual(body, expectedAnswer(expect, kind));
             } catch (error) {
               wrong.push(`${input.name}: ${(error as Error).message}`);
             }

@@ -216,6 +216,15 @@ describe('build: bundles and manifests', function () {
       { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
     ],
+    // Its RESOURCES default: get and delete on each, nothing more (test/unit/delete-object.test.ts: a configured value's own).
+    'delete-object': [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['delete', 'get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['delete', 'get'] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete', 'get'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['delete', 'get'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['delete', 'get'] },
+    ],
     'delete-pod': [
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['delete', 'get'] },

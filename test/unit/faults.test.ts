@@ -1,12 +1,15 @@
 import { strict as assert } from 'assert';
 import nock from 'nock';
+import type { Action, PodAction } from '../../lib/action';
+import type { ParamSpecs } from '../../lib/params';
+import type { KubelessHandler, RunnerOptions } from '../../lib/runner';
 import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
-import { podActionHandler } from '../helpers/recorded-handler';
+import { actionHandler, podActionHandler } from '../helpers/recorded-handler';
 import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
 import { alert, kubelessContext, kubelessEvent, scheduledPodObject } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
-import { handlerOfAction, nodeActions, podActions, type PodOrNodeAction } from '../helpers/pod-actions';
+import { auditObjectActions, nodeActions, podActions, type NodeAction } from '../helpers/pod-actions';
 import { nodeObject } from '../helpers/fixtures';
 
 const POD = 'kubecon';
@@ -53,21 +56,79 @@ function addTarget(cluster: MemoryCluster, namespace: string): MemoryCluster {
 
 const podPath = '/api/v1/namespaces/{ns}/pods/kubecon';
 
+/** A terminal-shell alert about the case's pod. */
 function alertIn(namespace: string) {
   const a = alert('terminal-shell');
   a.output_fields['k8s.ns.name'] = namespace;
   return a;
 }
 
-/** Every rule, so that each action acts on the fixture whatever its default RULES; cordon-node taints too (its fullest path: a guarded write). */
-function handlerFor(action: PodOrNodeAction, namespace: string, log = memoryLogger()) {
-  const options = { env: { RULES: '*', TAINT_EFFECT: 'NoSchedule' }, kube: testKube(), log, ownNamespace: ownNamespaceOf(namespace) };
-  return { handler: handlerOfAction(action, options), log };
+type AnyAction = PodAction | NodeAction | Action<ParamSpecs, 'audit-object'>;
+
+/** What an action acts on in the namespace of a case: the alert naming it, the object in the cluster, the answer's target. */
+interface Subject {
+  alertIn(namespace: string): Record<string, unknown>;
+  seed(cluster: MemoryCluster, namespace: string): void;
+  /** The answer's target when the case's step `step` fails (a node action names the node once it was read). */
+  target(namespace: string, step?: number): Record<string, string>;
+  /** The paths read (their namespace and node made generic), each with the skip code when it is found gone; the last is read first. */
+  readonly gone: readonly { readonly path: string; readonly code: string }[];
 }
 
-async function handle(action: PodOrNodeAction, namespace: string, timeoutSeconds = 30) {
+const POD_SUBJECT: Subject = {
+  alertIn,
+  seed: addTarget,
+  target: (namespace) => ({ namespace, pod: POD }),
+  gone: [{ path: podPath, code: 'pod-gone' }],
+};
+
+/** The node of the case's pod: read after the pod, so a node action names it from the third step on. */
+const NODE_SUBJECT: Subject = {
+  alertIn,
+  seed: addTarget,
+  target: (namespace, step = 0) => (step > 1 ? { namespace, pod: POD, node: nodeOf(namespace) } : { namespace, pod: POD }),
+  gone: [
+    { path: nodePath, code: 'node-gone' },
+    { path: podPath, code: 'pod-gone' },
+  ],
+};
+
+/** A Secret a k8s_audit alert names, created before the alert (delete-object tells it is the event's by that). */
+const OBJECT_SUBJECT: Subject = {
+  alertIn(namespace) {
+    const a = alert('k8saudit-serviceaccount-created');
+    a.output_fields = { 'ka.target.resource': 'secrets', 'ka.target.namespace': namespace, 'ka.target.name': 'stolen-token', 'ka.verb': 'create' };
+    return a;
+  },
+  seed: (cluster, namespace) =>
+    cluster.add({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'stolen-token', namespace, uid: `uid-${namespace}`, resourceVersion: '7', creationTimestamp: '2023-05-10T14:00:00Z' } }),
+  target: (namespace) => ({ resource: 'secrets', namespace, name: 'stolen-token' }),
+  gone: [{ path: '/api/v1/namespaces/{ns}/secrets/stolen-token', code: 'object-gone' }],
+};
+
+/** Every action, with what it acts on. */
+const SUBJECTS: readonly { readonly action: AnyAction; readonly subject: Subject }[] = [
+  ...podActions().map((action) => ({ action, subject: POD_SUBJECT })),
+  ...nodeActions().map((action) => ({ action, subject: NODE_SUBJECT })),
+  ...auditObjectActions().map((action) => ({ action, subject: OBJECT_SUBJECT })),
+];
+
+/** Its handler, answering once its queued Events are recorded (the runner is generic over the kind: a union is narrowed here). */
+function handlerOf(action: AnyAction, options: RunnerOptions): KubelessHandler {
+  if (action.kind === 'pod-action') return actionHandler(action, options);
+  if (action.kind === 'node-action') return actionHandler(action, options);
+  return actionHandler(action, options);
+}
+
+/** Every rule, so that each action acts on the fixture whatever its default RULES; cordon-node taints too (its fullest path: a guarded write). */
+function handlerFor(action: AnyAction, namespace: string, log = memoryLogger()) {
+  const options = { env: { RULES: '*', TAINT_EFFECT: 'NoSchedule' }, kube: testKube(), log, ownNamespace: ownNamespaceOf(namespace) };
+  return { handler: handlerOf(action, options), log };
+}
+
+async function handle(action: AnyAction, subject: Subject, namespace: string, timeoutSeconds = 30) {
   const { handler, log } = handlerFor(action, namespace);
-  const { event, response } = kubelessEvent(alertIn(namespace));
+  const { event, response } = kubelessEvent(subject.alertIn(namespace));
   const started = Date.now();
   const answer = await handler(event, kubelessContext(timeoutSeconds));
   return { answer, status: response.statusCode, log: log.lines, elapsed: Date.now() - started };
@@ -77,12 +138,13 @@ async function handle(action: PodOrNodeAction, namespace: string, timeoutSeconds
 const genericAnswer = (answer: unknown, namespace: string) => JSON.parse(JSON.stringify(answer).split(namespace).join('{ns}'));
 
 /** The calls an action makes on a healthy cluster, in order, and what it answers there. */
-async function healthyRun(action: PodOrNodeAction): Promise<{ script: string[]; answer: Record<string, unknown> }> {
+async function healthyRun(action: AnyAction, subject: Subject): Promise<{ script: string[]; answer: Record<string, unknown> }> {
   // As long a name as the cases' `step-<n>`: capture-evidence's answer says how many bytes it saved, names included.
   const namespace = 'step-h';
-  const cluster = addTarget(new MemoryCluster(), namespace);
+  const cluster = new MemoryCluster();
+  subject.seed(cluster, namespace);
   serveCluster(cluster);
-  const { answer } = await handle(action, namespace);
+  const { answer } = await handle(action, subject, namespace);
   nock.cleanAll();
   return { script: cluster.take().map((c) => `${c.method} ${generic(c.path, namespace)}`), answer: genericAnswer(answer, namespace) };
 }
@@ -232,7 +294,8 @@ class FaultCase {
 
 /** What is wrong with one case's answer; empty when it is right. */
 function problemsOf(
-  action: PodOrNodeAction,
+  action: AnyAction,
+  subject: Subject,
   fault: Fault,
   run: FaultCase,
   script: readonly string[],
@@ -257,18 +320,17 @@ function problemsOf(
     check(run.attempts === 2, `${run.attempts} attempts at the faulty step, expected 2`);
     return problems;
   }
-  // A node action names the node once it was read (the pod first, then the node: the first two steps).
-  const target = action.kind === 'node-action' && run.step > 1 ? { namespace: ns, pod: POD, node: nodeOf(ns) } : { namespace: ns, pod: POD };
   if (fault.expect === 'not-found') {
-    if (faulty.endsWith(` ${nodePath}`)) {
+    const gone = subject.gone.find((g) => faulty.endsWith(` ${g.path}`));
+    if (gone?.code === 'node-gone') {
       check(answer.status === 'skipped' && answer.code === 'node-gone', `a 404 on the node answered ${JSON.stringify(answer)}, not skipped node-gone`);
       // Node Events of every case share default: this case's are those about its node.
       const nodeEvents = run.cluster.under('/api/v1/namespaces/default/events/').filter((e) => (e.involvedObject as { name?: string }).name === nodeOf(ns));
       const events = [...run.cluster.under(`/api/v1/namespaces/${ns}/events/`), ...nodeEvents];
       check(events.length === 0, `an Event claims a change the action did not make: ${JSON.stringify(events.map((e) => e.reason))}`);
-    } else if (faulty.endsWith(` ${podPath}`)) {
-      check(answer.status === 'skipped' && answer.code === 'pod-gone', `a 404 on the pod answered ${JSON.stringify(answer)}, not skipped pod-gone`);
-      check(JSON.stringify(answer.target) === JSON.stringify({ namespace: ns, pod: POD }), 'no target');
+    } else if (gone !== undefined) {
+      check(answer.status === 'skipped' && answer.code === gone.code, `a 404 on the target answered ${JSON.stringify(answer)}, not skipped ${gone.code}`);
+      check(JSON.stringify(answer.target) === JSON.stringify(subject.target(ns, run.step)), 'no target');
       const events = run.cluster.under(`/api/v1/namespaces/${ns}/events/`);
       check(events.length === 0, `an Event claims a change the action did not make: ${JSON.stringify(events.map((e) => e.reason))}`);
     } else if (answer.status === 'failed') {
@@ -285,7 +347,7 @@ function problemsOf(
   if (answer.status === 'failed') {
     check(named(error), `the cause is not named: ${error}`);
     check(error.includes(`in the namespace '${ns}'`) || error.includes(`the node '${nodeOf(ns)}'`), `the object is not named: ${error}`);
-    check(JSON.stringify(answer.target) === JSON.stringify(target), `no target: ${JSON.stringify(answer)}`);
+    check(JSON.stringify(answer.target) === JSON.stringify(subject.target(ns, run.step)), `no target: ${JSON.stringify(answer)}`);
     const later = script.slice(run.step + 1);
     const storm = run.calls.filter((c) => later.includes(c) && c !== faulty);
     check(storm.length === 0, `went on after the failure: ${storm.join(', ')}`);
@@ -308,23 +370,25 @@ function problemsOf(
   return problems;
 }
 
-describe('faults at every step of every pod and node action (strict nock, a real KubeClient)', () => {
-  it('finds the node actions too', () => {
-    assert.ok(nodeActions().some((a) => a.name === 'cordon-node'));
+describe('faults at every step of every action (strict nock, a real KubeClient)', () => {
+  it('covers the pod, node and audit-object actions', () => {
+    assert.ok(SUBJECTS.some(({ action }) => action.name === 'delete-pod'));
+    assert.ok(SUBJECTS.some(({ action, subject }) => action.name === 'cordon-node' && subject === NODE_SUBJECT));
+    assert.ok(SUBJECTS.some(({ action }) => action.name === 'delete-object'));
   });
 
-  for (const action of [...podActions(), ...nodeActions()]) {
+  for (const { action, subject } of SUBJECTS) {
     describe(action.name, () => {
       let script: string[];
       let healthy: Record<string, unknown>;
 
       before(async () => {
-        ({ script, answer: healthy } = await healthyRun(action));
+        ({ script, answer: healthy } = await healthyRun(action, subject));
       });
 
       it('acts on a healthy cluster (the script the faults are injected into)', () => {
         assert.equal(healthy.status, 'done', JSON.stringify(healthy));
-        assert.equal(script[0], `GET ${podPath}`);
+        assert.equal(script[0], `GET ${subject.gone[subject.gone.length - 1].path}`);
         assert.ok(script.length >= 2, script.join(', '));
       });
 
@@ -334,7 +398,7 @@ describe('faults at every step of every pod and node action (strict nock, a real
           const cluster = new MemoryCluster();
           const cases = script.map((_, step) => {
             const namespace = `step-${step}`;
-            addTarget(cluster, namespace);
+            subject.seed(cluster, namespace);
             return new FaultCase(namespace, script, step, fault, cluster);
           });
           serveApi((method, path, body) => {
@@ -343,26 +407,28 @@ describe('faults at every step of every pod and node action (strict nock, a real
           });
 
           // When
-          const results = await Promise.all(cases.map((c) => handle(action, c.namespace, fault.timeoutSeconds)));
+          const results = await Promise.all(cases.map((c) => handle(action, subject, c.namespace, fault.timeoutSeconds)));
 
           // Then
           const problems = cases.flatMap((run, i) =>
-            problemsOf(action, fault, run, script, healthy, results[i]).map((p) => `step ${run.step + 1} (${script[run.step]}): ${p}`),
+            problemsOf(action, subject, fault, run, script, healthy, results[i]).map((p) => `step ${run.step + 1} (${script[run.step]}): ${p}`),
           );
           nock.abortPendingRequests();
           assert.deepEqual(problems, []);
         });
       }
 
-      it('ten concurrent alerts for the same pod: no failure, the same end state as one alert', async () => {
+      it('ten concurrent alerts for the same target: no failure, the same end state as one alert', async () => {
         // Given
-        const once = addTarget(new MemoryCluster(), 'once');
-        const many = addTarget(new MemoryCluster(), 'many');
+        const once = new MemoryCluster();
+        const many = new MemoryCluster();
+        subject.seed(once, 'once');
+        subject.seed(many, 'many');
         serveApi((method, path, body) => (caseOf(path, body) === 'once' ? once : many).answer(method, path, body));
-        await handle(action, 'once');
+        await handle(action, subject, 'once');
 
         // When
-        const results = await Promise.all(Array.from({ length: 10 }, () => handle(action, 'many')));
+        const results = await Promise.all(Array.from({ length: 10 }, () => handle(action, subject, 'many')));
 
         // Then
         const failed = results.filter((r) => r.answer.status === 'failed' || r.status !== 200).map((r) => JSON.stringify(r.answer));

@@ -7,8 +7,8 @@ import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
 import { serveApi, testKube } from '../helpers/fake-cluster';
 import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
-import { corpusEnv, dataOf, expectedAnswer, HOSTILE, hostileCorpus } from '../helpers/hostile';
-import { handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
+import { corpusEnv, dataOf, expectedAnswer, expectedOf, HOSTILE, hostileCorpus } from '../helpers/hostile';
+import { auditObjectActions, handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
 
 /**
  * Records any request that reaches the fake API server. Optional and persisted: it asserts nothing by itself and
@@ -40,8 +40,9 @@ function countingKube(): { kube: Kube; calls: KubeRequest[] } {
 }
 
 const corpus = hostileCorpus();
-// Pod actions and node actions: both find their target through the alert's pod (lib/targets/pod.ts podOf).
-const actions = [...podActions(), ...nodeActions()];
+// Every action: pod actions and node actions find their target through the alert's pod (lib/targets/pod.ts podOf),
+// audit-object actions through the audit event's object; the kind of target says the answer expected.
+const actions = [...podActions(), ...nodeActions(), ...auditObjectActions()];
 
 describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and no Kubernetes call', () => {
   const unmatched: string[] = [];
@@ -76,13 +77,15 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
     assert.deepEqual(tripwire, ['GET /api/v1/namespaces/default/pods/kubecon']);
   });
 
-  it('finds the pod and node actions of functions/', () => {
+  it('finds the pod, node and audit-object actions of functions/', () => {
     assert.ok(actions.some((a) => a.name === 'delete-pod'));
     assert.ok(actions.some((a) => a.name === 'cordon-node'));
+    assert.ok(actions.some((a) => a.name === 'delete-object' && a.target.kind === 'audit-object'));
     for (const action of actions) assert.ok(existsSync(path.join(__dirname, '..', '..', 'functions', action.name, 'index.ts')));
   });
 
   for (const action of actions) {
+    const { kind } = action.target;
     describe(action.name, () => {
       for (const input of corpus) {
         it(`${input.name}: ${input.about}`, async () => {
@@ -90,7 +93,8 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           const tripwire = apiTripwire();
           const { kube, calls: kubeCalls } = countingKube();
           const log = memoryLogger();
-          const handler = handlerOfAction(action, { env: corpusEnv(input), kube, log, ownNamespace: 'falco-response' });
+          const handler = handlerOfAction(action, { env: corpusEnv(input, kind), kube, log, ownNamespace: 'falco-response' });
+          const expect = expectedOf(input, kind);
           log.lines.splice(0); // what it says at load (no secret set): only the call's own line is looked at
           const { event, response } = kubelessEvent(dataOf(input));
 
@@ -103,11 +107,11 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           calls += kubeCalls.length + tripwire.length;
           assert.deepEqual(kubeCalls.map((c) => `${c.method} ${c.path}`), [], 'Kubernetes calls');
           assert.deepEqual(tripwire, [], 'requests that reached the fake API server');
-          assert.deepEqual(answer, expectedAnswer(input.expect, action.target.kind));
-          assert.equal(response.statusCode, input.expect.status);
+          assert.deepEqual(answer, expectedAnswer(expect, kind));
+          assert.equal(response.statusCode, expect.status);
           assert.equal(log.lines.length, 1);
           assert.equal(log.lines[0].level, 'info');
-          assert.equal(log.lines[0].outcome, input.expect.status === 400 ? 'invalid' : 'skipped');
+          assert.equal(log.lines[0].outcome, expect.status === 400 ? 'invalid' : 'skipped');
         });
       }
     });

@@ -9,7 +9,7 @@ import type { Kube } from '../../lib/kube/client';
 import { getNetworkPolicy } from '../../lib/kube/networkpolicies';
 import { getPod } from '../../lib/kube/pods';
 import { apiPath, type PodRef } from '../../lib/kube/refs';
-import { namespaceName, nodeName, objectName, type NamespaceName, type ObjectName } from '../../lib/names';
+import { namespaceName, nodeName, objectName, segmentName, type NamespaceName, type ObjectName, type SegmentName } from '../../lib/names';
 import { listText, namespaceListText, readParams, param } from '../../lib/params';
 import { targetOf } from '../../lib/target';
 
@@ -30,6 +30,25 @@ describe('checked names (lib/names.ts): what lib/kube builds paths from', () => 
       assert.equal(objectName(text), undefined, text);
       assert.equal(nodeName(text), undefined, text);
     }
+  });
+
+  it('segmentName takes what RBAC names may be (":" and blanks) and refuses what could leave the segment', () => {
+    // Given / When / Then
+    for (const text of ['system:node', 'ops:backdoor x', "it's", 'a?b#c', 'x'.repeat(253)]) assert.equal(segmentName(text), text);
+    for (const text of ['', '.', '..', 'a/b', '%2F', 'a%b', 'a\nb', 'kübe', 'a\u202eb', 'x'.repeat(254)]) assert.equal(segmentName(text), undefined, text);
+  });
+
+  it('apiPath percent-encodes a SegmentName as one segment, and leaves DNS names as they are', () => {
+    // Given
+    const namespace = namespaceName('prod')!;
+    const name = segmentName('system:a b?c#d')!;
+
+    // When
+    const path = apiPath`/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings/${name}`;
+
+    // Then
+    assert.equal(path, '/apis/rbac.authorization.k8s.io/v1/namespaces/prod/rolebindings/system%3Aa%20b%3Fc%23d');
+    assert.equal(apiPath`/api/v1/namespaces/${namespace}/pods/${objectName('web-7d9f.x')!}`, '/api/v1/namespaces/prod/pods/web-7d9f.x');
   });
 
   it('apiPath joins our literal text and the checked names, in order', () => {
@@ -80,6 +99,12 @@ export async function refusedByTheCompiler(kube: Kube, alert: FalcoAlert, deadli
   await kube.request({ method: 'GET', path: `/api/v1/namespaces/${raw}/pods`, op }, deadline);
   // @ts-expect-error: a namespace name is not an object name (the rules differ: a subdomain may hold dots)
   const notAnObjectName: ObjectName = namespaceName('prod')!;
+  // @ts-expect-error: a path segment name (RBAC's, may hold ':') is no object name a pod path takes
+  const notAPodName: ObjectName = segmentName('system:node')!;
+  // @ts-expect-error: nor is a raw field a SegmentName
+  const notASegment: SegmentName = raw;
+  void notAPodName;
+  void notASegment;
   // @ts-expect-error: a list read with a plain check is not a list of namespace names
   const notNamespaces: readonly NamespaceName[] = readParams({ l: param('L', listText('items', (s) => s !== ''), '', 'l') }, {}).l;
   void notAPath;

@@ -35,8 +35,8 @@ const configMapObject = (namespace: string, name: string, labels: Record<string,
 });
 
 /** The resources as the audit-object target resolves them. */
-const CLUSTERROLES = { resource: 'clusterroles', group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false };
-const CONFIGMAPS = { resource: 'configmaps', group: '', version: 'v1', kind: 'ConfigMap', namespaced: true };
+const CLUSTERROLES = { resource: 'clusterroles', group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', namespaced: false, names: 'segment' };
+const CONFIGMAPS = { resource: 'configmaps', group: '', version: 'v1', kind: 'ConfigMap', namespaced: true, names: 'subdomain' };
 
 const inNamespace = (namespace: string) => {
   const a = alert('terminal-shell');

@@ -147,9 +147,10 @@ export const ACTION_CASES: readonly ActionCase[] = [captureEvidence, deletePod, 
 
 /**
  * The functions that are not actions on a pod (no ServiceAccount permissions of their own to exercise on a pod):
- * cordon-node acts on a node, and test/e2e/cordon-node.test.ts proves it on the real API server.
+ * cordon-node acts on a node (test/e2e/cordon-node.test.ts), delete-object on the object of a k8s_audit alert
+ * (test/e2e/delete-object.test.ts); both prove it on the real API server.
  */
-export const NON_ACTION_FUNCTIONS: readonly string[] = ['forwarder', 'cordon-node'];
+export const NON_ACTION_FUNCTIONS: readonly string[] = ['forwarder', 'cordon-node', 'delete-object'];
 
 /** Whether a function's folder exists under functions/ (others land while the suite is written). */
 export function functionExists(name: string): boolean {

@@ -201,15 +201,25 @@ export async function readPod(cluster: Cluster, namespace: string, name: string)
  * (lib/runner.ts), so a test waits for them, then reads again a moment later to see any surplus.
  */
 export async function recordedEvents(cluster: Cluster, namespace: string, pod: string, reason: string, count = 1): Promise<any[]> {
-  const ofReason = async () => (await podEvents(cluster, namespace, pod)).filter((e) => e.reason === reason);
-  await waitFor(`${count} ${reason} Event(s) on ${namespace}/${pod}`, async () => ((await ofReason()).length >= count ? true : undefined), 10000);
+  return recordedObjectEvents(cluster, namespace, 'Pod', pod, reason, count);
+}
+
+/** `recordedEvents` about an object of any kind, its Events in `namespace` (`default` for a cluster-wide object's). */
+export async function recordedObjectEvents(cluster: Cluster, namespace: string, kind: string, name: string, reason: string, count = 1): Promise<any[]> {
+  const ofReason = async () => (await objectEvents(cluster, namespace, kind, name)).filter((e) => e.reason === reason);
+  await waitFor(`${count} ${reason} Event(s) on the ${kind} ${namespace}/${name}`, async () => ((await ofReason()).length >= count ? true : undefined), 10000);
   await new Promise((resolve) => setTimeout(resolve, 200));
   return ofReason();
 }
 
 /** The core/v1 Events recorded about a pod. */
 export async function podEvents(cluster: Cluster, namespace: string, pod: string): Promise<any[]> {
-  const selector = encodeURIComponent(`involvedObject.kind=Pod,involvedObject.name=${pod}`);
+  return objectEvents(cluster, namespace, 'Pod', pod);
+}
+
+/** The core/v1 Events in `namespace` about an object of `kind` named `name`. */
+export async function objectEvents(cluster: Cluster, namespace: string, kind: string, name: string): Promise<any[]> {
+  const selector = encodeURIComponent(`involvedObject.kind=${kind},involvedObject.name=${name}`);
   const list = await apiOk(cluster, { method: 'GET', path: `/api/v1/namespaces/${namespace}/events?fieldSelector=${selector}` });
   return list.items as any[];
 }

@@ -1,0 +1,257 @@
+/**
+ * delete-object's BUILT bundle, served by the built runtime under Node 14 (Kubeless nodejs14), deleting real objects
+ * of a real API server after Falcosidekick-shaped POSTs of k8s_audit alerts, authenticated as its OWN generated
+ * ServiceAccount: a RoleBinding, a ClusterRoleBinding (of a name with ':') and a Secret go; a recreated object
+ * survives a stale alert; its ClusterRole is exactly what RESOURCES asks for.
+ */
+import { strict as assert } from 'assert';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { api, apiOk, createNamespace, deleteNamespaces, objectEvents, recordedObjectEvents, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
+import { clusterRoleRules, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
+import { assertRefusedOutsideRole, assertRoleGranted } from './helpers/least-privilege';
+import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { alertText } from '../helpers/fixtures';
+
+const NAME = 'delete-object';
+const RBAC = '/apis/rbac.authorization.k8s.io/v1';
+
+/** The k8saudit-eks fixture, about another object at another time; `extra` adds output fields (the json plugin's uid). */
+function auditAlert(resource: string, namespace: string | null, name: string, time: Date, extra: Record<string, string> = {}): string {
+  const alert = JSON.parse(alertText('k8saudit-serviceaccount-created')) as Record<string, any>;
+  alert.rule = 'Attach to cluster-admin Role';
+  alert.priority = 'Warning';
+  // Falco's time: RFC 3339 with nanoseconds.
+  alert.time = time.toISOString().replace('Z', '000000Z');
+  alert.output_fields = {
+    ...alert.output_fields,
+    'evt.time': time.getTime() * 1e6,
+    'ka.target.resource': resource,
+    'ka.target.namespace': namespace,
+    'ka.target.name': name,
+    'ka.verb': 'create',
+    'ka.user.name': 'e2e-attacker',
+    ...extra,
+  };
+  return JSON.stringify(alert);
+}
+
+const paths = {
+  rolebinding: (ns: string, name: string) => `${RBAC}/namespaces/${ns}/rolebindings/${encodeURIComponent(name)}`,
+  clusterrolebinding: (name: string) => `${RBAC}/clusterrolebindings/${encodeURIComponent(name)}`,
+  secret: (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`,
+};
+
+async function createRoleBinding(cluster: Cluster, namespace: string, name: string): Promise<any> {
+  return apiOk(cluster, {
+    method: 'POST',
+    path: `${RBAC}/namespaces/${namespace}/rolebindings`,
+    body: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+      subjects: [{ kind: 'ServiceAccount', name: 'default', namespace }],
+    },
+  });
+}
+
+async function createClusterRoleBinding(cluster: Cluster, name: string): Promise<any> {
+  return apiOk(cluster, {
+    method: 'POST',
+    path: `${RBAC}/clusterrolebindings`,
+    body: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+      subjects: [{ kind: 'User', name: 'e2e-attacker' }],
+    },
+  });
+}
+
+async function createSecret(cluster: Cluster, namespace: string, name: string): Promise<any> {
+  return apiOk(cluster, {
+    method: 'POST',
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    body: { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData: { token: 'e2e' } },
+  });
+}
+
+async function statusOf(cluster: Cluster, objectPath: string): Promise<number> {
+  return (await api(cluster, { method: 'GET', path: objectPath })).status;
+}
+
+describe('e2e: delete-object on a real API server, as its own ServiceAccount (built bundle, Node 14 runtime)', function () {
+  let cluster: Cluster;
+  let namespace: string;
+  let scratch: string;
+  let fn: ServedFunction;
+  const clusterWide: string[] = [];
+
+  before(async function () {
+    cluster = sharedCluster();
+    await ensureDeployed(cluster);
+    namespace = await createNamespace(cluster, 'delobj');
+    scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-delobj-'));
+    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'delete-object.kubeconfig.json'), await serviceAccountToken(cluster, NAME));
+    fn = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*' } });
+  });
+
+  after(async function () {
+    await stopAllFunctions();
+    if (cluster !== undefined) await Promise.all(clusterWide.map((name) => api(cluster, { method: 'DELETE', path: paths.clusterrolebinding(name) })));
+    if (namespace !== undefined) await deleteNamespaces(cluster, [namespace]);
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('deletes a RoleBinding, a ClusterRoleBinding named with ":" and a Secret that k8s_audit alerts name, and a repeat finds them gone', async function () {
+    // Given: the three objects, as an attacker would create them
+    const binding = uniqueName('rb');
+    const clusterBinding = `e2e:delobj:${uniqueName('crb')}`;
+    const secret = uniqueName('secret');
+    clusterWide.push(clusterBinding);
+    const created = [
+      await createRoleBinding(cluster, namespace, binding),
+      await createClusterRoleBinding(cluster, clusterBinding),
+      await createSecret(cluster, namespace, secret),
+    ];
+    const now = new Date();
+    const alerts: [string, string, string | null, string, string, string][] = [
+      ['rolebindings', 'RoleBinding', namespace, binding, paths.rolebinding(namespace, binding), `the RoleBinding '${binding}' in the namespace '${namespace}'`],
+      ['clusterrolebindings', 'ClusterRoleBinding', null, clusterBinding, paths.clusterrolebinding(clusterBinding), `the ClusterRoleBinding '${clusterBinding}'`],
+      ['secrets', 'Secret', namespace, secret, paths.secret(namespace, secret), `the Secret '${secret}' in the namespace '${namespace}'`],
+    ];
+
+    for (const [i, [resource, kind, ns, name, objectPath, described]] of alerts.entries()) {
+      // When
+      const answer = await fn.post(auditAlert(resource, ns, name, now));
+
+      // Then: done, by the creationTimestamp (the k8saudit plugin carries no uid), and gone from the API server
+      assert.equal(answer.status, 200, `${answer.text}\n${fn.logs}`);
+      const uid = created[i].metadata.uid as string;
+      assert.deepEqual(answer.body, {
+        status: 'done',
+        action: NAME,
+        target: { resource, ...(ns === null ? {} : { namespace: ns }), name },
+        dryRun: false,
+        message: `deleted ${described} (uid ${uid}, created at ${created[i].metadata.creationTimestamp as string}, no later than the audit event)`,
+        details: {
+          touched: [{ kind, ...(ns === null ? {} : { namespace: ns }), name, changed: true }],
+          changed: true,
+          // Queued, recorded after the answer (lib/runner.ts): read below once it is there.
+          eventRecorded: 'queued',
+          sameObjectBy: 'creationTimestamp',
+          uid,
+        },
+      });
+      assert.equal(await statusOf(cluster, objectPath), 404, `${described} is still there`);
+
+      // And (the fixture carries no uuid): one Event on the deleted object (its uid), in its namespace, a cluster-wide one's in default (lib/audit.ts)
+      const eventsIn = ns ?? 'default';
+      const events = await recordedObjectEvents(cluster, eventsIn, kind, name, 'FalcoResponseDeleted');
+      assert.equal(events.length, 1, fn.logs);
+      const [event] = events;
+      assert.deepEqual(event.involvedObject, {
+        apiVersion: created[i].apiVersion,
+        kind,
+        name,
+        ...(ns === null ? {} : { namespace: ns }),
+        uid,
+      });
+      assert.equal(event.metadata.namespace, eventsIn);
+      assert.equal(event.source.component, `falco-response/${NAME}`);
+      assert.equal(event.message, `${NAME} deleted ${described} after the Falco rule "Attach to cluster-admin Role" (priority Warning, alert uuid none)`);
+
+      // And: the same alert again (Falcosidekick gives it a new event-id) finds it gone, and records no second Event
+      const repeat = await fn.post(auditAlert(resource, ns, name, now));
+      assert.deepEqual([repeat.status, repeat.body.status, repeat.body.code, repeat.body.reason], [200, 'skipped', 'object-gone', `${described} is already gone`]);
+      // A skip queues no Event: their number is read at once.
+      assert.equal((await objectEvents(cluster, eventsIn, kind, name)).filter((e) => e.reason === 'FalcoResponseDeleted').length, 1);
+    }
+  });
+
+  it('leaves alone an object recreated with a new uid after a stale alert, by its creationTimestamp and by the uid the alert carries', async function () {
+    // Given: a Secret an alert saw, deleted and created again a second later (creationTimestamp counts whole seconds)
+    const secret = uniqueName('recreated');
+    const first = await createSecret(cluster, namespace, secret);
+    const seenAt = new Date(Date.parse(first.metadata.creationTimestamp as string) + 500);
+    await apiOk(cluster, { method: 'DELETE', path: paths.secret(namespace, secret) });
+    await waitFor('a second past the first creation', () => Promise.resolve(Date.now() >= seenAt.getTime() + 1000 ? true : undefined), 5000);
+    const second = await createSecret(cluster, namespace, secret);
+    assert.notEqual(second.metadata.uid, first.metadata.uid);
+
+    // When: the stale alert, without then with the event's uid (a rule output adding %json.value[/responseObject/metadata/uid])
+    const byTime = await fn.post(auditAlert('secrets', namespace, secret, seenAt));
+    const byUid = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': first.metadata.uid as string }));
+
+    // Then: both skipped, and the new Secret is there
+    const described = `the Secret '${secret}' in the namespace '${namespace}'`;
+    assert.deepEqual([byTime.status, byTime.body.status, byTime.body.code], [200, 'skipped', 'object-gone'], byTime.text);
+    assert.equal(
+      byTime.body.reason,
+      `${described} is not the object the audit event saw (it was created at ${second.metadata.creationTimestamp as string}, after the audit event (${seenAt.toISOString().replace('Z', '000000Z')})): it is left alone`,
+    );
+    assert.deepEqual([byUid.status, byUid.body.code], [200, 'object-gone'], byUid.text);
+    assert.equal(byUid.body.reason, `${described} is not the object the audit event saw (the audit event saw uid ${first.metadata.uid as string}, the object now has uid ${second.metadata.uid as string}): it is left alone`);
+    const still = await apiOk(cluster, { method: 'GET', path: paths.secret(namespace, secret) });
+    assert.equal(still.metadata.uid, second.metadata.uid);
+
+    // And: with the live object's uid the alert is about this one, and it goes (the uid is the DELETE's precondition)
+    const current = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': second.metadata.uid as string }));
+    assert.deepEqual([current.body.status, current.body.details?.sameObjectBy], ['done', 'uid'], current.text);
+    assert.equal(await statusOf(cluster, paths.secret(namespace, secret)), 404);
+  });
+
+  it('leaves cluster-critical names and other resources alone, before any call', async function () {
+    const critical = await fn.post(auditAlert('clusterrolebindings', null, 'system:basic-user', new Date()));
+    assert.deepEqual([critical.body.status, critical.body.code], ['skipped', 'cluster-critical'], critical.text);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding('system:basic-user')), 200);
+    const role = await fn.post(auditAlert('clusterroles', null, 'view', new Date()));
+    assert.deepEqual([role.body.status, role.body.code], ['skipped', 'no-object'], role.text);
+  });
+
+  it('dry run: says what would go, and the object stays', async function () {
+    const secret = uniqueName('dry');
+    await createSecret(cluster, namespace, secret);
+    const token = await serviceAccountToken(cluster, NAME);
+    const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'dry.kubeconfig.json'), token);
+    const dry = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*', DRY_RUN: 'true' } });
+    const answer = await dry.post(auditAlert('secrets', namespace, secret, new Date()));
+    await dry.stop();
+    assert.deepEqual([answer.body.status, answer.body.dryRun], ['done', true], answer.text);
+    assert.match(answer.body.message, new RegExp(`^would delete the Secret '${secret}' in the namespace '${namespace}' \\(uid `));
+    assert.equal(await statusOf(cluster, paths.secret(namespace, secret)), 200);
+  });
+
+  it('is granted exactly get and delete on each default resource and events create: each allowed, and calls outside refused 403', async function () {
+    // Given
+    const token = await serviceAccountToken(cluster, NAME);
+    const rules = clusterRoleRules(NAME);
+
+    // Then: the generated role is the RESOURCES default's, no more
+    assert.deepEqual(rules, [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['delete', 'get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['delete', 'get'] },
+      { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete', 'get'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['delete', 'get'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['delete', 'get'] },
+    ]);
+    await assertRoleGranted(cluster, token, rules, namespace);
+    const refused = await assertRefusedOutsideRole(cluster, token, rules, { namespace, pod: uniqueName('no-pod'), serviceAccount: NAME });
+    assert.ok(refused.length >= 20, `only ${refused.length} calls were probed`);
+    // And what it could be configured for but is not by default: ClusterRoles, pods, namespaces, nodes, list of secrets
+    for (const call of [
+      { method: 'DELETE' as const, path: `${RBAC}/clusterroles/view` },
+      { method: 'GET' as const, path: `${RBAC}/clusterroles/view` },
+      { method: 'DELETE' as const, path: `/api/v1/namespaces/${namespace}/pods/x` },
+      { method: 'GET' as const, path: '/api/v1/nodes/x' },
+      { method: 'GET' as const, path: `/api/v1/namespaces/${namespace}/secrets` },
+      { method: 'DELETE' as const, path: `/api/v1/namespaces/${namespace}/secrets` },
+    ]) {
+      assert.equal((await api(cluster, call, token)).status, 403, `${call.method} ${call.path}`);
+    }
+  });
+});

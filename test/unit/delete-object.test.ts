@@ -1,0 +1,556 @@
+import { strict as assert } from 'assert';
+import action, { DELETABLE_RESOURCES } from '../../functions/delete-object/action';
+import { functionModel } from '../../build/model';
+import { loadConfig, parameterEnv } from '../../build/config';
+import { memoryLogger } from '../../lib/log';
+import { actionHandler } from '../helpers/recorded-handler';
+import { serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
+import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { MemoryCluster } from '../helpers/memory-cluster';
+import * as path from 'path';
+
+/**
+ * delete-object on the in-memory cluster, through a real KubeClient: the object a k8s_audit alert names is deleted
+ * when it is one of RESOURCES, outside the protected namespaces, of no cluster-critical name, and the very one the
+ * audit event saw (its uid when the alert carries it, else a creationTimestamp no later than the event).
+ */
+
+const RBAC = '/apis/rbac.authorization.k8s.io/v1';
+/** The audit event's time (the fixture's), and creation times before, at and after it. */
+const EVENT_TIME = '2023-05-10T14:09:17.699479000Z';
+const BEFORE = '2023-05-10T14:00:00Z';
+const SAME_SECOND = '2023-05-10T14:09:17Z';
+const AFTER = '2023-05-10T14:09:18Z';
+
+interface Kind {
+  readonly resource: string;
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespaced: boolean;
+  readonly path: (namespace: string, name: string) => string;
+}
+
+const KINDS: readonly Kind[] = [
+  { resource: 'rolebindings', apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', namespaced: true, path: (ns, n) => `${RBAC}/namespaces/${ns}/rolebindings/${n}` },
+  { resource: 'clusterrolebindings', apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', namespaced: false, path: (_ns, n) => `${RBAC}/clusterrolebindings/${n}` },
+  { resource: 'serviceaccounts', apiVersion: 'v1', kind: 'ServiceAccount', namespaced: true, path: (ns, n) => `/api/v1/namespaces/${ns}/serviceaccounts/${n}` },
+  { resource: 'secrets', apiVersion: 'v1', kind: 'Secret', namespaced: true, path: (ns, n) => `/api/v1/namespaces/${ns}/secrets/${n}` },
+  { resource: 'configmaps', apiVersion: 'v1', kind: 'ConfigMap', namespaced: true, path: (ns, n) => `/api/v1/namespaces/${ns}/configmaps/${n}` },
+  { resource: 'pods', apiVersion: 'v1', kind: 'Pod', namespaced: true, path: (ns, n) => `/api/v1/namespaces/${ns}/pods/${n}` },
+  { resource: 'clusterroles', apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', namespaced: false, path: (_ns, n) => `${RBAC}/clusterroles/${n}` },
+];
+const kindOf = (resource: string) => KINDS.find((k) => k.resource === resource)!;
+
+/** An object as the API server has it. */
+function stored(resource: string, namespace: string, name: string, extra: { uid?: string; created?: string; labels?: Record<string, string> } = {}) {
+  const k = kindOf(resource);
+  return {
+    apiVersion: k.apiVersion,
+    kind: k.kind,
+    metadata: {
+      name,
+      ...(k.namespaced ? { namespace } : {}),
+      uid: extra.uid ?? `uid-${name.replace(/[^A-Za-z0-9-]/g, '-')}`,
+      resourceVersion: '7',
+      creationTimestamp: extra.created ?? BEFORE,
+      ...(extra.labels === undefined ? {} : { labels: extra.labels }),
+    },
+  };
+}
+
+/** A k8s_audit alert (the k8saudit-eks fixture's envelope) about `resource` `name` in `namespace`. */
+function auditAlert(resource: string, namespace: string | null, name: string, extra: Record<string, unknown> = {}) {
+  const a = alert('k8saudit-serviceaccount-created');
+  a.rule = 'Attach to cluster-admin Role';
+  a.output_fields = {
+    'evt.time': 1683727757699479000,
+    'ka.target.resource': resource,
+    'ka.target.namespace': namespace,
+    'ka.target.name': name,
+    'ka.user.name': 'attacker',
+    'ka.verb': 'create',
+    ...extra,
+  };
+  return a;
+}
+
+function setup(env: Record<string, string> = {}) {
+  const cluster = new MemoryCluster();
+  serveCluster(cluster);
+  const log = memoryLogger();
+  const handler = actionHandler(action, { env: { RULES: '*', ...env }, kube: testKube(), log, ownNamespace: 'falco-response' });
+  log.lines.splice(0);
+  const send = async (data: unknown, eventId?: string) => {
+    const { event, response } = kubelessEvent(data, eventId);
+    const answer = await handler(event, kubelessContext());
+    return { answer, status: response.statusCode };
+  };
+  return { cluster, log, send };
+}
+
+const calls = (cluster: MemoryCluster) => cluster.take().map((c) => `${c.method} ${c.path}`);
+const deleteBody = (uid: string) => ({ apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid } });
+
+describe('delete-object', () => {
+  describe('deletes the object the audit event names, of each resource, namespaced or cluster-wide', () => {
+    const cases: [string, string, Record<string, string>][] = [
+      ['rolebindings', 'attacker-binding', {}],
+      ['clusterrolebindings', 'attacker-admin', {}],
+      ['serviceaccounts', 'backdoor', {}],
+      ['secrets', 'stolen-token', {}],
+      ['configmaps', 'aws-creds', {}],
+      ['pods', 'miner-7d9f', { RESOURCES: 'pods' }],
+      ['clusterroles', 'escalate-all', { RESOURCES: 'clusterroles' }],
+    ];
+    for (const [resource, name, env] of cases) {
+      it(`${resource}: ${name}`, async () => {
+        // Given
+        const k = kindOf(resource);
+        const { cluster, send } = setup(env);
+        const at = k.path('team-a', name);
+        cluster.objects.set(at, stored(resource, 'team-a', name));
+
+        // When
+        const { answer, status: code } = await send(auditAlert(resource, 'team-a', name));
+
+        // Then: its Event on the object, in its namespace, or in default for a cluster-wide one (lib/audit.ts)
+        const recorded = cluster.take();
+        const events = k.namespaced ? 'team-a' : 'default';
+        assert.deepEqual(recorded.map((c) => `${c.method} ${c.path}`), [`GET ${at}`, `DELETE ${at}`, `POST /api/v1/namespaces/${events}/events`]);
+        assert.deepEqual(recorded[1].body, deleteBody(`uid-${name}`));
+        assert.equal(cluster.objects.has(at), false, 'the object is still there');
+        const described = `the ${k.kind} '${name}'${k.namespaced ? " in the namespace 'team-a'" : ''}`;
+        assert.deepEqual(
+          cluster.under(`/api/v1/namespaces/${events}/events/`).map((e) => [e.reason, e.involvedObject, e.message]),
+          [
+            [
+              'FalcoResponseDeleted',
+              { apiVersion: k.apiVersion, kind: k.kind, name, ...(k.namespaced ? { namespace: 'team-a' } : {}), uid: `uid-${name}` },
+              `delete-object deleted ${described} after the Falco rule "Attach to cluster-admin Role" (priority Informational, alert uuid none)`,
+            ],
+          ],
+        );
+        assert.deepEqual([code, answer], [
+          200,
+          {
+            status: 'done',
+            action: 'delete-object',
+            target: { resource, ...(k.namespaced ? { namespace: 'team-a' } : {}), name },
+            dryRun: false,
+            message: `deleted ${described} (uid uid-${name}, created at ${BEFORE}, no later than the audit event)`,
+            details: {
+              touched: [{ kind: k.kind, ...(k.namespaced ? { namespace: 'team-a' } : {}), name, changed: true }],
+              changed: true,
+              // Queued by the runner, recorded after the answer (lib/runner.ts; the handler here answers once it is).
+              eventRecorded: 'queued',
+              sameObjectBy: 'creationTimestamp',
+              uid: `uid-${name}`,
+            },
+          },
+        ]);
+      });
+    }
+  });
+
+  it('names the object by ka.resp.name on a create, whose ka.target.name is empty', async () => {
+    const { cluster, send } = setup();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    const { answer } = await send(auditAlert('secrets', 'team-a', '', { 'ka.resp.name': 'stolen-token' }));
+    assert.deepEqual([answer.status, calls(cluster)], ['done', [`GET ${at}`, `DELETE ${at}`, 'POST /api/v1/namespaces/team-a/events']]);
+  });
+
+  it("uses the event's uid (json.value[/responseObject/metadata/uid]) when the rule's output carries it", async () => {
+    const { cluster, send } = setup();
+    const at = kindOf('rolebindings').path('team-a', 'attacker-binding');
+    cluster.objects.set(at, stored('rolebindings', 'team-a', 'attacker-binding', { uid: '0b6c1f7e-5d43-4a6e-9d7e-1c2b3a4d5e6f', created: AFTER }));
+    const { answer } = await send(auditAlert('rolebindings', 'team-a', 'attacker-binding', { 'json.value[/responseObject/metadata/uid]': '0b6c1f7e-5d43-4a6e-9d7e-1c2b3a4d5e6f' }));
+    const recorded = cluster.take();
+    assert.deepEqual(recorded[1]?.body, deleteBody('0b6c1f7e-5d43-4a6e-9d7e-1c2b3a4d5e6f'));
+    assert.equal(answer.message, "deleted the RoleBinding 'attacker-binding' in the namespace 'team-a' (uid 0b6c1f7e-5d43-4a6e-9d7e-1c2b3a4d5e6f, the audit event's)");
+    const details = answer.details as Record<string, unknown>;
+    assert.deepEqual([details.sameObjectBy, details.uid], ['uid', '0b6c1f7e-5d43-4a6e-9d7e-1c2b3a4d5e6f']);
+  });
+
+  it('deletes an object created in the same second as the event (creationTimestamp holds no fraction)', async () => {
+    const { cluster, send } = setup();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token', { created: SAME_SECOND }));
+    const { answer } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+    assert.equal(answer.status, 'done');
+    assert.equal(cluster.objects.has(at), false);
+  });
+
+  it('takes a DELETE answered with a Status of success (what the API server answers for most kinds)', async () => {
+    const { cluster, send } = setup();
+    const at = kindOf('clusterrolebindings').path('', 'attacker-admin');
+    cluster.objects.set(at, stored('clusterrolebindings', '', 'attacker-admin'));
+    cluster.failNext(1, [200, { apiVersion: 'v1', kind: 'Status', status: 'Success', details: { name: 'attacker-admin' } }], { method: 'DELETE' });
+    const { answer } = await send(auditAlert('clusterrolebindings', null, 'attacker-admin'));
+    assert.equal(answer.status, 'done', JSON.stringify(answer));
+  });
+
+  describe('leaves alone what it must not touch', () => {
+    const cases: [string, (c: MemoryCluster) => void, Record<string, unknown>, Record<string, string>, Record<string, unknown>, string[]][] = [
+      [
+        'another object now holds the name (the event saw another uid): object-gone, no DELETE',
+        (c) => c.objects.set(kindOf('secrets').path('team-a', 'stolen-token'), stored('secrets', 'team-a', 'stolen-token', { uid: 'uid-new' })),
+        auditAlert('secrets', 'team-a', 'stolen-token', { 'json.value[/responseObject/metadata/uid]': 'uid-old' }),
+        {},
+        {
+          code: 'object-gone',
+          reason: "the Secret 'stolen-token' in the namespace 'team-a' is not the object the audit event saw (the audit event saw uid uid-old, the object now has uid uid-new): it is left alone",
+          target: { resource: 'secrets', namespace: 'team-a', name: 'stolen-token' },
+        },
+        ['GET /api/v1/namespaces/team-a/secrets/stolen-token'],
+      ],
+      [
+        'an object created after the event (without a uid in the alert): object-gone, no DELETE',
+        (c) => c.objects.set(kindOf('configmaps').path('team-a', 'aws-creds'), stored('configmaps', 'team-a', 'aws-creds', { created: AFTER })),
+        auditAlert('configmaps', 'team-a', 'aws-creds'),
+        {},
+        {
+          code: 'object-gone',
+          reason: `the ConfigMap 'aws-creds' in the namespace 'team-a' is not the object the audit event saw (it was created at ${AFTER}, after the audit event (${EVENT_TIME})): it is left alone`,
+          target: { resource: 'configmaps', namespace: 'team-a', name: 'aws-creds' },
+        },
+        ['GET /api/v1/namespaces/team-a/configmaps/aws-creds'],
+      ],
+      [
+        'the uid precondition fails (409: replaced between the read and the DELETE): object-gone',
+        (c) => {
+          c.objects.set(kindOf('rolebindings').path('team-a', 'attacker-binding'), stored('rolebindings', 'team-a', 'attacker-binding'));
+          c.failNext(1, [409, status(409, 'Conflict', 'Precondition failed: UID in precondition: uid-attacker-binding, UID in object meta: uid-other')], { method: 'DELETE' });
+        },
+        auditAlert('rolebindings', 'team-a', 'attacker-binding'),
+        {},
+        {
+          code: 'object-gone',
+          reason:
+            "the RoleBinding 'attacker-binding' in the namespace 'team-a' was replaced by another object of the same name since it was read (uid uid-attacker-binding): the new one is left alone",
+          target: { resource: 'rolebindings', namespace: 'team-a', name: 'attacker-binding' },
+        },
+        [`GET ${RBAC}/namespaces/team-a/rolebindings/attacker-binding`, `DELETE ${RBAC}/namespaces/team-a/rolebindings/attacker-binding`],
+      ],
+      [
+        'a system:* name, before anything is read: cluster-critical',
+        () => undefined,
+        auditAlert('clusterrolebindings', null, 'system:node'),
+        {},
+        { code: 'cluster-critical', reason: "the ClusterRoleBinding 'system:node' is left alone: a name under 'system:' is Kubernetes' own", target: { resource: 'clusterrolebindings', name: 'system:node' } },
+        [],
+      ],
+      [
+        'a kubeadm:* name: cluster-critical',
+        () => undefined,
+        auditAlert('clusterrolebindings', null, 'kubeadm:get-nodes'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: "the ClusterRoleBinding 'kubeadm:get-nodes' is left alone: a name under 'kubeadm:' is kubeadm's own",
+          target: { resource: 'clusterrolebindings', name: 'kubeadm:get-nodes' },
+        },
+        [],
+      ],
+      [
+        'the cluster-admin binding: cluster-critical',
+        () => undefined,
+        auditAlert('clusterrolebindings', null, 'cluster-admin'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: "the ClusterRoleBinding 'cluster-admin' is left alone: it is one of the default roles or their bindings",
+          target: { resource: 'clusterrolebindings', name: 'cluster-admin' },
+        },
+        [],
+      ],
+      [
+        "the functions' own ClusterRoleBinding: cluster-critical",
+        () => undefined,
+        auditAlert('clusterrolebindings', null, 'falco-response-delete-object'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: "the ClusterRoleBinding 'falco-response-delete-object' is left alone: it is one of falco-response's own",
+          target: { resource: 'clusterrolebindings', name: 'falco-response-delete-object' },
+        },
+        [],
+      ],
+      [
+        "a namespace's default ServiceAccount: cluster-critical",
+        () => undefined,
+        auditAlert('serviceaccounts', 'default', 'default'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: "the ServiceAccount 'default' in the namespace 'default' is left alone: every namespace's 'default' ServiceAccount is the one its pods run as",
+          target: { resource: 'serviceaccounts', namespace: 'default', name: 'default' },
+        },
+        [],
+      ],
+      [
+        'an RBAC object the API server bootstrapped, whatever its name: cluster-critical, no DELETE',
+        (c) => c.objects.set(kindOf('clusterrolebindings').path('', 'basic-user'), stored('clusterrolebindings', '', 'basic-user', { labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } })),
+        auditAlert('clusterrolebindings', null, 'basic-user'),
+        {},
+        {
+          code: 'cluster-critical',
+          reason: 'the ClusterRoleBinding \'basic-user\' is left alone: it is labelled kubernetes.io/bootstrapping="rbac-defaults"',
+          target: { resource: 'clusterrolebindings', name: 'basic-user' },
+        },
+        [`GET ${RBAC}/clusterrolebindings/basic-user`],
+      ],
+      [
+        'a protected namespace, before anything is read: protected-namespace',
+        () => undefined,
+        auditAlert('secrets', 'kube-system', 'bootstrap-token-abcdef'),
+        {},
+        {
+          code: 'protected-namespace',
+          reason: "the namespace 'kube-system' is protected (PROTECTED_NAMESPACES): the Secret 'bootstrap-token-abcdef' is left alone",
+          target: { resource: 'secrets', namespace: 'kube-system', name: 'bootstrap-token-abcdef' },
+        },
+        [],
+      ],
+      [
+        'a resource RESOURCES does not list (pods by default): no-object',
+        () => undefined,
+        auditAlert('pods', 'team-a', 'miner'),
+        {},
+        {
+          code: 'no-object',
+          reason: 'the audit event is about "pods" (ka.target.resource), not one of the resources this action acts on (rolebindings, clusterrolebindings, serviceaccounts, secrets, configmaps)',
+        },
+        [],
+      ],
+      [
+        'a resource RESOURCES no longer lists once configured (secrets only): no-object',
+        () => undefined,
+        auditAlert('configmaps', 'team-a', 'aws-creds'),
+        { RESOURCES: 'secrets' },
+        { code: 'no-object', reason: 'the audit event is about "configmaps" (ka.target.resource), not one of the resources this action acts on (secrets)' },
+        [],
+      ],
+      [
+        'a subresource (pods/exec is about its pod): no-object',
+        () => undefined,
+        auditAlert('serviceaccounts', 'team-a', 'backdoor', { 'ka.target.subresource': 'token' }),
+        {},
+        { code: 'no-object', reason: 'the audit event is about the subresource "token" of serviceaccounts (ka.target.subresource), not an object itself' },
+        [],
+      ],
+      [
+        'an object that opted out: opted-out',
+        (c) => c.objects.set(kindOf('secrets').path('team-a', 'keep'), stored('secrets', 'team-a', 'keep', { labels: { 'falco-response.io/ignore': 'true' } })),
+        auditAlert('secrets', 'team-a', 'keep'),
+        {},
+        {
+          code: 'opted-out',
+          reason: "the Secret 'keep' in the namespace 'team-a' opted out with falco-response.io/ignore=true",
+          target: { resource: 'secrets', namespace: 'team-a', name: 'keep' },
+        },
+        ['GET /api/v1/namespaces/team-a/secrets/keep'],
+      ],
+      [
+        'a syscall alert: source-not-accepted',
+        () => undefined,
+        alert('terminal-shell'),
+        {},
+        { code: 'source-not-accepted', reason: 'the alert\'s source is "syscall" (syscall): this action takes k8s_audit alerts only' },
+        [],
+      ],
+    ];
+    for (const [name, given, data, env, expected, expectedCalls] of cases) {
+      it(name, async () => {
+        const { cluster, send } = setup(env);
+        given(cluster);
+        const { answer, status: code } = await send(data);
+        assert.deepEqual([code, answer, calls(cluster)], [200, { status: 'skipped', ...expected }, expectedCalls]);
+      });
+    }
+  });
+
+  describe('names: RBAC names may hold ":" and blanks (path segment names); other kinds take DNS names only', () => {
+    it('deletes a RoleBinding named "ops:backdoor x", percent-encoded in the path', async () => {
+      const { cluster, send } = setup();
+      const at = `${RBAC}/namespaces/team-a/rolebindings/ops%3Abackdoor%20x`;
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops:backdoor x'));
+      const { answer } = await send(auditAlert('rolebindings', 'team-a', 'ops:backdoor x'));
+      assert.deepEqual(calls(cluster), [`GET ${at}`, `DELETE ${at}`, 'POST /api/v1/namespaces/team-a/events']);
+      assert.equal(answer.message, 'deleted the RoleBinding "ops:backdoor x" in the namespace \'team-a\' (uid uid-ops-backdoor-x, created at 2023-05-10T14:00:00Z, no later than the audit event)');
+      assert.deepEqual(
+        cluster.under('/api/v1/namespaces/team-a/events/').map((e) => [(e.involvedObject as { name?: string }).name, e.message]),
+        [['ops:backdoor x', 'delete-object deleted the RoleBinding "ops:backdoor x" in the namespace \'team-a\' after the Falco rule "Attach to cluster-admin Role" (priority Informational, alert uuid none)']],
+      );
+    });
+
+    const refused: [string, string, string, string][] = [
+      ['a slash', 'rolebindings', 'a/../../secrets', `expected a RoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "a/../../secrets"`],
+      ['a percent sign', 'clusterrolebindings', 'x%2Fy', `expected a ClusterRoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "x%2Fy"`],
+      ['..', 'rolebindings', '..', `expected a RoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got ".."`],
+      ['.', 'clusterrolebindings', '.', `expected a ClusterRoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "."`],
+      ['a control character', 'rolebindings', 'a\nb', `expected a RoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "a\\nb"`],
+      ['non-ASCII text', 'rolebindings', 'kübe', `expected a RoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "kübe"`],
+      ['254 characters', 'clusterrolebindings', 'a'.repeat(254), `expected a ClusterRoleBinding name (printable ASCII without '/' or '%', not '.' or '..', at most 253), got "${'a'.repeat(79)}… (256 characters)`],
+      ['a ":" in a Secret name (not an RBAC kind)', 'secrets', 'a:b', `expected an object name (lowercase letters, digits, '-' and '.', at most 253), got "a:b"`],
+    ];
+    for (const [what, resource, name, expected] of refused) {
+      it(`refuses (400) a name with ${what}, before any call`, async () => {
+        const { cluster, send } = setup();
+        const { answer, status: code } = await send(auditAlert(resource, 'team-a', name));
+        assert.equal(code, 400);
+        assert.deepEqual(answer, { status: 'invalid', error: `alert: output_fields["ka.target.name"]: ${expected}` });
+        assert.deepEqual(calls(cluster), []);
+      });
+    }
+
+    it('refuses (400) an event uid that is no uid', async () => {
+      const { cluster, send } = setup();
+      cluster.objects.set(kindOf('secrets').path('team-a', 't'), stored('secrets', 'team-a', 't'));
+      const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 't', { 'json.value[/responseObject/metadata/uid]': '../x' }));
+      assert.deepEqual([code, answer], [
+        400,
+        { status: 'invalid', error: `alert: output_fields["json.value[/responseObject/metadata/uid]"]: expected a uid (letters, digits and '-', at most 128), got "../x"` },
+      ]);
+    });
+  });
+
+  it('dry run: says what would go, and deletes nothing', async () => {
+    const { cluster, send } = setup({ DRY_RUN: 'true' });
+    const at = kindOf('clusterrolebindings').path('', 'attacker-admin');
+    cluster.objects.set(at, stored('clusterrolebindings', '', 'attacker-admin'));
+    const { answer } = await send(auditAlert('clusterrolebindings', null, 'attacker-admin'));
+    assert.deepEqual(calls(cluster), [`GET ${at}`]);
+    assert.ok(cluster.objects.has(at));
+    assert.deepEqual(answer, {
+      status: 'done',
+      action: 'delete-object',
+      target: { resource: 'clusterrolebindings', name: 'attacker-admin' },
+      dryRun: true,
+      message: `would delete the ClusterRoleBinding 'attacker-admin' (uid uid-attacker-admin, created at ${BEFORE}, no later than the audit event)`,
+      details: {
+        touched: [{ kind: 'ClusterRoleBinding', name: 'attacker-admin', changed: true }],
+        changed: true,
+        eventRecorded: false,
+        sameObjectBy: 'creationTimestamp',
+        uid: 'uid-attacker-admin',
+      },
+    });
+  });
+
+  it('a repeat after the deletion (another alert for the same object) answers skipped object-gone', async () => {
+    const { cluster, send, log } = setup();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    const first = await send(auditAlert('secrets', 'team-a', 'stolen-token'), 'event-1');
+    const second = await send(auditAlert('secrets', 'team-a', 'stolen-token'), 'event-2');
+    assert.equal(first.answer.status, 'done');
+    assert.deepEqual(second.answer, {
+      status: 'skipped',
+      code: 'object-gone',
+      reason: "the Secret 'stolen-token' in the namespace 'team-a' is already gone",
+      target: { resource: 'secrets', namespace: 'team-a', name: 'stolen-token' },
+    });
+    assert.deepEqual(calls(cluster), [`GET ${at}`, `DELETE ${at}`, 'POST /api/v1/namespaces/team-a/events', `GET ${at}`]);
+    // One Event, for the one deletion; none for the skip, and nothing to warn about.
+    assert.deepEqual(cluster.under('/api/v1/namespaces/team-a/events/').map((e) => e.reason), ['FalcoResponseDeleted']);
+    assert.deepEqual(log.lines.filter((l) => l.level === 'warn' || l.level === 'error'), []);
+  });
+
+  it('reports its own deletion when the answer to the DELETE was lost (503 after deleting) and the retry finds it gone', async () => {
+    // Given: the API server deletes, then a gateway answers 503; the retry's 404 reports that very deletion
+    const cluster = new MemoryCluster();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    let deletes = 0;
+    serveApi((method, uri, body) => {
+      const answer = cluster.serve(method, uri, body);
+      return method === 'DELETE' && ++deletes === 1 ? [503, status(503, 'ServiceUnavailable', 'the answer was lost')] : answer;
+    });
+    const handler = actionHandler(action, { env: { RULES: '*' }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
+    const { event } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'));
+
+    // When
+    const answer = await handler(event, kubelessContext());
+
+    // Then
+    assert.deepEqual(calls(cluster), [`GET ${at}`, `DELETE ${at}`, `DELETE ${at}`, 'POST /api/v1/namespaces/team-a/events']);
+    assert.equal(answer.status, 'done', JSON.stringify(answer));
+    assert.equal(
+      answer.message,
+      `deleted the Secret 'stolen-token' in the namespace 'team-a' (uid uid-stolen-token, created at ${BEFORE}, no later than the audit event; the answer to an earlier attempt was lost, and the retry found it gone)`,
+    );
+  });
+
+  it('fails, saying whether it was deleted is not known, when the DELETE answers another object', async () => {
+    const { cluster, send } = setup();
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    cluster.failNext(1, [200, stored('secrets', 'team-a', 'stolen-token', { uid: 'uid-other' })], { method: 'DELETE' });
+    const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+    assert.deepEqual([code, answer], [
+      500,
+      {
+        status: 'failed',
+        error:
+          "delete the Secret 'stolen-token' in the namespace 'team-a' failed: the API server's answer is not that object (metadata.uid: expected \"uid-stolen-token\", got \"uid-other\"): whether it was deleted is not known",
+        target: { resource: 'secrets', namespace: 'team-a', name: 'stolen-token' },
+      },
+    ]);
+  });
+
+  describe('permissions follow RESOURCES, at build time', () => {
+    const rulesOf = (env: Record<string, string>) => action.permissionsFor!(env);
+
+    it('grants get and delete on each default resource, and events create, nothing else', () => {
+      assert.deepEqual(action.permissions, [
+        { apiGroup: '', resource: 'configmaps', verbs: ['delete', 'get'] },
+        { apiGroup: '', resource: 'events', verbs: ['create'] },
+        { apiGroup: '', resource: 'secrets', verbs: ['delete', 'get'] },
+        { apiGroup: '', resource: 'serviceaccounts', verbs: ['delete', 'get'] },
+        { apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings', verbs: ['delete', 'get'] },
+        { apiGroup: 'rbac.authorization.k8s.io', resource: 'rolebindings', verbs: ['delete', 'get'] },
+      ]);
+    });
+
+    it('grants only what a configured RESOURCES lists', () => {
+      assert.deepEqual(rulesOf({ RESOURCES: 'secrets, clusterroles' }), [
+        { apiGroup: '', resource: 'events', verbs: ['create'] },
+        { apiGroup: '', resource: 'secrets', verbs: ['delete', 'get'] },
+        { apiGroup: 'rbac.authorization.k8s.io', resource: 'clusterroles', verbs: ['delete', 'get'] },
+      ]);
+    });
+
+    it("writes the configured value's rules into the generated ClusterRole (falco-response.yaml)", () => {
+      const config = loadConfig(path.join(__dirname, '..', '..', 'falco-response.yaml'));
+      const configured = { ...config, functions: { 'delete-object': { parameters: { RESOURCES: 'rolebindings' } } } };
+      const bundle = { name: 'delete-object', code: '', bytes: 0, sha256: '' } as unknown as Parameters<typeof functionModel>[1];
+      const model = functionModel(action, bundle, configured, []);
+      assert.deepEqual(model.rbac?.role.rules, [
+        { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+        { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['delete', 'get'] },
+      ]);
+      assert.equal(model.annotations['falco-response.io/permissions'], 'create events; delete,get rolebindings.rbac.authorization.k8s.io');
+    });
+
+    const bad: [string, string][] = [
+      ['namespaces', `RESOURCES: expected a comma-separated list of one or more of ${DELETABLE_RESOURCES.join(', ')} ("namespaces" is not one), got "namespaces"`],
+      ['secrets,widgets', `RESOURCES: expected a comma-separated list of one or more of ${DELETABLE_RESOURCES.join(', ')} ("widgets" is not one), got "secrets,widgets"`],
+      [' , ', `RESOURCES: expected a comma-separated list of one or more of ${DELETABLE_RESOURCES.join(', ')}, got " , "`],
+    ];
+    for (const [value, expected] of bad) {
+      it(`refuses RESOURCES=${JSON.stringify(value)} at build time, naming the value`, () => {
+        const config = loadConfig(path.join(__dirname, '..', '..', 'falco-response.yaml'));
+        const configured = { ...config, functions: { 'delete-object': { parameters: { RESOURCES: value } } } };
+        assert.throws(() => parameterEnv(action, configured), { message: `falco-response.yaml: functions.delete-object.parameters: invalid configuration: ${expected}` });
+      });
+    }
+  });
+
+  it('declares its checks in the order they run', () => {
+    assert.deepEqual(
+      action.checks.map((c) => c.name),
+      ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'cluster-critical', 'exists', 'opted-out', 'bootstrap-rbac', 'same-object'],
+    );
+  });
+});
