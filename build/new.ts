@@ -132,8 +132,9 @@ import { recordAudit } from '../../lib/audit';
 import { ActionFailedError } from '../../lib/outcome';
 import { describeTarget } from '../../lib/resolve';
 
-// A starting point from \`npm run new\`: it records a Kubernetes Event on ${kind.what}. Replace the description, the
-// parameters, the permissions, the checks and run() with what ${name} does; keep run() free of I/O other than kube.
+// A starting point from \`npm run new\`: it records a Kubernetes Event on ${kind.what}.
+// Replace the description, the parameters, the permissions, the checks and run() with what ${name} does;
+// keep run() free of I/O other than kube.
 export default ${kind.opener}
   name: '${name}',
   description: 'Records a Kubernetes Event on ${kind.what} (template: say in one line what ${name} does).',${kind.extra}
