@@ -17,9 +17,9 @@ export const timeAnswer = t.refinement(
 /** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
 export const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
 
-/** An object by namespace and name. */
+/** An object by name, and namespace: none for a cluster-wide object (a Node, a ClusterRole), whose answer names none. */
 export interface ObjectRef {
-  readonly namespace: string;
+  readonly namespace?: string;
   readonly name: string;
 }
 

@@ -1,9 +1,8 @@
 import * as t from 'io-ts';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
-import { decodedOrFail, isNotFound, mismatch, stringMap } from './answers';
+import { decodedOrFail, isNotFound, mismatch, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, KubeAnswerError, type Operation } from './errors';
-import { readNamed } from './objects';
 import { apiPath } from './refs';
 import type { NodeName } from '../names';
 import { printable } from '../text';
@@ -43,7 +42,7 @@ const nodeAnswer = t.type(
  * other answer, a 2xx that is not this very node included, throws.
  */
 export function getNode(kube: Kube, node: NodeRef, deadline: number): Promise<V1Node | undefined> {
-  return readNamed(kube, nodeOp('get', node), nodePath(node), nodeAnswer, 'that node', node, deadline);
+  return readObject(kube, { method: 'GET', path: nodePath(node), op: nodeOp('get', node) }, nodeAnswer, 'that node', node, deadline);
 }
 
 /** A taint as it is written: key, value and effect; `timeAdded` where the API server set one, kept as it was read. */

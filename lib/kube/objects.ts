@@ -1,5 +1,5 @@
 import * as t from 'io-ts';
-import { decodedOrFail, deletedStatus, isNotFound, mismatch, stringMap, timeAnswer } from './answers';
+import { decodedOrFail, deletedStatus, isNotFound, mismatch, readObject, stringMap, timeAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
@@ -76,37 +76,9 @@ const objectAnswer = (ref: ApiObjectRef) =>
     `a ${ref.resource.kind}`,
   );
 
-/**
- * Reads an object by its path: `undefined` when the API server says there is none (404 NotFound), else the answer,
- * decoded by `codec` and checked to name the object asked for (a broken proxy may answer anything), as sent.
- * lib/kube/answers.ts readObject does the same for namespaced objects; this one takes cluster-wide ones too.
- */
-export async function readNamed<A extends { readonly metadata: { readonly name: string; readonly namespace?: string } }>(
-  kube: Kube,
-  op: Operation,
-  path: ApiPath,
-  codec: t.Decoder<unknown, A>,
-  what: string,
-  ref: { readonly namespace?: string; readonly name: string },
-  deadline: number,
-): Promise<A | undefined> {
-  let answer: unknown;
-  try {
-    answer = await kube.request<unknown>({ method: 'GET', path, op }, deadline);
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
-  const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not ${what} (${problems})`);
-  const decoded = decodedOrFail(codec, answer, fail);
-  const wrong = [...mismatch('metadata.namespace', ref.namespace, decoded.metadata.namespace), ...mismatch('metadata.name', ref.name, decoded.metadata.name)];
-  if (wrong.length > 0) throw fail(wrong.join('; '));
-  return decoded;
-}
-
-/** The object as the API server has it, or `undefined` when it does not exist; any other answer throws (readNamed). */
+/** The object as the API server has it, or `undefined` when it does not exist; any other answer throws (readObject). */
 export function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Promise<ApiObject | undefined> {
-  return readNamed(kube, objectOp('get', ref), objectPath(ref), objectAnswer(ref), 'that object', ref, deadline);
+  return readObject(kube, { method: 'GET', path: objectPath(ref), op: objectOp('get', ref) }, objectAnswer(ref), 'that object', ref, deadline);
 }
 
 /**
