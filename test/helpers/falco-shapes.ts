@@ -1,7 +1,7 @@
 import { readdirSync } from 'fs';
 import * as path from 'path';
 import nock from 'nock';
-import { fakeApi } from './fake-cluster';
+import { serveApi } from './fake-cluster';
 import { FIXTURES } from './fixtures';
 import type { MemoryCluster } from './memory-cluster';
 
@@ -175,25 +175,16 @@ export function alertFixtureNames(): string[] {
     .sort();
 }
 
-/** nock parses only application/json bodies; patches come as merge-patch+json text. */
-const parsedBody = (body: unknown): unknown => (typeof body === 'string' && body !== '' ? JSON.parse(body) : body);
-
 /**
- * Serves every Kubernetes call from `cluster` (through the strict fake API server), recording each as
- * `METHOD path` in the list returned.
+ * Serves `cluster` as test/helpers/fake-cluster.ts serveCluster does (strict, faults applied), and lists every call as
+ * `METHOD path` in the array returned, as they come.
  */
-export function serveCluster(cluster: MemoryCluster): string[] {
+export function servedCalls(cluster: MemoryCluster): string[] {
   const calls: string[] = [];
-  const scope = fakeApi().persist();
-  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
-    scope
-      .intercept(() => true, method)
-      .optionally()
-      .reply((uri, body) => {
-        calls.push(`${method} ${uri}`);
-        return cluster.answer(method, uri, parsedBody(body));
-      });
-  }
+  serveApi((method, path, body, authorization) => {
+    calls.push(`${method} ${path}`);
+    return cluster.serve(method, path, body, authorization);
+  });
   return calls;
 }
 

@@ -6,7 +6,7 @@ import forwarder from '../../functions/forwarder/router';
 import { forwarderHandler } from '../../lib/router/runner';
 import { memoryLogger } from '../../lib/log';
 import { handlerFor, testKube } from '../helpers/fake-cluster';
-import { alertFixtureNames, interceptAction, probeTable, serveCluster, SHAPES, type Shape } from '../helpers/falco-shapes';
+import { alertFixtureNames, interceptAction, probeTable, servedCalls, SHAPES, type Shape } from '../helpers/falco-shapes';
 import { alert, alertText, kubelessContext, kubelessEvent, nodeObject, scheduledPodObject } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
 import { handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
@@ -43,7 +43,7 @@ describe('alerts as Falco writes them, through every pod action', () => {
           // Given: a cluster holding the pod the alert names (if it names one)
           const cluster = new MemoryCluster();
           if ('pod' in shape.target) cluster.addPod(shape.target.pod.namespace, shape.target.pod.name);
-          const calls = serveCluster(cluster);
+          const calls = servedCalls(cluster);
           const { handler, log } = handlerFor(action, LET_THROUGH);
           const { event, response } = kubelessEvent(alert(shape.fixture));
 
@@ -93,7 +93,7 @@ describe('alerts as Falco writes them, through every pod action', () => {
       it('falco-0.41-terminal-shell-pod with its pod fields "<NA>", as Falco prints an unknown value in text: skipped, no pod', async () => {
         // Given: no published JSON alert carries "<NA>" there (they carry null), but Falco's own text and gRPC output
         // do, and tools that rebuild the JSON from them may pass it on.
-        const calls = serveCluster(new MemoryCluster());
+        const calls = servedCalls(new MemoryCluster());
         const { handler } = handlerFor(action, LET_THROUGH);
         const body = alert('falco-0.41-terminal-shell-pod');
         body.output_fields['k8s.ns.name'] = '<NA>';
@@ -122,7 +122,7 @@ describe('alerts as Falco writes them, through every node action', () => {
           // Given: a cluster holding the pod the alert names (if it names one), on the node worker-1
           const cluster = new MemoryCluster().add(nodeObject('worker-1'));
           if ('pod' in shape.target) cluster.add(scheduledPodObject(shape.target.pod.namespace, shape.target.pod.name, 'worker-1'));
-          const calls = serveCluster(cluster);
+          const calls = servedCalls(cluster);
           const log = memoryLogger();
           const handler = handlerOfAction(action, { env: LET_THROUGH, kube: testKube(), log, ownNamespace: 'falco-response' });
           log.lines.splice(0);
