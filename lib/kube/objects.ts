@@ -48,7 +48,14 @@ function objectPath(ref: ApiObjectRef): ApiPath {
 
 const objectOp = (verb: string, ref: ApiObjectRef): Operation => ({ verb, resource: ref.resource.resource, group: ref.resource.group, object: describeObject(ref) });
 
-/** What every object has that the guards read: its identity, labels and annotations. */
+/** Who a RoleBinding or ClusterRoleBinding grants its role to: a User, a Group or a ServiceAccount (with its namespace). */
+export interface BindingSubject {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+/** What every object has that the guards read: its identity, labels and annotations; a binding's subjects. */
 export interface ApiObject {
   readonly apiVersion: string;
   readonly kind: string;
@@ -61,18 +68,29 @@ export interface ApiObject {
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
   };
+  /** A RoleBinding's or ClusterRoleBinding's (none for other kinds; a binding may have none). */
+  readonly subjects?: readonly BindingSubject[];
 }
 
+const bindingSubject = t.intersection([t.type({ kind: t.string, name: t.string }), t.partial({ namespace: t.string, apiGroup: t.string })], 'a subject');
+
+/** The kinds whose objects name subjects: the guards read them to tell whose access a deletion would remove. */
+const BINDING_KINDS: readonly string[] = ['RoleBinding', 'ClusterRoleBinding'];
+
 const objectAnswer = (ref: ApiObjectRef) =>
-  t.type(
-    {
-      apiVersion: t.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
-      kind: t.literal(ref.resource.kind),
-      metadata: t.intersection([
-        t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
-        t.partial({ namespace: t.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
-      ]),
-    },
+  t.intersection(
+    [
+      t.type({
+        apiVersion: t.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
+        kind: t.literal(ref.resource.kind),
+        metadata: t.intersection([
+          t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
+          t.partial({ namespace: t.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
+        ]),
+      }),
+      // A binding's subjects decide whether it may go: a list that is not one fails the read rather than pass as none.
+      BINDING_KINDS.includes(ref.resource.kind) ? t.partial({ subjects: t.array(bindingSubject) }) : t.type({}),
+    ],
     `a ${ref.resource.kind}`,
   );
 

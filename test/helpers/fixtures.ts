@@ -29,7 +29,7 @@ export class ResponseStub {
  * The event the Kubeless runtime builds for a Falcosidekick POST (shared/PROTOCOLS.md sections 1 and 3):
  * `data` is the parsed JSON body; event-type falco; event-namespace the function's namespace; no event-time.
  */
-export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f') {
+export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f', headers?: Record<string, string>) {
   const response = new ResponseStub();
   const event = {
     data,
@@ -37,7 +37,7 @@ export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-
     'event-type': 'falco',
     'event-time': undefined,
     'event-namespace': 'falco-response',
-    extensions: { request: {}, response },
+    extensions: { request: headers === undefined ? {} : { headers }, response },
   };
   return { event, response };
 }
