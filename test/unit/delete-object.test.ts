@@ -5,7 +5,7 @@ import { loadConfig, parameterEnv } from '../../build/config';
 import { memoryLogger } from '../../lib/log';
 import { actionHandler } from '../helpers/recorded-handler';
 import { serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { alert, AUTHORIZED, kubelessContext, kubelessEvent, TEST_SECRET } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
 import * as path from 'path';
 
@@ -80,16 +80,13 @@ function auditAlert(resource: string, namespace: string | null, name: string, ex
   return a;
 }
 
-/** The shared secret every test's function has, and its callers send, unless a test says otherwise. */
-const SECRET = 'unit-shared-secret';
-const AUTHORIZED = { authorization: `Bearer ${SECRET}` };
 
 /** `headers` null: a caller that sends no Authorization header. */
-function setup(env: Record<string, string | undefined> = {}, headers: Record<string, string> | null = AUTHORIZED, now?: () => number) {
+function setup(env: Record<string, string | undefined> = {}, headers: Readonly<Record<string, string>> | null = AUTHORIZED, now?: () => number) {
   const cluster = new MemoryCluster();
   serveCluster(cluster);
   const log = memoryLogger();
-  const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: SECRET, ...env }, kube: testKube(), log, ownNamespace: 'falco-response', ...(now === undefined ? {} : { now }) });
+  const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: TEST_SECRET, ...env }, kube: testKube(), log, ownNamespace: 'falco-response', ...(now === undefined ? {} : { now }) });
   const started = log.lines.splice(0);
   const send = async (data: unknown, eventId?: string) => {
     const { event, response } = kubelessEvent(data, eventId, headers ?? undefined);
@@ -478,7 +475,7 @@ describe('delete-object', () => {
       const answer = cluster.serve(method, uri, body);
       return method === 'DELETE' && ++deletes === 1 ? [503, status(503, 'ServiceUnavailable', 'the answer was lost')] : answer;
     });
-    const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: SECRET }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
+    const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: TEST_SECRET }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
     const { event } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'), undefined, AUTHORIZED);
 
     // When
@@ -634,7 +631,7 @@ describe('delete-object', () => {
         {
           status: 'skipped',
           code: 'event-in-future',
-          reason: `the alert's time "2026-12-02T07:00:00.000000000Z" is 3600 seconds ahead of this function's clock (60 allowed): no audit event happened then, nothing is deleted`,
+          reason: `the alert's time "2026-12-02T07:00:00.000000000Z" is more than the 60 seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
           target: { resource: 'rolebindings', namespace: 'team-a', name: 'ops-binding' },
         },
       ]);
