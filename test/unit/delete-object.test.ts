@@ -618,20 +618,28 @@ describe('delete-object', () => {
   describe('refuses an event time in the future (a forged alert), before anything is read', () => {
     // The attacker's alert: no uid, a time far ahead, naming a live object created long before: the old
     // creationTimestamp check alone let it through for any object.
-    const NOW = Date.parse('2026-12-02T06:00:00Z');
+    // The function's clock, on a whole second of the real one (the call's deadline counts from it too).
+    const NOW = Math.floor(Date.now() / 1000) * 1000;
+    /** A time as Falco writes it (nanoseconds), in UTC or at an offset of `hours`. */
+    const falcoTime = (ms: number, hours = 0) => {
+      const local = new Date(ms + hours * 3600 * 1000).toISOString().replace(/Z$/, '000000');
+      return hours === 0 ? `${local}Z` : `${local}+${String(hours).padStart(2, '0')}:00`;
+    };
+    const second = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const at = kindOf('rolebindings').path('team-a', 'ops-binding');
     const withTime = (time: string) => ({ ...auditAlert('rolebindings', 'team-a', 'ops-binding'), time });
 
     it('an hour ahead: skipped event-in-future, no call, the object stays', async () => {
       const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
-      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: '2026-01-01T00:00:00Z' }));
-      const { answer, status: code } = await send(withTime('2026-12-02T07:00:00.000000000Z'));
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: second(NOW - 90 * 24 * 3600 * 1000) }));
+      const hourAhead = falcoTime(NOW + 3600 * 1000);
+      const { answer, status: code } = await send(withTime(hourAhead));
       assert.deepEqual([code, answer], [
         200,
         {
           status: 'skipped',
           code: 'event-in-future',
-          reason: `the alert's time "2026-12-02T07:00:00.000000000Z" is more than the 60 seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
+          reason: `the alert's time "${hourAhead}" is more than the 60 seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
           target: { resource: 'rolebindings', namespace: 'team-a', name: 'ops-binding' },
         },
       ]);
@@ -649,8 +657,8 @@ describe('delete-object', () => {
 
     it('within the clock-skew allowance (59 s ahead): a genuine event of a skewed clock, deleted', async () => {
       const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
-      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: '2026-12-02T06:00:59Z' }));
-      const { answer } = await send(withTime('2026-12-02T06:00:59.900000000+00:00'));
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: second(NOW + 59 * 1000) }));
+      const { answer } = await send(withTime(falcoTime(NOW + 59900).replace(/Z$/, '+00:00')));
       assert.equal(answer.status, 'done', JSON.stringify(answer));
       assert.equal(cluster.objects.has(at), false);
     });
@@ -658,7 +666,7 @@ describe('delete-object', () => {
     it('61 s ahead, in another offset: refused', async () => {
       const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
       cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding'));
-      const { answer } = await send(withTime('2026-12-02T08:01:01+02:00'));
+      const { answer } = await send(withTime(falcoTime(NOW + 61 * 1000, 2)));
       assert.deepEqual([answer.status, answer.code], ['skipped', 'event-in-future']);
     });
   });
