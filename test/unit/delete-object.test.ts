@@ -713,6 +713,16 @@ describe('delete-object', () => {
       });
     }
 
+    it("a ServiceAccount or Secret of the functions' own namespace (its accounts, the shared secret) is protected before it is read", async () => {
+      for (const [resource, name] of [['serviceaccounts', 'delete-object'], ['secrets', 'falco-response-shared-secret']]) {
+        const { cluster, send } = setup({ PROTECTED_NAMESPACES: 'kube-system' });
+        cluster.objects.set(kindOf(resource).path('falco-response', name), stored(resource, 'falco-response', name));
+        const { answer } = await send(auditAlert(resource, 'falco-response', name));
+        assert.deepEqual([answer.status, answer.code], ['skipped', 'protected-namespace'], JSON.stringify(answer));
+        assert.deepEqual(calls(cluster), []);
+      }
+    });
+
     it('a binding whose subjects are not a list of subjects fails the read, and nothing is deleted', async () => {
       const { cluster, send } = setup();
       const at = kindOf('clusterrolebindings').path('', 'odd');
