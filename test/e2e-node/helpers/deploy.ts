@@ -112,6 +112,19 @@ export async function readyPods(namespace: string, selector: string): Promise<an
     .sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)));
 }
 
+/** The pods of a function that are on their way out. */
+async function terminating(fn: string): Promise<string[]> {
+  const list = await getJson(['pods', '-n', FUNCTIONS_NAMESPACE, '-l', `function=${fn}`]);
+  return (list.items as any[]).filter((p) => p.metadata.deletionTimestamp !== undefined).map((p) => p.metadata.name as string);
+}
+
+/** Resolves once the function's Deployment has rolled out and no pod of it is still terminating. */
+export async function settled(fn: string): Promise<void> {
+  await rolledOut(FUNCTIONS_NAMESPACE, fn);
+  await waitFor(`the old pods of ${fn} gone`, async () => ((await terminating(fn)).length === 0 ? true : undefined), 120000, 500);
+  await waitFor(`${fn} back to 2 Ready pods`, async () => ((await readyPods(FUNCTIONS_NAMESPACE, `function=${fn}`)).length === 2 ? true : undefined), 120000, 500);
+}
+
 export interface Deployed {
   /** The client's pod IP: the suite's control channel to it. */
   readonly clientIp: string;
