@@ -143,13 +143,28 @@ function assertEvidence(secret: any, pod: any, expected: Record<string, string>)
   return { index, kept };
 }
 
+/** A pod whose app container fails every run (a crash loop), and one whose init container never ends (its app not started). */
+const CRASH_LOOP_JS = "console.log('evidence loop: run ' + Date.now()); process.exitCode = 3";
+function notRunningPods(): any[] {
+  const loop = crashOncePod('evidence-loop');
+  loop.spec.initContainers = [];
+  loop.spec.containers = [{ ...loop.spec.containers[0], command: ['node', '-e', CRASH_LOOP_JS], volumeMounts: [] }];
+  loop.spec.volumes = [];
+  const waiting = crashOncePod('evidence-waiting');
+  waiting.spec.initContainers[0].command = ['node', '-e', `console.log(${JSON.stringify(SETUP_LINE.trimEnd())}); setInterval(() => {}, 1e9)`];
+  waiting.spec.containers = [waiting.spec.containers[1]];
+  return [loop, waiting];
+}
+
+const statusOf = (pod: any, list: string, container: string) => ((pod.status[list] ?? []) as any[]).find((s) => s.name === container);
+
 const EXPECTED_LOGS = { 'setup.log': SETUP_LINE, 'app.log': appLines(2), 'app.previous.log': appLines(1), 'sidecar.log': SIDECAR_LINE };
 
 describe('node: capture-evidence saves what the kubelet kept of a pod that restarted', function () {
   this.timeout(300000);
   let d: Deployed;
   let originalRoutes: string | undefined;
-  const pods = ['evidence-alone', 'evidence-route'];
+  const pods = ['evidence-alone', 'evidence-route', 'evidence-loop', 'evidence-waiting'];
 
   before(async function () {
     this.timeout(600000);
@@ -199,6 +214,64 @@ describe('node: capture-evidence saves what the kubelet kept of a pod that resta
     assert.deepEqual(more, []);
     assert.equal(event.involvedObject.uid, pod.metadata.uid);
     assert.ok(event.message.includes(`to the Secret '${FUNCTIONS_NAMESPACE}/${secret.metadata.name}'`), event.message);
+  });
+
+  it('a container in a crash loop, and one not started yet: no log saved twice, none said unreadable', async () => {
+    // Given a pod whose app container fails every run, and one whose app waits for an init container that never ends
+    await kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: notRunningPods() }));
+    // and, while the app is in its back-off, what the kubelet answers for its current and its previous log
+    const seen = await waitFor('evidence-loop in CrashLoopBackOff, both logs read within one back-off', async () => {
+      const pod = await getJson(['pod', 'evidence-loop', '-n', WORKLOAD_NAMESPACE]);
+      const app = statusOf(pod, 'containerStatuses', 'app');
+      if (app?.state?.waiting?.reason !== 'CrashLoopBackOff' || !(app.restartCount >= 1)) return undefined;
+      const current = await kubeletLog('evidence-loop', 'app', false);
+      const previous = await kubeletLog('evidence-loop', 'app', true);
+      const again = statusOf(await getJson(['pod', 'evidence-loop', '-n', WORKLOAD_NAMESPACE]), 'containerStatuses', 'app');
+      return again.restartCount === app.restartCount && again.state.waiting !== undefined ? { current, previous } : undefined;
+    }, 120000, 500);
+    console.log(`      the kubelet, for a container in its back-off: current log ${JSON.stringify(seen.current)}, previous ${JSON.stringify(seen.previous)}`);
+    assert.equal(seen.current, seen.previous, 'the kubelet answered a current log of its own for a container in its back-off');
+    await waitFor('evidence-waiting: its init container running, its app waiting', async () => {
+      const pod = await getJson(['pod', 'evidence-waiting', '-n', WORKLOAD_NAMESPACE]);
+      return statusOf(pod, 'initContainerStatuses', 'setup')?.state?.running !== undefined && statusOf(pod, 'containerStatuses', 'sidecar')?.state?.waiting !== undefined ? true : undefined;
+    }, 120000, 500);
+
+    // When an alert names each
+    for (const name of ['evidence-loop', 'evidence-waiting']) {
+      const answer = await sendFromClient(d, terminalShellAlert(WORKLOAD_NAMESPACE, name), URL);
+      assert.equal(JSON.parse(answer.body ?? 'null')?.status, 'done', answer.body);
+    }
+
+    // Then the crash loop's last run is saved once, as its previous log, and the current one said to be none
+    const [loop] = await evidenceSecrets('evidence-loop');
+    const loopData = decoded(loop);
+    const loopIndex = JSON.parse(loopData['evidence.json']);
+    const kept = JSON.parse(loopData['pod.json']);
+    assert.ok(statusOf(kept, 'containerStatuses', 'app').state.waiting !== undefined, `the pod as read was not waiting: ${loopData['pod.json']}`);
+    assert.deepEqual(Object.keys(loopData).sort(), ['alert.json', 'app.previous.log', 'evidence.json', 'pod.json']);
+    assert.match(loopData['app.previous.log'], /^evidence loop: run \d+\n$/);
+    assert.deepEqual(
+      loopIndex.logs.map((l: any) => [l.container, l.log, l.status, l.reason ?? null]),
+      [
+        ['app', 'current', 'none', "the container is waiting to restart (CrashLoopBackOff): it has no current log (the kubelet would answer its last run's, saved as its previous log)"],
+        ['app', 'previous', 'saved', null],
+      ],
+      loopData['evidence.json'],
+    );
+    // and the app that has not started has no log, the init container that runs its own
+    const [waiting] = await evidenceSecrets('evidence-waiting');
+    const waitingData = decoded(waiting);
+    assert.equal(waitingData['setup.log'], SETUP_LINE);
+    assert.deepEqual(
+      JSON.parse(waitingData['evidence.json']).logs.map((l: any) => [l.container, l.log, l.status, l.reason ?? null]),
+      [
+        ['setup', 'current', 'saved', null],
+        ['setup', 'previous', 'none', 'the container has not restarted: there is no previous log'],
+        ['sidecar', 'current', 'none', 'the container has not started yet (PodInitializing): it has no log'],
+        ['sidecar', 'previous', 'none', 'the container has not restarted: there is no previous log'],
+      ],
+      waitingData['evidence.json'],
+    );
   });
 
   it("the README's evidence-then-delete route: the evidence saved while the pod runs, then the pod deleted; the evidence outlives it", async () => {
