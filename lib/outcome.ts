@@ -23,6 +23,8 @@ export type Outcome =
       readonly dryRun: boolean;
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
+      /** Answered from the memory of the call that settled the target (lib/runner.ts): when, by which alert's event-id. */
+      readonly settled?: { readonly at: string; readonly by: string | null };
     }
   | { readonly status: 'failed'; readonly error: string; readonly target?: TargetRef }
   | { readonly status: 'overloaded'; readonly error: string };
