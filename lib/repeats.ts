@@ -100,15 +100,34 @@ export class RepeatMemory<A> {
       throw error;
     }
     this.entries.delete(key);
-    const bytes = keep(answer) ? this.weigh(answer) : Infinity;
-    if (bytes <= this.maxBytes) {
-      // Re-inserted, so the map's order is the order of the answers: the oldest is always first.
-      this.entries.set(key, { at: this.now(), answer, bytes });
-      this.answered++;
-      this.bytes += bytes;
-      this.evict();
-    }
+    if (keep(answer)) this.keep(key, answer);
     return { answer, repeated: false };
+  }
+
+  /** The answer kept for `key` and when it was given, if any: nothing runs, and a call in flight is not waited for. */
+  recall(key: string): { readonly answer: A; readonly at: number } | undefined {
+    this.expire();
+    const known = this.entries.get(key);
+    return known === undefined || known.running !== undefined ? undefined : { answer: known.answer as A, at: known.at };
+  }
+
+  /** Keeps `answer` for `key`, in place of the one kept before, within the bounds (not while a call of `key` runs). */
+  remember(key: string, answer: A): void {
+    this.expire();
+    const known = this.entries.get(key);
+    if (known?.running !== undefined) return;
+    if (known !== undefined) this.forget(key, known);
+    this.keep(key, answer);
+  }
+
+  private keep(key: string, answer: A): void {
+    const bytes = this.weigh(answer);
+    if (bytes > this.maxBytes) return;
+    // Inserted last, so the map's order is the order of the answers: the oldest is always first.
+    this.entries.set(key, { at: this.now(), answer, bytes });
+    this.answered++;
+    this.bytes += bytes;
+    this.evict();
   }
 
   private expire(): void {

@@ -11,7 +11,8 @@ import { loadConnection } from './kube/connection';
 import { LaterQueue } from './later';
 import { clipped, CountedLine, type Fields, type Logger } from './log';
 import { functionMetrics, processRegistry, type FunctionMetrics, type Registry } from './metrics';
-import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
+import { requestHeader } from './event';
+import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, SETTLES_HEADER, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { isNamespaceName } from './names';
 import { RepeatMemory, repeatKey } from './repeats';
@@ -208,12 +209,18 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
   // pod costs one read per SETTLED_SECONDS, not per alert. A failure or a skip is not kept: the next alert is handled
   // anew.
   const identity = action.target.identityOf(alert);
+  const { settledSeconds } = setup.guards;
+  const kept = (acted: Acted) => identity !== undefined && settledSeconds > 0 && settles(acted.outcome);
   const { answer, repeated, answeredAt } = await setup.acted.once(
     actedKey(ref, alert, identity),
     async () => ({ outcome: await actOn(action, setup, call, ref, seen), by: seen.eventId }),
-    (acted) => identity !== undefined && setup.guards.settledSeconds > 0 && settles(acted.outcome),
+    kept,
   );
-  const outcome = answeredAt === undefined ? answer.outcome : settledAnswer(action.name, answer, answeredAt, setup.guards.settledSeconds, setup.now());
+  if (!repeated && kept(answer) && answer.outcome.status === 'done' && requestHeader(call.event, SETTLES_HEADER) === 'ask') {
+    // Said to a caller that asks, so that it may answer alike alerts from it for as long (lib/router/runner.ts).
+    return { ...answer.outcome, settles: { seconds: settledSeconds } };
+  }
+  const outcome = answeredAt === undefined ? answer.outcome : settledAnswer(action.name, answer, answeredAt, settledSeconds, setup.now());
   if (repeated) {
     if (answeredAt === undefined) seen.coalesced = true;
     else setup.metrics.settled();

@@ -22,8 +22,10 @@ function labelPodOn(cluster: MemoryCluster, env: Record<string, string> = {}) {
   const handler = actionHandler(labelPod, { env, kube: cluster.kube(), log, metrics, now: () => clock.now, ownNamespace: 'falco-response' });
   log.lines.splice(0);
   let serial = 0;
-  const send = async (a: unknown = alert('terminal-shell')) => {
-    const { event, response } = kubelessEvent(a, `event-${serial++}`);
+  const send = async (a: unknown = alert('terminal-shell'), headers: Record<string, string> = {}) => {
+    const delivered = kubelessEvent(a, `event-${serial++}`);
+    const { response } = delivered;
+    const event = { ...delivered.event, extensions: { ...delivered.event.extensions, request: { headers } } };
     const answer = await handler(event, kubelessContext());
     await handler.drain();
     return { answer, status: response.statusCode };
@@ -130,6 +132,31 @@ describe('the settled memory: alike alerts after a call settled their target are
       assert.equal(calls(cluster).filter((c) => c.startsWith('GET')).length, 2, 'both read the pod');
     });
   }
+
+  it('says `settles: { seconds }` in an answer that settled its target, only to a caller that asks (the forwarder)', async () => {
+    const ask = { 'falco-response-settles': 'ask' };
+    const answers = [];
+    for (const [env, a, headers] of [
+      [{}, alert('terminal-shell'), ask],
+      [{}, alert('terminal-shell'), {}],
+      [{ SETTLED_SECONDS: '0' }, alert('terminal-shell'), ask],
+      [{ DRY_RUN: 'true' }, alert('terminal-shell'), ask],
+      [{ RULES: '*' }, alert('k8saudit-attach-exec-pod'), ask],
+    ] as const) {
+      const cluster = new MemoryCluster().addPod('default', 'kubecon').addPod('hello-app', 'nginx-676b6c5bbc-4xc6t');
+      const { send } = labelPodOn(cluster, env);
+      const first = await send(a, headers);
+      const again = await send(a, headers);
+      answers.push([first.answer.status, first.answer.settles, again.answer.settles]);
+    }
+    assert.deepEqual(answers, [
+      ['done', { seconds: 10 }, undefined],
+      ['done', undefined, undefined],
+      ['done', undefined, undefined],
+      ['done', undefined, undefined],
+      ['done', undefined, undefined],
+    ]);
+  });
 
   it(`defaults to ${DEFAULT_SETTLED_SECONDS} s, and to 0 for capture-evidence, whose every alert is evidence of its own`, () => {
     assert.equal(readParams(labelPod.parameters, {}).settledSeconds, Number(DEFAULT_SETTLED_SECONDS));
