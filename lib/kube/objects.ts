@@ -1,9 +1,9 @@
-import * as t from 'io-ts';
-import { decodedOrFail, deletedStatus, isNotFound, mismatch, readObject, stringMap, timeAnswer } from './answers';
+import * as D from 'io-ts/Decoder';
+import { decodedOrFail, isDeletedStatus, isNotFound, mismatch, readObject, stringMap, timeAnswer, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import { describeValue } from '../decode';
+import { describeValue, object } from '../decode';
 import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
@@ -64,15 +64,13 @@ export interface ApiObject {
 }
 
 const objectAnswer = (ref: ApiObjectRef) =>
-  t.type(
+  object(
     {
-      apiVersion: t.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
-      kind: t.literal(ref.resource.kind),
-      metadata: t.intersection([
-        t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
-        t.partial({ namespace: t.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
-      ]),
+      apiVersion: D.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
+      kind: D.literal(ref.resource.kind),
+      metadata: object({ name: D.string, uid: uidAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
     },
+    {},
     `a ${ref.resource.kind}`,
   );
 
@@ -110,7 +108,7 @@ export async function deleteObject(kube: Kube, ref: ApiObjectRef, options: { rea
     if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
     throw error;
   }
-  if (!deletedStatus.is(answer)) {
+  if (!isDeletedStatus(answer)) {
     // A proxy that answers writes with anything would otherwise have us report a deletion that may never have happened.
     const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that object (${problems}): whether it was deleted is not known`);
     const { metadata } = decodedOrFail(objectAnswer(ref), answer, fail);
