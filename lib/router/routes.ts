@@ -5,7 +5,7 @@ import * as FS from 'io-ts/FreeSemigroup';
 import { describeValue, list, named, object, reportErrors, type Props } from '../decode';
 import { isDns1123Label } from '../names';
 import { atLeast, PriorityCodec, type Priority } from '../priority';
-import { compileLinearRegExp, globMatches, LinearRegExp, MAX_PATTERN_LENGTH } from './patterns';
+import { compileLinearRegExp, globMatches, MAX_PATTERN_LENGTH, type LinearRegExp } from './patterns';
 
 /**
  * The routing table: which actions the forwarder invokes for which alerts. Operators write it (a ConfigMap), so
