@@ -2,7 +2,7 @@ import { readFileSync } from 'fs';
 import * as D from 'io-ts/Decoder';
 import { parse } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
-import { decodeOrThrow, describeValue, named, object, record, refined } from '../lib/decode';
+import { decodeOrThrow, describeValue, literal, named, object, record, refined } from '../lib/decode';
 import { isDns1123Label, isLabelValue, isQualifiedName, NAMESPACE_NAME_LABEL } from '../lib/names';
 import { readParams } from '../lib/params';
 
@@ -46,7 +46,7 @@ export type PdbApiVersion = 'policy/v1' | 'policy/v1beta1';
 const DeploymentConfig = object(
   {
     namespace: refined(D.string, isDns1123Label, 'a namespace name'),
-    runtime: named('nodejs12 or nodejs14', D.literal('nodejs12', 'nodejs14')),
+    runtime: named('nodejs12 or nodejs14', literal('nodejs12', 'nodejs14')),
     timeoutSeconds: refined(D.number, (n) => Number.isInteger(n) && n >= 5 && n <= 600, 'a whole number of seconds from 5 to 600'),
     resources: object({ requests: Quantities, limits: Quantities }),
   },
@@ -71,7 +71,7 @@ const DeploymentConfig = object(
         replicas: refined(D.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'a whole number of replicas from 1 to 100'),
         podDisruptionBudgetApiVersion: named(
           'policy/v1 (Kubernetes 1.21 and later) or policy/v1beta1 (1.20 and older)',
-          D.literal('policy/v1', 'policy/v1beta1'),
+          literal('policy/v1', 'policy/v1beta1'),
         ),
       },
     ),

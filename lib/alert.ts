@@ -1,9 +1,9 @@
 import * as D from 'io-ts/Decoder';
-import { nullable, object, oneOf, record, refined, list, withoutPrototypeKeys } from './decode';
+import { list, literal, nullable, object, oneOf, record, refined, withoutPrototypeKeys } from './decode';
 import { PriorityCodec } from './priority';
 
 /** Falco sends strings, numbers (pids, uids, ports), booleans and null (unknown) as field values. */
-export const OutputFieldValue = oneOf('string | number | boolean | null', D.string, D.number, D.boolean, D.literal(null));
+export const OutputFieldValue = oneOf('string | number | boolean | null', D.string, D.number, D.boolean, literal(null));
 export type OutputFieldValue = D.TypeOf<typeof OutputFieldValue>;
 
 const NonEmptyString = refined(D.string, (s) => s.trim().length > 0, 'a non-empty string');

@@ -146,9 +146,19 @@ export function oneOf<MS extends readonly [D.Decoder<unknown, unknown>, ...D.Dec
   return named(expected, D.union(...members));
 }
 
+type Literal = string | number | boolean | null;
+
+/**
+ * One of `values`, compared with `===`: `literal('v1')` fails saying `"v1"`, as io-ts's own does. Its own, since
+ * io-ts's D.literal reaches every guard of io-ts/Guard through a namespace object, which no bundler can shake.
+ */
+export function literal<A extends readonly [Literal, ...Literal[]]>(...values: A): D.Decoder<unknown, A[number]> {
+  return D.fromRefinement((u: unknown): u is A[number] => values.includes(u as Literal), values.map((v) => JSON.stringify(v)).join(' | '));
+}
+
 /** The value or null, `expected` naming both, for an optional key (absent, or undefined, is no value to decode). */
 export function nullable<A>(expected: string, decoder: D.Decoder<unknown, A>): D.Decoder<unknown, A | null> {
-  return named(expected, D.union(decoder, D.literal(null)));
+  return named(expected, D.union(decoder, literal(null)));
 }
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u);

@@ -1,6 +1,6 @@
 import { isLeft } from 'fp-ts/Either';
 import * as D from 'io-ts/Decoder';
-import { describeValue, object, record, refined, reportErrors } from '../decode';
+import { describeValue, literal, object, record, refined, reportErrors } from '../decode';
 import type { Kube, KubeRequest } from './client';
 import { isApiStatus, KubeAnswerError, type KubeApiError, type Operation } from './errors';
 
@@ -15,7 +15,7 @@ export const timeAnswer = refined(
 );
 
 /** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
-export const deletedStatus = object({ kind: D.literal('Status'), status: D.literal('Success') });
+export const deletedStatus = object({ kind: literal('Status'), status: literal('Success') });
 
 /** Whether an answer is that Status. */
 export function isDeletedStatus(answer: unknown): boolean {

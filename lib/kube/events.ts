@@ -1,6 +1,6 @@
 import * as D from 'io-ts/Decoder';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { describeValue, object } from '../decode';
+import { describeValue, literal, object } from '../decode';
 import { decodedOrFail, mismatch } from './answers';
 import type { Kube } from './client';
 import { KubeAnswerError, type Operation } from './errors';
@@ -57,8 +57,8 @@ export function eventMessage(message: string): string {
  */
 const eventAnswer = object(
   {
-    apiVersion: D.literal('v1'),
-    kind: D.literal('Event'),
+    apiVersion: literal('v1'),
+    kind: literal('Event'),
     metadata: object({ name: D.string, namespace: D.string, uid: D.string }),
     involvedObject: object({ name: D.string }, { uid: D.string }),
     reason: D.string,

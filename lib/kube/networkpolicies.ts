@@ -1,6 +1,6 @@
 import * as D from 'io-ts/Decoder';
 import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, V1NetworkPolicySpec } from '@kubernetes/client-node';
-import { list, object } from '../decode';
+import { list, literal, object } from '../decode';
 import { checkWritten, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
@@ -43,8 +43,8 @@ const portsAnswer = list(object({}));
  */
 const policyAnswer = object(
   {
-    apiVersion: D.literal('networking.k8s.io/v1'),
-    kind: D.literal('NetworkPolicy'),
+    apiVersion: literal('networking.k8s.io/v1'),
+    kind: literal('NetworkPolicy'),
     metadata: object({ name: D.string, namespace: D.string, uid: D.string, resourceVersion: D.string }, { labels: stringMap, annotations: stringMap }),
     spec: object(
       {},

@@ -1,6 +1,6 @@
 import * as D from 'io-ts/Decoder';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
-import { list, object } from '../decode';
+import { list, literal, object } from '../decode';
 import { decodedOrFail, isNotFound, mismatch, readObject, stringMap, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, KubeAnswerError, type Operation } from './errors';
@@ -27,8 +27,8 @@ const taintAnswer = object({ key: D.string, effect: D.string }, { value: D.strin
 /** The fields of a Node that the guards and actions read, checked before any of them is believed. */
 const nodeAnswer = object(
   {
-    apiVersion: D.literal('v1'),
-    kind: D.literal('Node'),
+    apiVersion: literal('v1'),
+    kind: literal('Node'),
     metadata: object({ name: D.string, uid: uidAnswer }, { resourceVersion: D.string, labels: stringMap, annotations: stringMap }),
     spec: object({}, { unschedulable: D.boolean, taints: list(taintAnswer) }),
   },

@@ -3,7 +3,7 @@ import { decodedOrFail, isDeletedStatus, isNotFound, mismatch, readObject, strin
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import { describeValue, object } from '../decode';
+import { describeValue, literal, object } from '../decode';
 import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
@@ -66,8 +66,8 @@ export interface ApiObject {
 const objectAnswer = (ref: ApiObjectRef) =>
   object(
     {
-      apiVersion: D.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
-      kind: D.literal(ref.resource.kind),
+      apiVersion: literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
+      kind: literal(ref.resource.kind),
       metadata: object({ name: D.string, uid: uidAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
     },
     {},

@@ -1,6 +1,6 @@
 import * as D from 'io-ts/Decoder';
 import type { V1Pod } from '@kubernetes/client-node';
-import { list, object, refined } from '../decode';
+import { list, literal, object, refined } from '../decode';
 import { checkWritten, isDeletedStatus, isNotFound, readObject, stringMap, timeAnswer, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
@@ -22,8 +22,8 @@ const secondsAnswer = refined(D.number, (n) => Number.isInteger(n) && n >= 0, 'a
  */
 const podAnswer = object(
   {
-    apiVersion: D.literal('v1'),
-    kind: D.literal('Pod'),
+    apiVersion: literal('v1'),
+    kind: literal('Pod'),
     metadata: object(
       { name: D.string, namespace: D.string, uid: uidAnswer },
       {

@@ -1,5 +1,5 @@
 import * as D from 'io-ts/Decoder';
-import { list, object } from '../decode';
+import { list, literal, object } from '../decode';
 import { checkWritten, decodedOrFail, deletedStatus, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
@@ -36,7 +36,7 @@ export function describeSecret(secret: SecretRef): string {
 const secretOp = (verb: string, object: string): Operation => ({ verb, resource: 'secrets', group: '', object });
 
 /** The fields of a stored Secret that show it is the one written; its data are not read back. */
-const secretAnswer = object({ apiVersion: D.literal('v1'), kind: D.literal('Secret'), metadata: object({ name: D.string, namespace: D.string, uid: D.string }) }, {}, 'a Secret');
+const secretAnswer = object({ apiVersion: literal('v1'), kind: literal('Secret'), metadata: object({ name: D.string, namespace: D.string, uid: D.string }) }, {}, 'a Secret');
 
 /**
  * What a create did: `created` (`answerLost`: an earlier attempt may have created it and its answer was lost, so the
@@ -74,8 +74,8 @@ export interface SecretMetadata {
 
 const metadataListAnswer = object(
   {
-    apiVersion: D.literal('meta.k8s.io/v1'),
-    kind: D.literal('PartialObjectMetadataList'),
+    apiVersion: literal('meta.k8s.io/v1'),
+    kind: literal('PartialObjectMetadataList'),
     items: list(
       object({
         metadata: object(

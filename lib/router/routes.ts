@@ -2,7 +2,7 @@ import * as E from 'fp-ts/Either';
 import * as DE from 'io-ts/DecodeError';
 import * as D from 'io-ts/Decoder';
 import * as FS from 'io-ts/FreeSemigroup';
-import { describeValue, list, named, object, reportErrors, type Props } from '../decode';
+import { describeValue, list, literal, named, object, type Props, reportErrors } from '../decode';
 import { isDns1123Label } from '../names';
 import { atLeast, PriorityCodec, type Priority } from '../priority';
 import { compileLinearRegExp, globMatches, MAX_PATTERN_LENGTH, type LinearRegExp } from './patterns';
@@ -92,7 +92,7 @@ const namespacePattern = checkedString(NAMESPACE_PATTERN, (s) =>
   /^[-a-z0-9*?]{1,63}$/.test(s) ? { ok: true, value: s } : { ok: false, expected: NAMESPACE_PATTERN },
 );
 
-const mode = named('"parallel" or "sequential"', D.literal('parallel', 'sequential'));
+const mode = named('"parallel" or "sequential"', literal('parallel', 'sequential'));
 
 const listOf = <A>(item: D.Decoder<unknown, A>, what: string) => list(item, `a list of ${what}`);
 
