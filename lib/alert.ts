@@ -1,9 +1,12 @@
 import * as D from 'io-ts/Decoder';
-import { list, literal, nullable, object, oneOf, record, refined, withoutPrototypeKeys } from './decode';
+import { list, nullable, object, record, refined, withoutPrototypeKeys } from './decode';
 import { PriorityCodec } from './priority';
 
 /** Falco sends strings, numbers (pids, uids, ports), booleans and null (unknown) as field values. */
-export const OutputFieldValue = oneOf('string | number | boolean | null', D.string, D.number, D.boolean, literal(null));
+export const OutputFieldValue = D.fromRefinement(
+  (u: unknown): u is string | number | boolean | null => u === null || typeof u === 'string' || typeof u === 'number' || typeof u === 'boolean',
+  'string | number | boolean | null',
+);
 export type OutputFieldValue = D.TypeOf<typeof OutputFieldValue>;
 
 const NonEmptyString = refined(D.string, (s) => s.trim().length > 0, 'a non-empty string');
