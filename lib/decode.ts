@@ -55,14 +55,15 @@ function shownPath(path: string): string {
 
 /**
  * The one key JSON.parse keeps as an ordinary key but assignment does not: `copy['__proto__'] = v` replaces the
- * copy's prototype. io-ts builds new objects by assignment (records copy key by key), so a body holding it could lend the decoded alert fields it never had, unvalidated.
+ * copy's prototype. The combinators below copy without assignment, but io-ts's own and any later copy of an alert's
+ * fields assign, and the copy would then lend the alert fields it never had, unvalidated: it is refused first.
  * `constructor` and `prototype` are plain keys to assignment, and nothing here merges objects deeply: they stay.
  */
 export const PROTOTYPE_KEY = '__proto__';
 
 const PROTOTYPE_KEY_EXPECTED = `no key named ${PROTOTYPE_KEY} (copying the object would make its value the prototype)`;
 
-/** A value met by the walk, with the way back to the root (contexts are built only for what is reported). */
+/** A value met by the walk, with the way back to the root (paths are built only for what is reported). */
 interface Visit {
   readonly value: unknown;
   readonly key: string;
