@@ -1,4 +1,4 @@
-import { INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
+import { ALLOW_UNAUTHENTICATED_ENV, INBOUND_SECRET_ENV, OUTBOUND_SECRET_ENV, SHARED_SECRET_NAME } from '../lib/auth';
 import type { FunctionDescriptor } from '../lib/action';
 import { AFTER_EDIT } from '../lib/after-edit';
 
@@ -51,6 +51,8 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
     parts.push(
       d.callsFunctions === true
         ? `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): callers must send key \`forwarder-token\` as \`Authorization: Bearer\` when it is set (\`${INBOUND_SECRET_ENV}\`); key \`token\` is sent to the actions (\`${OUTBOUND_SECRET_ENV}\`).\n`
+        : d.callers?.secret === 'required'
+        ? `Shared secret (required, from the Secret \`${SHARED_SECRET_NAME}\`, because ${d.callers.why}): calls without \`Authorization: Bearer <token>\` of its key \`token\` are refused with 401 (\`${INBOUND_SECRET_ENV}\`); without the Secret or its key every call is refused with 500, and the log says so at start, unless \`${ALLOW_UNAUTHENTICATED_ENV}\` is \`true\`.\n`
         : `Shared secret (optional, from the Secret \`${SHARED_SECRET_NAME}\`): when its key \`token\` is set, calls without \`Authorization: Bearer <token>\` are refused with 401 (\`${INBOUND_SECRET_ENV}\`).\n`,
     );
     for (const s of d.optionalSecrets ?? []) parts.push(`Optional Secret \`${s.secret}\`, key \`${s.key}\` (\`${s.env}\`): ${s.description}.\n`);

@@ -179,7 +179,8 @@ export function callersOf(descriptors: readonly FunctionDescriptor[]): string[] 
 }
 
 /**
- * The shared secret, from an optional Secret (no Secret: no check). Falcosidekick's kubeless output cannot add a
+ * The shared secret, from an optional Secret (no Secret: no check, or, for a function that requires it, every call
+ * refused: the pod still starts, and says why in its log). Falcosidekick's kubeless output cannot add a
  * header, so a function that calls others reads its inbound secret from its own key, set only by operators whose
  * callers can send it (Falcosidekick's webhook output can); the actions share the key the forwarder sends.
  */

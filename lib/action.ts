@@ -1,5 +1,6 @@
 import { admissionParams, type AdmissionParams } from './admission';
 import type { FalcoAlert } from './alert';
+import { callerParams, type CallerPolicy } from './auth';
 import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES_CHECK, type Check } from './checks';
 import { TEST_EVENT, type DeclaredCheck } from './entry';
 import { guardParams, type GuardDefaults, type GuardParams } from './guards';
@@ -53,6 +54,11 @@ export interface FunctionDescriptor<P extends ParamSpecs = ParamSpecs> {
   readonly callsFunctions?: boolean;
   /** Keys of optional Secrets read into variables (the generator wires them: no Secret or no key, no variable). */
   readonly optionalSecrets?: readonly OptionalSecretKey[];
+  /**
+   * Whether it runs without the shared secret (lib/auth.ts): by default it does, accepting every caller; one that
+   * requires it refuses every call without it, unless ALLOW_UNAUTHENTICATED (among its parameters) is true.
+   */
+  readonly callers?: CallerPolicy;
 }
 
 /** A variable filled from a key of a Secret that may not exist, e.g. the notifier's webhook URL. */
@@ -102,11 +108,19 @@ export interface ActionContext<P extends ParamSpecs, K extends TargetKind = 'pod
   readonly dryRun: boolean;
 }
 
-/** What an action's own checks read: the alert, the target as read, its parameters. */
-export type ActionCheckInput<P extends ParamSpecs, K extends TargetKind> = Pick<ActionContext<P, K>, 'alert' | 'target' | 'params'>;
+/** What every check of an action may ask the runner: which namespaces are protected, and the time. */
+export interface CheckContext {
+  /** Whether a namespace is one of PROTECTED_NAMESPACES or the function's own (lib/checks.ts isProtectedNamespace). */
+  readonly isProtectedNamespace: (namespace: string) => boolean;
+  /** Epoch milliseconds, when the call's checks began. */
+  readonly now: number;
+}
+
+/** What an action's own checks read: the alert, the target as read, its parameters, the runner's context. */
+export type ActionCheckInput<P extends ParamSpecs, K extends TargetKind> = Pick<ActionContext<P, K>, 'alert' | 'target' | 'params'> & CheckContext;
 
 /** What an action's checks on the target's names read, before anything is asked of the API server. */
-export interface ActionRefCheckInput<P extends ParamSpecs, K extends TargetKind> {
+export interface ActionRefCheckInput<P extends ParamSpecs, K extends TargetKind> extends CheckContext {
   readonly alert: FalcoAlert;
   readonly ref: RefOfKind<K>;
   readonly params: ParamValues<P>;
@@ -152,8 +166,11 @@ export type ActionResult =
     }
   | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'node-gone' | 'object-gone' | 'not-applicable'; readonly reason: string };
 
-/** Every parameter a Function's pod reads: the shared guards', the admission's, then the action's own. */
-export type ActionParams<P extends ParamSpecs> = GuardParams & AdmissionParams & P;
+/** The caller check's parameter, which an action that requires the shared secret has (lib/auth.ts callerParams). */
+export type CallerParams = Partial<ReturnType<typeof callerParams>>;
+
+/** Every parameter a Function's pod reads: the shared guards', the admission's, the caller check's, then the action's own. */
+export type ActionParams<P extends ParamSpecs> = GuardParams & AdmissionParams & CallerParams & P;
 
 export interface Action<P extends ParamSpecs = ParamSpecs, K extends TargetKind = TargetKind> extends FunctionDescriptor<ActionParams<P>> {
   readonly kind: `${K}-action`;
@@ -200,6 +217,12 @@ export interface ActionSpec<P extends ParamSpecs, K extends TargetKind> {
   readonly checks?: readonly Check<ActionCheckInput<P, K>>[];
   /** Checks on the target's names alone, run before it is read (delete-object's cluster-critical names). */
   readonly refChecks?: readonly Check<ActionRefCheckInput<P, K>>[];
+  /**
+   * What an unauthenticated caller could make it do, for an action that must not run without the shared secret
+   * (delete-object: "it deletes the object any alert names"): without the Secret it refuses every call unless
+   * ALLOW_UNAUTHENTICATED is true (lib/auth.ts CallerPolicy), and says this at start.
+   */
+  readonly requiresSharedSecret?: string;
   run(context: ActionContext<P, K>): Promise<ActionResult>;
 }
 
@@ -222,6 +245,8 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
   if (problems.length > 0) throw new Error(`the action ${spec.name}: ${problems.join('; ')}`);
   const guardParameters = guardParams(spec.guardDefaults);
   const admissionParameters = admissionParams();
+  const callers: CallerPolicy = spec.requiresSharedSecret === undefined ? { secret: 'optional' } : { secret: 'required', why: spec.requiresSharedSecret };
+  const callerParameters: CallerParams = callers.secret === 'required' ? callerParams() : {};
   const ownChecks = spec.checks ?? [];
   const refChecks = spec.refChecks ?? [];
   const sourceCheck = { name: 'source', description: `an alert whose source is not ${sources.join(' or ')} is skipped, code \`source-not-accepted\`.` };
@@ -236,7 +261,8 @@ export function defineAction<P extends ParamSpecs, K extends TargetKind>(target:
     checks: [TEST_EVENT, RULES_CHECK, MINIMUM_PRIORITY_CHECK, sourceCheck, target.checks.find, PROTECTED_NAMESPACE_CHECK, ...refChecks, target.checks.read, OPT_OUT_CHECK, ...ownChecks].map(
       ({ name, description }) => ({ name, description }),
     ),
-    parameters: { ...guardParameters, ...admissionParameters, ...spec.parameters },
+    parameters: { ...guardParameters, ...admissionParameters, ...callerParameters, ...spec.parameters },
+    callers,
     guardParameters,
     admissionParameters,
     ownParameters: spec.parameters,

@@ -2,16 +2,42 @@ import { timingSafeEqual } from 'crypto';
 import { REFUSALS_LOG_INTERVAL_MS } from './admission';
 import { sha256 } from './hash';
 import { CountedLine, type Logger } from './log';
+import type { RefusalReason } from './metrics';
+import { booleanText, ConfigurationError, param, readParams } from './params';
 
 /**
  * The optional shared secret between callers and functions. The generated manifests fill these variables from the
- * Secret `falco-response-shared-secret` (optional: absent Secret, no check):
+ * Secret `falco-response-shared-secret` (optional: absent Secret, no check, but for a function that requires it,
+ * CallerPolicy below, which then refuses every call):
  * - INBOUND_SECRET: when set, a call must carry `Authorization: Bearer <secret>` or it is refused (401);
  * - OUTBOUND_SECRET: the forwarder sends it to the actions it calls.
  */
 export const INBOUND_SECRET_ENV = 'INBOUND_SECRET';
 export const OUTBOUND_SECRET_ENV = 'OUTBOUND_SECRET';
 export const SHARED_SECRET_NAME = 'falco-response-shared-secret';
+
+/** The variable that lets a function that requires the shared secret run without one, every caller accepted. */
+export const ALLOW_UNAUTHENTICATED_ENV = 'ALLOW_UNAUTHENTICATED';
+
+/**
+ * The parameter a function that requires the shared secret declares (lib/action.ts `requiresSharedSecret`): read by
+ * the caller check, before all other configuration, and listed with the function's parameters.
+ */
+export const callerParams = () => ({
+  allowUnauthenticated: param(
+    ALLOW_UNAUTHENTICATED_ENV,
+    booleanText,
+    'false',
+    `true: run without the shared secret (the Secret \`${SHARED_SECRET_NAME}\`, key \`token\`), accepting every caller that reaches the port; false: without it, refuse every call`,
+  ),
+});
+
+/**
+ * How a function treats an absent shared secret: `optional` accepts every caller (a warning at start); `required` (a
+ * function that deletes what an alert names) refuses every call unless ALLOW_UNAUTHENTICATED is true. `why` says, in
+ * the start-up error, what an unauthenticated caller could make it do.
+ */
+export type CallerPolicy = { readonly secret: 'optional' } | { readonly secret: 'required'; readonly why: string };
 
 /** What a secret variable holds: nothing (the optional Secret does not exist), a usable token, or something broken. */
 export type SecretSetting =
@@ -126,24 +152,81 @@ export class SecretUnusableError extends Error {
   }
 }
 
-/** Whether an error is a caller refused by callerCheck: it was logged there, counted, and not per call. */
-export const isRefusedCaller = (error: unknown) => error instanceof UnauthorizedError || error instanceof SecretUnusableError;
+/** What every caller is told while a function that requires the shared secret has none: the Secret to create. */
+export const SECRET_REQUIRED_MESSAGE = `the function refuses every call: it requires the shared secret (the Secret ${SHARED_SECRET_NAME}, key token) and none is configured`;
+
+/** Any call to a function that requires the shared secret while none is configured (and ALLOW_UNAUTHENTICATED is not true). */
+export class SecretRequiredError extends Error {
+  override name = 'SecretRequiredError';
+  constructor() {
+    super(SECRET_REQUIRED_MESSAGE);
+  }
+}
+
+/** Why callerCheck refused a caller, or undefined for any other error: it was logged there, counted, and not per call. */
+export function callerRefusal(error: unknown): RefusalReason | undefined {
+  if (error instanceof UnauthorizedError) return 'unauthorized';
+  if (error instanceof SecretUnusableError) return 'secret-unusable';
+  return error instanceof SecretRequiredError ? 'secret-missing' : undefined;
+}
+
+/**
+ * What an absent secret means to a function that requires one: accepted (ALLOW_UNAUTHENTICATED is true, a warning)
+ * or refused (an error naming the Secret to create), logged at start. A value of ALLOW_UNAUTHENTICATED that is not
+ * true or false refuses too: fail closed.
+ */
+function requiredSecretAbsent(env: Readonly<Record<string, string | undefined>>, policy: Extract<CallerPolicy, { secret: 'required' }>, log: Logger): 'accepted' | 'refused' {
+  let allowed: boolean;
+  try {
+    allowed = readParams(callerParams(), env).allowUnauthenticated;
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    log.error(`no shared secret, and ${ALLOW_UNAUTHENTICATED_ENV} is not true or false: the function refuses every call`, {
+      variable: INBOUND_SECRET_ENV,
+      secret: SHARED_SECRET_NAME,
+      error: error.message,
+    });
+    return 'refused';
+  }
+  if (allowed) {
+    log.warn(`no shared secret, and ${ALLOW_UNAUTHENTICATED_ENV} is true: every caller is accepted, though ${policy.why}`, { variable: INBOUND_SECRET_ENV, secret: SHARED_SECRET_NAME });
+    return 'accepted';
+  }
+  log.error(
+    `no shared secret: the function refuses every call, because ${policy.why}; create the Secret ${SHARED_SECRET_NAME} with the key token in the function's namespace and restart it, or set ${ALLOW_UNAUTHENTICATED_ENV}=true to accept every caller`,
+    { variable: INBOUND_SECRET_ENV, secret: SHARED_SECRET_NAME },
+  );
+  return 'refused';
+}
 
 /**
  * The first thing a runner reads, apart from all other configuration: the inbound secret. The returned check is the
  * first thing every call runs, so an unauthenticated caller learns nothing about the configuration:
- * `const admit = callerCheck(env, log); … admit(event)` throws UnauthorizedError or SecretUnusableError.
+ * `const admit = callerCheck(env, log, now, policy); … admit(event)` throws UnauthorizedError, SecretUnusableError or
+ * SecretRequiredError (`policy` requires the secret and there is none).
  * Refused calls are logged as 503s are, one line a second at most with their count: any pod that reaches the port
  * could otherwise write a line per call, cheaply (they come before the in-flight limit), and push the lines about
  * alerts handled out of the pod's rotated log.
  */
-export function callerCheck(env: Readonly<Record<string, string | undefined>>, log: Logger, now: () => number = Date.now): (event: unknown) => void {
+export function callerCheck(
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  now: () => number = Date.now,
+  policy: CallerPolicy = { secret: 'optional' },
+): (event: unknown) => void {
   const setting = readSecret(env, INBOUND_SECRET_ENV);
-  logSecretSetting(setting, INBOUND_SECRET_ENV, 'every caller is accepted (the Secret or its key does not exist)', log);
+  const absent = setting.kind === 'absent' && policy.secret === 'required' ? requiredSecretAbsent(env, policy, log) : undefined;
+  if (absent === undefined) logSecretSetting(setting, INBOUND_SECRET_ENV, 'every caller is accepted (the Secret or its key does not exist)', log);
   const refusals =
     setting.kind === 'broken'
       ? new CountedLine(
           (refused) => log.error(`calls refused with 500: the shared secret is unusable (${INBOUND_SECRET_ENV})`, { refused, error: setting.problem }),
+          REFUSALS_LOG_INTERVAL_MS,
+          now,
+        )
+      : absent === 'refused'
+      ? new CountedLine(
+          (refused) => log.error(`calls refused with 500: the function requires the shared secret and none is configured (${INBOUND_SECRET_ENV})`, { refused, secret: SHARED_SECRET_NAME }),
           REFUSALS_LOG_INTERVAL_MS,
           now,
         )
@@ -156,6 +239,10 @@ export function callerCheck(env: Readonly<Record<string, string | undefined>>, l
     if (setting.kind === 'broken') {
       refusals.add();
       throw new SecretUnusableError();
+    }
+    if (absent === 'refused') {
+      refusals.add();
+      throw new SecretRequiredError();
     }
     if (setting.kind === 'set' && !isAuthorized(event, setting.value)) {
       refusals.add();

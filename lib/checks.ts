@@ -65,13 +65,18 @@ function namespaceOfRef(ref: TargetRef): NamespaceName | undefined {
   return ref.kind === 'audit-object' ? ref.object.namespace : ref.pod.namespace;
 }
 
+/** Whether a namespace is one of PROTECTED_NAMESPACES or the function's own: what no action touches. */
+export function isProtectedNamespace(namespace: string, guards: GuardSettings, ownNamespace: string | undefined): boolean {
+  return (guards.protectedNamespaces as readonly string[]).includes(namespace) || namespace === ownNamespace;
+}
+
 export const PROTECTED_NAMESPACE_CHECK: Check<RefCheckInput> = {
   name: 'protected-namespace',
   description:
     "a target in one of `PROTECTED_NAMESPACES` or in the function's own namespace is skipped before it is read, code `protected-namespace` (for a node: the namespace of the alert's pod).",
   check: ({ ref, guards, ownNamespace }) => {
     const namespace = namespaceOfRef(ref);
-    if (namespace === undefined || (!guards.protectedNamespaces.includes(namespace) && namespace !== ownNamespace)) return undefined;
+    if (namespace === undefined || !isProtectedNamespace(namespace, guards, ownNamespace)) return undefined;
     const what = ref.kind === 'pod' ? `the pod '${ref.pod.name}'` : ref.kind === 'node' ? `the node of the pod '${ref.pod.name}'` : `the ${ref.object.resource.kind} '${ref.object.name}'`;
     return { code: 'protected-namespace', reason: `the namespace '${namespace}' is protected (PROTECTED_NAMESPACES): ${what} is left alone` };
   },

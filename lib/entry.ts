@@ -1,6 +1,6 @@
 import type { Admission } from './admission';
 import { SIDEKICK_TEST_RULE, type FalcoAlert } from './alert';
-import { callerCheck, isRefusedCaller } from './auth';
+import { callerCheck, callerRefusal, type CallerPolicy } from './auth';
 import { decodeEvent, responseOf } from './event';
 import { DeadlineExceededError } from './kube/errors';
 import { jsonLogger, type Logger } from './log';
@@ -74,6 +74,8 @@ export interface EntrySpec<S extends { readonly admission: Admission }, O extend
   readonly now?: () => number;
   /** Where its metrics are counted (lib/metrics.ts); by default the process's, which `/metrics` serves. */
   readonly metrics?: Registry;
+  /** Whether it runs without the shared secret (lib/auth.ts CallerPolicy); by default it does, every caller accepted. */
+  readonly callers?: CallerPolicy;
   /** Reads and checks the configuration, once, when the module loads; throws on a bad one. */
   prepare(env: Env, log: Logger, now: () => number): S;
   /** The log line's fields before anything is known. */
@@ -130,7 +132,7 @@ export function entry<S extends { readonly admission: Admission }, O extends Bas
   const env = spec.env ?? process.env;
   const log = spec.log ?? jsonLogger({ function: spec.name });
   const now = spec.now ?? Date.now;
-  const checkCaller = callerCheck(env, log, now);
+  const checkCaller = callerCheck(env, log, now, spec.callers);
   const metrics = functionMetrics(spec.name, spec.metrics ?? processRegistry());
   let ready: S | Error;
   try {
@@ -187,7 +189,7 @@ export function entry<S extends { readonly admission: Admission }, O extends Bas
     } catch (error) {
       const fields = spec.fields();
       handled = { outcome: spec.outcomeOfError(error, fields), fields };
-      if (isRefusedCaller(error)) refused = handled.outcome.status === 'unauthorized' ? 'unauthorized' : 'secret-unusable';
+      refused = callerRefusal(error);
     }
     const { outcome, fields } = handled;
     if (outcome.status === 'overloaded') refused = 'overloaded';

@@ -181,9 +181,9 @@ const DISCARDED: Registry = { counter: () => ({ inc: () => undefined }), histogr
 
 /**
  * Why a call was refused before its alert was read: no or a wrong bearer token (401), a broken INBOUND_SECRET (500),
- * the function at its limit (503).
+ * none at all where the function requires one (500), the function at its limit (503).
  */
-export type RefusalReason = 'unauthorized' | 'secret-unusable' | 'overloaded';
+export type RefusalReason = 'unauthorized' | 'secret-unusable' | 'secret-missing' | 'overloaded';
 
 /** The metrics every function counts (lib/entry.ts), by the function's name. */
 export interface FunctionMetrics {
@@ -209,7 +209,7 @@ export function functionMetrics(name: string, registry: Registry = processRegist
     ['function', 'outcome', 'code'],
   );
   const seconds = registry.histogram('falco_response_answer_seconds', 'Time from a call\'s arrival to its answer, in seconds (calls refused with 401 or 503 are not in it).', ['function'], ANSWER_BUCKETS);
-  const refused = registry.counter('falco_response_refused_total', 'Calls refused before their alert was read: unauthorized (401), secret-unusable (500: INBOUND_SECRET is broken) or overloaded (503).', [
+  const refused = registry.counter('falco_response_refused_total', 'Calls refused before their alert was read: unauthorized (401), secret-unusable (500: INBOUND_SECRET is broken), secret-missing (500: the function requires INBOUND_SECRET and has none) or overloaded (503).', [
     'function',
     'reason',
   ]);

@@ -1,5 +1,5 @@
 import { OverloadedError } from './admission';
-import { SecretUnusableError, UnauthorizedError } from './auth';
+import { SecretRequiredError, SecretUnusableError, UnauthorizedError } from './auth';
 import { InvalidInputError } from './decode';
 import { ConfigurationError } from './params';
 import { DeadlineExceededError, KubeAnswerError, KubeApiError, KubeRequestError, KubeUnreachableError } from './kube/errors';
@@ -42,7 +42,9 @@ export type SkipCode =
   | 'protected-node'
   | 'no-object'
   | 'object-gone'
-  | 'cluster-critical';
+  | 'cluster-critical'
+  | 'protected-subject'
+  | 'event-in-future';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
@@ -87,6 +89,7 @@ export function outcomeOfError(error: unknown, target?: TargetRef): Outcome {
     error instanceof ActionFailedError ||
     error instanceof ConfigurationError ||
     error instanceof SecretUnusableError ||
+    error instanceof SecretRequiredError ||
     error instanceof DryRunWriteRefusedError ||
     error instanceof KubeApiError ||
     error instanceof KubeAnswerError ||

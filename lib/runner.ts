@@ -1,7 +1,7 @@
-import type { Action, ActionResult, AuditNote, Touched } from './action';
+import type { Action, ActionResult, AuditNote, CheckContext, Touched } from './action';
 import { Admission } from './admission';
 import { recordAudit } from './audit';
-import { firstSkip, SHARED_CHECKS, type Skip } from './checks';
+import { firstSkip, isProtectedNamespace, SHARED_CHECKS, type Skip } from './checks';
 import { commonOutcomeFields, entry, type Call, type Env, type KubelessHandler } from './entry';
 import type { GuardSettings } from './guards';
 import { describeValue } from './decode';
@@ -46,6 +46,7 @@ interface Ready<P extends ParamSpecs> {
   readonly inFlight: RepeatMemory<Outcome>;
   /** The audit Events, recorded after the answers. */
   readonly audits: Audits;
+  readonly now: () => number;
 }
 
 /** The audit Events' queue and what it tells: the log (one line a second for drops) and the metrics. */
@@ -109,6 +110,7 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
   return entry<Ready<P>, Outcome, Seen>({
     name: action.name,
     ...options,
+    ...(action.callers === undefined ? {} : { callers: action.callers }),
     prepare(env, log, now) {
       const { guards, admission, own } = readGroups({ guards: action.guardParameters, admission: action.admissionParameters, own: action.ownParameters }, env);
       const connection = options.kube === undefined ? loadConnection(env) : undefined;
@@ -121,6 +123,7 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
         // Holds the calls in flight only (no answer is kept), so no more than the admission lets in.
         inFlight: new RepeatMemory<Outcome>({ now }),
         audits: auditsOf(log, now, metrics, options.auditQueue),
+        now,
       };
     },
     drain: (setup) => setup.audits.queue.drain(),
@@ -184,7 +187,9 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
   const ref = action.target.refOf(alert, action.resourcesFor(setup.params));
   if ('code' in ref) return skipped(ref);
   seen.target = ref;
-  const protectedRef = firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstSkip(action.refChecks, { alert, ref, params: setup.params });
+  const context = checkContext(setup);
+  const protectedRef =
+    firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstSkip(action.refChecks, { alert, ref, params: setup.params, ...context });
   if (protectedRef !== undefined) return skipped(protectedRef, ref);
 
   // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and
@@ -201,6 +206,11 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
     if ('target' in answer && answer.target !== undefined) seen.target = answer.target;
   }
   return answer;
+}
+
+/** What an action's checks may ask the runner (lib/action.ts CheckContext). */
+function checkContext(setup: Ready<ParamSpecs>): CheckContext {
+  return { isProtectedNamespace: (namespace) => isProtectedNamespace(namespace, setup.guards, setup.ownNamespace), now: setup.now() };
 }
 
 /**
@@ -242,7 +252,7 @@ async function act<P extends ParamSpecs, K extends TargetKind>(
   const { target } = reading;
   const named = refOfTarget(target);
   seen.target = named;
-  const refused = firstSkip(SHARED_CHECKS.target, { target, guards }) ?? firstSkip(action.ownChecks, { alert, target, params: setup.params });
+  const refused = firstSkip(SHARED_CHECKS.target, { target, guards }) ?? firstSkip(action.ownChecks, { alert, target, params: setup.params, ...checkContext(setup) });
   if (refused !== undefined) return skipped(refused, named);
 
   const dryRun = guards.dryRun;

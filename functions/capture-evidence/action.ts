@@ -18,6 +18,7 @@ import {
   KEYS,
   logKey,
   MAX_CONTAINERS,
+  noCurrentLog,
   perLogBytes,
   POD_MAX_BYTES,
   podAsKept,
@@ -98,11 +99,15 @@ async function readLogs(
       return { ...base, status: 'unreadable', reason: (error as Error).message };
     }
   };
+  const currentLog = (name: ContainerName, role: ContainerRole): Promise<LogEntry> => {
+    const absent = noCurrentLog(target.found, role, name);
+    return absent === undefined ? readOne(name, role, 'current') : Promise.resolve({ container: name, role, log: 'current', status: 'none', reason: absent });
+  };
   const entries = await Promise.all(
     containers.flatMap((c): Promise<LogEntry>[] =>
       'invalid' in c
         ? [Promise.resolve({ container: c.invalid, role: c.role, log: 'current', status: 'unreadable', reason: 'not a valid container name: not read' })]
-        : [readOne(c.name, c.role, 'current'), readOne(c.name, c.role, 'previous')],
+        : [currentLog(c.name, c.role), readOne(c.name, c.role, 'previous')],
     ),
   );
   if (more > 0) entries.push({ container: `${more} more`, role: 'container', log: 'current', status: 'unreadable', reason: `only the first ${MAX_CONTAINERS} containers are read` });

@@ -100,6 +100,35 @@ export function podContainers(pod: V1Pod): { readonly containers: readonly PodCo
   return { containers: all.slice(0, MAX_CONTAINERS), more: Math.max(all.length - MAX_CONTAINERS, 0) };
 }
 
+const STATUS_LISTS: Readonly<Record<ContainerRole, string>> = { init: 'initContainerStatuses', container: 'containerStatuses', ephemeral: 'ephemeralContainerStatuses' };
+
+/** A reason the kubelet gives a waiting container (`CrashLoopBackOff`, `PodInitializing`), when it is one. */
+const WAITING_REASON = /^[A-Za-z]{1,64}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
+
+/**
+ * Why a container's current log is not read, from the pod's status as read; undefined: read it. The kubelet answers a
+ * container that is neither running nor terminated with its last run's log (validateContainerLogStatus): in a crash
+ * loop that is the previous log again, under the name of the current one; a container with no last run (waiting to
+ * start) it answers 400. Neither is a current log. A container the status does not list (no kubelet reported it) is
+ * read, and the API server says what there is.
+ */
+export function noCurrentLog(pod: V1Pod, role: ContainerRole, name: ContainerName): string | undefined {
+  const list: unknown = (pod.status as Record<string, unknown> | undefined)?.[STATUS_LISTS[role]];
+  if (!Array.isArray(list)) return undefined;
+  const status: unknown = list.find((s: unknown) => isObject(s) && s.name === name);
+  if (!isObject(status)) return undefined;
+  const state = isObject(status.state) ? status.state : {};
+  if (isObject(state.running) || isObject(state.terminated)) return undefined;
+  const reason = isObject(state.waiting) ? state.waiting.reason : undefined;
+  const why = typeof reason === 'string' && WAITING_REASON.test(reason) ? ` (${reason})` : '';
+  const last = isObject(status.lastState) && isObject(status.lastState.terminated) ? status.lastState.terminated.containerID : undefined;
+  return typeof last === 'string' && last !== ''
+    ? `the container is waiting to restart${why}: it has no current log (the kubelet would answer its last run's, saved as its previous log)`
+    : `the container has not started yet${why}: it has no log`;
+}
+
 /** A part of the evidence as bytes, cut to `max` bytes if longer, saying so. */
 export interface Part {
   readonly bytes: Buffer;

@@ -2,7 +2,7 @@ import { defineAction, type ActionCheckInput, type ActionRefCheckInput, type Per
 import { knownField, type FalcoAlert } from '../../lib/alert';
 import type { Check } from '../../lib/checks';
 import { describeValue, InvalidInputError } from '../../lib/decode';
-import { deleteObject, describeObject, type ApiObject, type ApiObjectRef } from '../../lib/kube/objects';
+import { deleteObject, describeObject, type ApiObject, type ApiObjectRef, type BindingSubject } from '../../lib/kube/objects';
 import { commaList, param, textCodec } from '../../lib/params';
 import { AUDIT_OBJECT_TARGET, AUDIT_RESOURCES } from '../../lib/targets/audit-object';
 
@@ -71,6 +71,78 @@ const bootstrapped: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> 
   check: ({ target }) => {
     const value = target.found.metadata.labels?.[BOOTSTRAP_LABEL];
     return value === undefined ? undefined : { code: 'cluster-critical', reason: `${describeObject(target.object)} is left alone: it is labelled ${BOOTSTRAP_LABEL}=${describeValue(value)}` };
+  },
+};
+
+/**
+ * The users and groups that stand for everyone, anyone or every account of the cluster: what an attacker binds a role
+ * to for a backdoor (`system:anonymous` to cluster-admin), never what a component of the cluster runs as.
+ */
+const EVERYONE: readonly string[] = ['system:authenticated', 'system:unauthenticated', 'system:anonymous', 'system:serviceaccounts'];
+
+/** A ServiceAccount as a user (`system:serviceaccount:<namespace>:<name>`) and a namespace's accounts as a group (`system:serviceaccounts:<namespace>`). */
+const ACCOUNT_USER = 'system:serviceaccount:';
+const ACCOUNTS_GROUP = 'system:serviceaccounts:';
+
+/**
+ * Why a subject's access must not be taken away by an alert, or undefined: a ServiceAccount of a protected namespace
+ * (Falco, its sidekick, the functions themselves, the CNI in kube-system), by kind or by user or group name, or one of
+ * Kubernetes' own `system:` users and groups (the controller manager, the scheduler, the nodes, `system:masters`).
+ * Not the `system:` names that stand for everyone (EVERYONE) or for the accounts of an unprotected namespace: those
+ * are what a backdoor binds, and deleting the binding is the response.
+ */
+function protectedSubject(subject: BindingSubject, bindingNamespace: string | undefined, isProtected: (namespace: string) => boolean): string | undefined {
+  const { kind, name } = subject;
+  if (kind === 'ServiceAccount') {
+    // The API server requires a ServiceAccount subject's namespace; one without is read as the binding's, or kept.
+    const namespace = subject.namespace ?? bindingNamespace;
+    if (namespace === undefined) return `it binds the ServiceAccount ${describeValue(name)} of no namespace`;
+    return isProtected(namespace) ? `it binds the ServiceAccount ${describeValue(name)} of the protected namespace ${describeValue(namespace)}` : undefined;
+  }
+  if ((kind !== 'User' && kind !== 'Group') || !name.startsWith('system:') || EVERYONE.includes(name)) return undefined;
+  const accounts = kind === 'User' ? ACCOUNT_USER : ACCOUNTS_GROUP;
+  if (name.startsWith(accounts)) {
+    const rest = name.slice(accounts.length);
+    const namespace = kind === 'User' ? rest.slice(0, Math.max(rest.indexOf(':'), 0)) : rest;
+    return isProtected(namespace) ? `it binds the ${kind} ${describeValue(name)}, of the protected namespace ${describeValue(namespace)}` : undefined;
+  }
+  return `it binds the ${kind} ${describeValue(name)}, one of Kubernetes' own identities`;
+}
+
+const protectedSubjects: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> = {
+  name: 'protected-subject',
+  description:
+    "a RoleBinding or ClusterRoleBinding read that grants its role to a ServiceAccount of a protected namespace (`PROTECTED_NAMESPACES` or the function's own; also as the user `system:serviceaccount:<namespace>:<name>` or the group `system:serviceaccounts:<namespace>`) or to a `system:` user or group of Kubernetes' own (not `system:authenticated`, `system:unauthenticated`, `system:anonymous`, `system:serviceaccounts`, nor the accounts of an unprotected namespace: what a backdoor binds) is left alone, code `protected-subject`: an alert must not take away the access that keeps the cluster's components and its defenders running.",
+  check: ({ target, isProtectedNamespace }) => {
+    const { found } = target;
+    for (const subject of found.subjects ?? []) {
+      const why = protectedSubject(subject, found.metadata.namespace, isProtectedNamespace);
+      if (why !== undefined) return { code: 'protected-subject', reason: `${describeObject(target.object)} is left alone: ${why}` };
+    }
+    return undefined;
+  },
+};
+
+/**
+ * How far ahead of the function's clock an audit event's time may be: the API server's clock (the k8saudit plugin
+ * takes the event's `stageTimestamp`) and the pod's may differ, by milliseconds under NTP. A minute covers a badly kept
+ * clock; an event later than that was never seen, and an alert that says so is forged or broken.
+ * No lower bound on the age: audit events reach Falco within seconds from a webhook, but minutes late from
+ * CloudWatch or a log platform (k8saudit-eks, k8saudit-ovh) or a file read again, and a forger picks any time it likes,
+ * so a bound would refuse genuine alerts and stop no forged one. The shared secret is what keeps forgers out.
+ */
+export const CLOCK_SKEW_MS = 60_000;
+
+const eventInFuture: Check<ActionRefCheckInput<DeleteObjectParams, 'audit-object'>> = {
+  name: 'event-time',
+  description: `an alert whose \`time\` is more than ${CLOCK_SKEW_MS / 1000} seconds ahead of the function's clock (the allowed clock skew) describes no event that happened: skipped before anything is read, code \`event-in-future\`.`,
+  check: ({ alert, now }) => {
+    const eventAt = toSecond(alert.time);
+    if (eventAt === undefined || eventAt <= now + CLOCK_SKEW_MS) return undefined;
+    return {
+      code: 'event-in-future',
+      reason: `the alert's time ${describeValue(alert.time)} is more than the ${CLOCK_SKEW_MS / 1000} seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
+    };
   },
 };
 
@@ -149,8 +221,11 @@ export default defineAction(AUDIT_OBJECT_TARGET, {
   resources: { all: DELETABLE_RESOURCES, configured: (params) => params.resources },
   parameters,
   permissions,
-  refChecks: [clusterCritical],
-  checks: [bootstrapped, sameObject],
+  // Anyone who reaches its port could otherwise have it delete any object of RESOURCES outside the protected
+  // namespaces, with an alert written to name it: an alert proves nothing about itself.
+  requiresSharedSecret: 'it deletes the object any alert names, and an alert can be written by anyone who reaches its port',
+  refChecks: [eventInFuture, clusterCritical],
+  checks: [bootstrapped, protectedSubjects, sameObject],
   async run({ alert, target, kube, deadline, dryRun }) {
     const { object, found } = target;
     // The same-object check said yes on this very object; told again here for the uid and the facts.

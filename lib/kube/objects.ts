@@ -3,7 +3,7 @@ import { decodedOrFail, isDeletedStatus, isNotFound, mismatch, readObject, strin
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import { describeValue, literal, object } from '../decode';
+import { describeValue, list, literal, object } from '../decode';
 import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
@@ -48,7 +48,14 @@ function objectPath(ref: ApiObjectRef): ApiPath {
 
 const objectOp = (verb: string, ref: ApiObjectRef): Operation => ({ verb, resource: ref.resource.resource, group: ref.resource.group, object: describeObject(ref) });
 
-/** What every object has that the guards read: its identity, labels and annotations. */
+/** Who a RoleBinding or ClusterRoleBinding grants its role to: a User, a Group or a ServiceAccount (with its namespace). */
+export interface BindingSubject {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+/** What every object has that the guards read: its identity, labels and annotations; a binding's subjects. */
 export interface ApiObject {
   readonly apiVersion: string;
   readonly kind: string;
@@ -61,7 +68,14 @@ export interface ApiObject {
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
   };
+  /** A RoleBinding's or ClusterRoleBinding's (none for other kinds; a binding may have none). */
+  readonly subjects?: readonly BindingSubject[];
 }
+
+const bindingSubject = object({ kind: D.string, name: D.string }, { namespace: D.string, apiGroup: D.string }, 'a subject');
+
+/** The kinds whose objects name subjects: the guards read them to tell whose access a deletion would remove. */
+const BINDING_KINDS: readonly string[] = ['RoleBinding', 'ClusterRoleBinding'];
 
 const objectAnswer = (ref: ApiObjectRef) =>
   object(
@@ -70,7 +84,8 @@ const objectAnswer = (ref: ApiObjectRef) =>
       kind: literal(ref.resource.kind),
       metadata: object({ name: D.string, uid: uidAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
     },
-    {},
+    // A binding's subjects decide whether it may go: a list that is not one fails the read rather than pass as none.
+    BINDING_KINDS.includes(ref.resource.kind) ? { subjects: list(bindingSubject) } : {},
     `a ${ref.resource.kind}`,
   );
 

@@ -195,28 +195,63 @@ export function jsonBody(summary: Summary): Record<string, unknown> {
   };
 }
 
-/** Slack's mrkdwn reads `&`, `<` and `>` as markup (`<!channel>` pings, `<http://x|y>` links): escaped as Slack says. */
+/** Slack reads `&`, `<` and `>` as control characters in every text object (`<!channel>` pings, `<http://x|y>` links): escaped as Slack says. */
 export function slackEscaped(text: string): string {
   return text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
 }
 
+/** The longest text of a Block Kit text object. */
+const SLACK_TEXT_MAX = 3000;
+/** The most blocks a message may hold: the alert's line and one per action, the rest said in the last. */
+const SLACK_BLOCKS_MAX = 50;
+
 /**
- * Slack's body: `{"text": …}` in mrkdwn, one line for the alert and one per action, e.g.
- * `*falco-response*: alert *Terminal shell in container* (Critical), event-id 6f1d…: 1 action(s)` then
- * `• *label-pod* done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'`.
+ * A `plain_text` text object: Slack documents it as unformatted (no mrkdwn: `*bold*`, `_it_`, `~strike~`, backticks,
+ * `>` quotes stay characters; no link-ifying of URLs or channel names, no mentions: `verbatim` and that parsing belong
+ * to mrkdwn), `emoji: false` keeps `:skull:` as typed. `&`, `<` and `>` escaped all the same, cut to Slack's limit
+ * without splitting an escape.
  */
-export function slackBody(summary: Summary): { text: string } {
+function plainText(line: string): { type: 'plain_text'; text: string; emoji: false } {
+  const escaped = slackEscaped(line);
+  const text = escaped.length <= SLACK_TEXT_MAX ? escaped : `${escaped.slice(0, SLACK_TEXT_MAX - 1).replace(/&[a-z]{0,3}$/, '')}…`;
+  return { type: 'plain_text', text, emoji: false };
+}
+
+/** Slack's body (lib/router/notifier.ts slackBody). */
+export interface SlackMessage {
+  /** Our own words only (the notification's text, and all that a receiver of `{"text": …}` alone shows). */
+  readonly text: string;
+  readonly mrkdwn: false;
+  readonly blocks: readonly { readonly type: 'section'; readonly text: ReturnType<typeof plainText> }[];
+}
+
+/**
+ * Slack's body. Every text an attacker may have written (the rule, the event-id, the targets' names, the messages)
+ * goes only into `plain_text` section blocks, one for the alert and one per action, e.g.
+ * `falco-response: alert "Terminal shell in container" (Critical), event-id 6f1d…: 1 action(s)` then
+ * `• label-pod done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'`.
+ * The message's `text`, which Slack shows in notifications (and which a receiver of Slack's `{"text": …}` without
+ * blocks shows alone), holds our own words only, with `mrkdwn: false`:
+ * `falco-response: 1 action(s) for an alert of priority Critical: label-pod done`.
+ */
+export function slackBody(summary: Summary): SlackMessage {
   const body = jsonBody(summary);
   const actions = body.actions as { action: string; status: string; target: Partial<Record<TargetKey, string>> | null; message: string; dryRun: boolean | null }[];
   const lines = [
-    `*falco-response*: alert *${slackEscaped(body.rule as string)}* (${summary.alert.priority}), event-id ${slackEscaped(body.eventId as string)}: ${actions.length} action(s)`,
+    `falco-response: alert "${body.rule as string}" (${summary.alert.priority}), event-id ${body.eventId as string}: ${actions.length} action(s)`,
     ...actions.map(
       (a) =>
-        `• *${a.action}* ${slackEscaped(a.status)}${a.dryRun === true ? ' (dry run)' : ''}` +
-        `${a.target === null ? '' : `, ${slackEscaped(Object.entries(a.target).map(([k, v]) => `${k} ${v}`).join(' '))}`}: ${slackEscaped(a.message)}`,
+        `• ${a.action} ${a.status}${a.dryRun === true ? ' (dry run)' : ''}` +
+        `${a.target === null ? '' : `, ${Object.entries(a.target).map(([k, v]) => `${k} ${v}`).join(' ')}`}: ${a.message}`,
     ),
   ];
-  return { text: lines.join('\n') };
+  const shown = lines.length <= SLACK_BLOCKS_MAX ? lines : [...lines.slice(0, SLACK_BLOCKS_MAX - 1), `… and ${lines.length - SLACK_BLOCKS_MAX + 1} more action(s): the forwarder's answer lists them`];
+  const outcomes = summary.results.map((r) => `${r.action} ${notifyClassOf(r)}`).join(', ');
+  return {
+    text: `falco-response: ${summary.results.length} action(s) for an alert of priority ${summary.alert.priority}: ${outcomes}`,
+    mrkdwn: false,
+    blocks: shown.map((line) => ({ type: 'section', text: plainText(line) })),
+  };
 }
 
 /** The notifier's bounds: not settings, so that no alert flood and no slow webhook can make them matter. */

@@ -4,41 +4,11 @@
  * sends delete-pod: the kubelet stops the deleted pod's container and the ReplicaSet starts a clean replacement.
  */
 import { strict as assert } from 'assert';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
-import * as path from 'path';
+import { existsSync } from 'fs';
 import { terminalShellAlert } from '../e2e/helpers/sidekick';
 import { deployedOnce, firstAnswer, FUNCTIONS_NAMESPACE, readyPods, resultsOf, sendFromClient, WORKLOAD_NAMESPACE, type Deployed } from './helpers/deploy';
-import { getJson, kubectl, kubectlOk, waitFor } from './helpers/node';
-
-const CONFIGMAP = 'forwarder-config';
-
-/**
- * `kubectl -n falco-response edit configmap forwarder-config`, as the README says, with an editor that changes the
- * routing table as a person would.
- */
-async function editRoutes(change: (routes: any) => void): Promise<void> {
-  const routes = JSON.parse((await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE])).data['routes.json']);
-  change(routes);
-  const dir = mkdtempSync(path.join(tmpdir(), 'falco-response-edit-'));
-  try {
-    const editor = path.join(dir, 'editor.js');
-    writeFileSync(
-      editor,
-      "const fs = require('fs'); const f = process.argv[2]; const o = JSON.parse(fs.readFileSync(f, 'utf8'));\n" +
-        "o.data['routes.json'] = process.env.NEW_ROUTES; fs.writeFileSync(f, JSON.stringify(o, null, 4));\n",
-    );
-    const text = `${JSON.stringify(routes, null, 2)}\n`;
-    // With -o json, kubectl prints the edited object as the API server stored it.
-    const stored = await kubectlOk(['-n', FUNCTIONS_NAMESPACE, 'edit', 'configmap', CONFIGMAP, '-o', 'json'], undefined, 60000, {
-      KUBE_EDITOR: `${process.execPath} ${editor}`,
-      NEW_ROUTES: text,
-    });
-    assert.equal(JSON.parse(stored).data['routes.json'], text, 'kubectl edit did not store the edited routing table');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+import { kubectl, waitFor } from './helpers/node';
+import { editRoutes, restoreRoutes, routesText, untilEveryForwarder } from './helpers/routes';
 
 /** The pid, in this machine's pid namespace, of a pod's container, from containerd. */
 async function containerPid(pod: any): Promise<number> {
@@ -51,35 +21,19 @@ async function containerPid(pod: any): Promise<number> {
   return Number(line.trim().split(/\s+/)[1]);
 }
 
-/**
- * Whether every forwarder pod routes terminal-shell alerts to delete-pod (`deletes`) or not: each pod's kubelet updates
- * its volume on its own schedule. Asked of each pod directly by the client, about a pod that does not exist, so that
- * nothing is deleted.
- */
-async function everyForwarder(d: Deployed, deletes: boolean): Promise<true | undefined> {
-  const pods = await readyPods(FUNCTIONS_NAMESPACE, 'function=forwarder');
-  for (const pod of pods) {
-    const a = await sendFromClient(d, terminalShellAlert(WORKLOAD_NAMESPACE, 'no-such-pod'), `http://${pod.status.podIP}:8080`);
-    if (a.status !== 200 || (resultsOf(a)['delete-pod'] !== undefined) !== deletes) return undefined;
-  }
-  return pods.length > 0 ? true : undefined;
-}
-
 describe('node: routing follows the ConfigMap; delete-pod deletes a running pod', function () {
   let d: Deployed;
   let original: string;
   before(async function () {
     this.timeout(600000);
     d = await deployedOnce();
-    original = (await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE])).data['routes.json'];
+    original = await routesText();
   });
   after(async function () {
     this.timeout(120000);
-    const cm = await getJson(['configmap', CONFIGMAP, '-n', FUNCTIONS_NAMESPACE]);
-    cm.data['routes.json'] = original;
-    await kubectl(['replace', '-f', '-'], JSON.stringify(cm));
+    await restoreRoutes(original);
     // The next files expect the default routes again (no delete-pod): wait until the forwarder follows.
-    await waitFor('every forwarder pod back on the default routes', () => everyForwarder(d, false), 120000, 500);
+    await untilEveryForwarder(d, 'delete-pod', false);
   });
 
   it('routes to delete-pod once the edited ConfigMap reaches the pod, and the pod is replaced', async function () {
@@ -95,7 +49,7 @@ describe('node: routing follows the ConfigMap; delete-pod deletes a running pod'
       route.actions = [...route.actions, 'delete-pod'];
     });
     // Then the forwarder follows, without a restart (an alert about no pod probes it without deleting anything)
-    await waitFor('the edited route in effect in every forwarder pod', () => everyForwarder(d, true), 120000, 500);
+    await untilEveryForwarder(d, 'delete-pod', true);
     console.log(`      the edited routes were in effect ${((Date.now() - edited) / 1000).toFixed(1)} s after the edit`);
     assert.deepEqual(
       (await readyPods(FUNCTIONS_NAMESPACE, 'function=forwarder')).map((p) => `${p.metadata.name}:${p.status.containerStatuses[0].restartCount}`),

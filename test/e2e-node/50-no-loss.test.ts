@@ -15,11 +15,12 @@ import {
   resultsOf,
   rolledOut,
   sendFromClient,
+  settled,
   WORKLOAD_NAMESPACE,
   type Deployed,
   type SidekickAnswer,
 } from './helpers/deploy';
-import { getJson, kubectl, kubectlOk, waitFor } from './helpers/node';
+import { kubectl, kubectlOk, waitFor } from './helpers/node';
 
 interface Sent {
   readonly answer: SidekickAnswer;
@@ -65,19 +66,6 @@ function report(what: string, sent: Sent[], startedMs: number): void {
     [],
     `${what}: ${lost.length} of ${sent.length} alerts lost (the first ones shown)`,
   );
-}
-
-/** The pods of a function that are on their way out. */
-async function terminating(fn: string): Promise<string[]> {
-  const list = await getJson(['pods', '-n', FUNCTIONS_NAMESPACE, '-l', `function=${fn}`]);
-  return (list.items as any[]).filter((p) => p.metadata.deletionTimestamp !== undefined).map((p) => p.metadata.name as string);
-}
-
-/** Resolves once the function's Deployment has rolled out and no pod of it is still terminating. */
-async function settled(fn: string): Promise<void> {
-  await rolledOut(FUNCTIONS_NAMESPACE, fn);
-  await waitFor(`the old pods of ${fn} gone`, async () => ((await terminating(fn)).length === 0 ? true : undefined), 120000, 500);
-  await waitFor(`${fn} back to 2 Ready pods`, async () => ((await readyPods(FUNCTIONS_NAMESPACE, `function=${fn}`)).length === 2 ? true : undefined), 120000, 500);
 }
 
 describe('node: no alert lost while the function pods are replaced', function () {

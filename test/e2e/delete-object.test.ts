@@ -2,19 +2,26 @@
  * delete-object's BUILT bundle, served by the built runtime under Node 14 (Kubeless nodejs14), deleting real objects
  * of a real API server after Falcosidekick-shaped POSTs of k8s_audit alerts, authenticated as its OWN generated
  * ServiceAccount: a RoleBinding, a ClusterRoleBinding (of a name with ':') and a Secret go; a recreated object
- * survives a stale alert; its ClusterRole is exactly what RESOURCES asks for.
+ * survives a stale alert; a forged alert (a time ahead of the clock) and bindings of protected subjects are left
+ * alone; without the shared secret it refuses every call; its ClusterRole is exactly what RESOURCES asks for. Then the
+ * forwarder routes a k8s_audit alert to it, sending the secret.
  */
 import { strict as assert } from 'assert';
-import { mkdtempSync, rmSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { api, apiOk, createNamespace, deleteNamespaces, objectEvents, recordedObjectEvents, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, assertRoleGranted } from './helpers/least-privilege';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
+import { actionSuite } from './helpers/suite';
+import { DEPLOY_NAMESPACE } from './helpers/deploy';
 import { alertText } from '../helpers/fixtures';
 
 const NAME = 'delete-object';
+/** The shared secret (INBOUND_SECRET) it is served with, and the header its callers send. */
+const SECRET = 'e2e-delete-object-secret';
+const BEARER = `Bearer ${SECRET}`;
 const RBAC = '/apis/rbac.authorization.k8s.io/v1';
 
 /** The k8saudit-eks fixture, about another object at another time; `extra` adds output fields (the json plugin's uid). */
@@ -57,7 +64,7 @@ async function createRoleBinding(cluster: Cluster, namespace: string, name: stri
   });
 }
 
-async function createClusterRoleBinding(cluster: Cluster, name: string): Promise<any> {
+async function createClusterRoleBinding(cluster: Cluster, name: string, subjects: readonly Record<string, string>[] = [{ kind: 'User', name: 'e2e-attacker' }]): Promise<any> {
   return apiOk(cluster, {
     method: 'POST',
     path: `${RBAC}/clusterrolebindings`,
@@ -66,7 +73,7 @@ async function createClusterRoleBinding(cluster: Cluster, name: string): Promise
       kind: 'ClusterRoleBinding',
       metadata: { name },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
-      subjects: [{ kind: 'User', name: 'e2e-attacker' }],
+      subjects,
     },
   });
 }
@@ -96,7 +103,7 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     namespace = await createNamespace(cluster, 'delobj');
     scratch = mkdtempSync(path.join(tmpdir(), 'falco-response-e2e-delobj-'));
     const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'delete-object.kubeconfig.json'), await serviceAccountToken(cluster, NAME));
-    fn = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*' } });
+    fn = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*', INBOUND_SECRET: SECRET } });
   });
 
   after(async function () {
@@ -126,7 +133,7 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
 
     for (const [i, [resource, kind, ns, name, objectPath, described]] of alerts.entries()) {
       // When
-      const answer = await fn.post(auditAlert(resource, ns, name, now));
+      const answer = await fn.post(auditAlert(resource, ns, name, now), BEARER);
 
       // Then: done, by the creationTimestamp (the k8saudit plugin carries no uid), and gone from the API server
       assert.equal(answer.status, 200, `${answer.text}\n${fn.logs}`);
@@ -165,7 +172,7 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
       assert.equal(event.message, `${NAME} deleted ${described} after the Falco rule "Attach to cluster-admin Role" (priority Warning, alert uuid none)`);
 
       // And: the same alert again (Falcosidekick gives it a new event-id) finds it gone, and records no second Event
-      const repeat = await fn.post(auditAlert(resource, ns, name, now));
+      const repeat = await fn.post(auditAlert(resource, ns, name, now), BEARER);
       assert.deepEqual([repeat.status, repeat.body.status, repeat.body.code, repeat.body.reason], [200, 'skipped', 'object-gone', `${described} is already gone`]);
       // A skip queues no Event: their number is read at once.
       assert.equal((await objectEvents(cluster, eventsIn, kind, name)).filter((e) => e.reason === 'FalcoResponseDeleted').length, 1);
@@ -183,8 +190,8 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     assert.notEqual(second.metadata.uid, first.metadata.uid);
 
     // When: the stale alert, without then with the event's uid (a rule output adding %json.value[/responseObject/metadata/uid])
-    const byTime = await fn.post(auditAlert('secrets', namespace, secret, seenAt));
-    const byUid = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': first.metadata.uid as string }));
+    const byTime = await fn.post(auditAlert('secrets', namespace, secret, seenAt), BEARER);
+    const byUid = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': first.metadata.uid as string }), BEARER);
 
     // Then: both skipped, and the new Secret is there
     const described = `the Secret '${secret}' in the namespace '${namespace}'`;
@@ -199,17 +206,85 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     assert.equal(still.metadata.uid, second.metadata.uid);
 
     // And: with the live object's uid the alert is about this one, and it goes (the uid is the DELETE's precondition)
-    const current = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': second.metadata.uid as string }));
+    const current = await fn.post(auditAlert('secrets', namespace, secret, new Date(), { 'json.value[/responseObject/metadata/uid]': second.metadata.uid as string }), BEARER);
     assert.deepEqual([current.body.status, current.body.details?.sameObjectBy], ['done', 'uid'], current.text);
     assert.equal(await statusOf(cluster, paths.secret(namespace, secret)), 404);
   });
 
   it('leaves cluster-critical names and other resources alone, before any call', async function () {
-    const critical = await fn.post(auditAlert('clusterrolebindings', null, 'system:basic-user', new Date()));
+    const critical = await fn.post(auditAlert('clusterrolebindings', null, 'system:basic-user', new Date()), BEARER);
     assert.deepEqual([critical.body.status, critical.body.code], ['skipped', 'cluster-critical'], critical.text);
     assert.equal(await statusOf(cluster, paths.clusterrolebinding('system:basic-user')), 200);
-    const role = await fn.post(auditAlert('clusterroles', null, 'view', new Date()));
+    const role = await fn.post(auditAlert('clusterroles', null, 'view', new Date()), BEARER);
     assert.deepEqual([role.body.status, role.body.code], ['skipped', 'no-object'], role.text);
+  });
+
+  it('refuses a forged alert, no uid and a time ahead of the clock, naming a live RoleBinding: nothing is read or deleted', async function () {
+    // Given: a RoleBinding that exists (created a moment ago: the old creationTimestamp check let any such one go)
+    const binding = uniqueName('forged');
+    await createRoleBinding(cluster, namespace, binding);
+    const ahead = new Date(Date.now() + 3600 * 1000);
+
+    // When
+    const answer = await fn.post(auditAlert('rolebindings', namespace, binding, ahead), BEARER);
+
+    // Then
+    assert.deepEqual([answer.status, answer.body.status, answer.body.code], [200, 'skipped', 'event-in-future'], answer.text);
+    assert.equal(
+      answer.body.reason,
+      `the alert's time "${ahead.toISOString().replace('Z', '000000Z')}" is more than the 60 seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
+    );
+    assert.equal(await statusOf(cluster, paths.rolebinding(namespace, binding)), 200);
+  });
+
+  it('leaves alone the bindings that keep defenders and Kubernetes running, and deletes a backdoor to everyone', async function () {
+    // Given: what a falco install binds (its ServiceAccount in the protected namespace falco), a binding of the nodes'
+    // group, and a backdoor that grants every authenticated user
+    const [defender, nodes, backdoor] = [`e2e-falco-${uniqueName('crb')}`, `e2e-nodes-${uniqueName('crb')}`, `e2e-backdoor-${uniqueName('crb')}`];
+    clusterWide.push(defender, nodes, backdoor);
+    await createClusterRoleBinding(cluster, defender, [{ kind: 'ServiceAccount', name: 'falco', namespace: 'falco' }]);
+    await createClusterRoleBinding(cluster, nodes, [{ kind: 'User', name: 'e2e-someone' }, { kind: 'Group', name: 'system:nodes', apiGroup: 'rbac.authorization.k8s.io' }]);
+    await createClusterRoleBinding(cluster, backdoor, [{ kind: 'Group', name: 'system:authenticated', apiGroup: 'rbac.authorization.k8s.io' }]);
+
+    // When
+    const [kept, keptNodes, deleted] = [
+      await fn.post(auditAlert('clusterrolebindings', null, defender, new Date()), BEARER),
+      await fn.post(auditAlert('clusterrolebindings', null, nodes, new Date()), BEARER),
+      await fn.post(auditAlert('clusterrolebindings', null, backdoor, new Date()), BEARER),
+    ];
+
+    // Then
+    assert.deepEqual([kept.body.status, kept.body.code, kept.body.reason], [
+      'skipped',
+      'protected-subject',
+      `the ClusterRoleBinding '${defender}' is left alone: it binds the ServiceAccount "falco" of the protected namespace "falco"`,
+    ]);
+    assert.deepEqual([keptNodes.body.code, keptNodes.body.reason], ['protected-subject', `the ClusterRoleBinding '${nodes}' is left alone: it binds the Group "system:nodes", one of Kubernetes' own identities`]);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding(defender)), 200);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding(nodes)), 200);
+    assert.equal(deleted.body.status, 'done', deleted.text);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding(backdoor)), 404);
+  });
+
+  it('without the shared secret refuses every call (500, naming the Secret) and deletes nothing; with it, a call without the header gets 401', async function () {
+    // Given: the function as the manifests run it when the Secret falco-response-shared-secret does not exist
+    const secret = uniqueName('unauth');
+    await createSecret(cluster, namespace, secret);
+    const open = await ServedFunction.start(NAME, { env: { KUBECONFIG: writeTokenKubeconfig(cluster, path.join(scratch, 'open.kubeconfig.json'), await serviceAccountToken(cluster, NAME)), RULES: '*' } });
+
+    // When: a caller without a token (there is none to send), and one to the function that has the secret, without it
+    const refused = await open.post(auditAlert('secrets', namespace, secret, new Date()));
+    await open.stop();
+    const unauthorized = await fn.post(auditAlert('secrets', namespace, secret, new Date()));
+
+    // Then
+    assert.deepEqual([refused.status, refused.body], [
+      500,
+      { status: 'failed', error: 'the function refuses every call: it requires the shared secret (the Secret falco-response-shared-secret, key token) and none is configured' },
+    ]);
+    assert.match(open.logs, /"message":"no shared secret: the function refuses every call, because it deletes the object any alert names[^"]*create the Secret falco-response-shared-secret with the key token/);
+    assert.deepEqual([unauthorized.status, unauthorized.body.status], [401, 'unauthorized']);
+    assert.equal(await statusOf(cluster, paths.secret(namespace, secret)), 200);
   });
 
   it('dry run: says what would go, and the object stays', async function () {
@@ -217,8 +292,8 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     await createSecret(cluster, namespace, secret);
     const token = await serviceAccountToken(cluster, NAME);
     const kubeconfig = writeTokenKubeconfig(cluster, path.join(scratch, 'dry.kubeconfig.json'), token);
-    const dry = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*', DRY_RUN: 'true' } });
-    const answer = await dry.post(auditAlert('secrets', namespace, secret, new Date()));
+    const dry = await ServedFunction.start(NAME, { env: { KUBECONFIG: kubeconfig, RULES: '*', DRY_RUN: 'true', INBOUND_SECRET: SECRET } });
+    const answer = await dry.post(auditAlert('secrets', namespace, secret, new Date()), BEARER);
     await dry.stop();
     assert.deepEqual([answer.body.status, answer.body.dryRun], ['done', true], answer.text);
     assert.match(answer.body.message, new RegExp(`^would delete the Secret '${secret}' in the namespace '${namespace}' \\(uid `));
@@ -253,5 +328,77 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     ]) {
       assert.equal((await api(cluster, call, token)).status, 403, `${call.method} ${call.path}`);
     }
+  });
+});
+
+describe('e2e: the forwarder routes a k8s_audit alert to delete-object, sending the shared secret, on a real API server', function () {
+  const suite = actionSuite('delobj-fwd');
+  let deleteObject: ServedFunction;
+  let forwarder: ServedFunction;
+
+  before(async function () {
+    deleteObject = await suite.serve(NAME, { INBOUND_SECRET: SECRET });
+    const routesFile = path.join(suite.scratch, 'routes.json');
+    // The README's route: a binding to cluster-admin undone.
+    writeFileSync(routesFile, JSON.stringify({ routes: [{ name: 'rbac-backdoor', description: 'undo a binding to cluster-admin', rules: ['Attach to cluster-admin Role'], actions: [NAME] }] }));
+    forwarder = await ServedFunction.start('forwarder', {
+      env: { ROUTES_FILE: routesFile, ACTION_ENDPOINTS: JSON.stringify({ [NAME]: deleteObject.url }), POD_NAMESPACE: DEPLOY_NAMESPACE, OUTBOUND_SECRET: SECRET },
+    });
+  });
+
+  it('the object named goes, and the answer says what delete-object did', async function () {
+    // Given: a RoleBinding an attacker made, and the alert about it (the k8saudit-eks fixture's shape)
+    const binding = uniqueName('routed');
+    const created = await createRoleBinding(suite.cluster, suite.namespace, binding);
+
+    // When: Falcosidekick posts to the forwarder (its kubeless output: no header)
+    const answer = await forwarder.post(auditAlert('rolebindings', suite.namespace, binding, new Date()));
+
+    // Then
+    const described = `the RoleBinding '${binding}' in the namespace '${suite.namespace}'`;
+    assert.equal(answer.status, 200, `${answer.text}\n${forwarder.logs}`);
+    assert.equal(answer.body.status, 'done', answer.text);
+    assert.deepEqual(answer.body.routes, ['rbac-backdoor']);
+    const [result] = answer.body.results;
+    assert.deepEqual([answer.body.results.length, result.action, result.status, result.httpStatus, result.ok], [1, NAME, 'done', 200, true]);
+    assert.equal(
+      result.message,
+      `deleted ${described} (uid ${created.metadata.uid as string}, created at ${created.metadata.creationTimestamp as string}, no later than the audit event)`,
+    );
+    assert.equal(await statusOf(suite.cluster, paths.rolebinding(suite.namespace, binding)), 404);
+  });
+
+  it('a protected one (a Secret in kube-system) through the forwarder: skipped, nothing deleted', async function () {
+    // Given: a Secret of the protected namespace kube-system
+    const secret = uniqueName('protected');
+    await createSecret(suite.cluster, 'kube-system', secret);
+    try {
+      // When
+      const answer = await forwarder.post(auditAlert('secrets', 'kube-system', secret, new Date()));
+
+      // Then
+      assert.equal(answer.status, 200, answer.text);
+      const [result] = answer.body.results;
+      assert.deepEqual([result.action, result.status, result.httpStatus], [NAME, 'skipped', 200], answer.text);
+      assert.equal(result.message, `the namespace 'kube-system' is protected (PROTECTED_NAMESPACES): the Secret '${secret}' is left alone`);
+      assert.equal(await statusOf(suite.cluster, paths.secret('kube-system', secret)), 200);
+    } finally {
+      await api(suite.cluster, { method: 'DELETE', path: paths.secret('kube-system', secret) });
+    }
+  });
+
+  it("without the secret in the forwarder's OUTBOUND_SECRET, delete-object refuses the call and the forwarder says so", async function () {
+    const binding = uniqueName('nosecret');
+    await createRoleBinding(suite.cluster, suite.namespace, binding);
+    const routesFile = path.join(suite.scratch, 'routes-nosecret.json');
+    writeFileSync(routesFile, JSON.stringify({ routes: [{ name: 'rbac-backdoor', rules: ['Attach to cluster-admin Role'], actions: [NAME] }] }));
+    const bare = await ServedFunction.start('forwarder', { env: { ROUTES_FILE: routesFile, ACTION_ENDPOINTS: JSON.stringify({ [NAME]: deleteObject.url }), POD_NAMESPACE: DEPLOY_NAMESPACE } });
+
+    const answer = await bare.post(auditAlert('rolebindings', suite.namespace, binding, new Date()));
+    await bare.stop();
+
+    assert.deepEqual([answer.status, answer.body.status], [502, 'actions-failed'], answer.text);
+    assert.deepEqual([answer.body.results[0].status, answer.body.results[0].httpStatus], ['unauthorized', 401]);
+    assert.equal(await statusOf(suite.cluster, paths.rolebinding(suite.namespace, binding)), 200);
   });
 });

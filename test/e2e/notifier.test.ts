@@ -135,9 +135,15 @@ if (functionExists(FORWARDER) && ['label-pod', 'network-isolate', 'delete-pod'].
       assert.equal(await readPod(cluster, namespace, pod), undefined);
       assert.deepEqual(summaries(webhook), [
         {
-          text:
-            `*falco-response*: alert *Terminal shell in container* (Critical), event-id ${answer.body.eventId}: 1 action(s)\n` +
-            `• *delete-pod* done, namespace ${namespace} pod ${pod}: deleted the pod '${pod}' in the namespace '${namespace}' (grace period 1 s)`,
+          text: 'falco-response: 1 action(s) for an alert of priority Critical: delete-pod done',
+          mrkdwn: false,
+          blocks: [
+            { type: 'section', text: { type: 'plain_text', text: `falco-response: alert "Terminal shell in container" (Critical), event-id ${answer.body.eventId}: 1 action(s)`, emoji: false } },
+            {
+              type: 'section',
+              text: { type: 'plain_text', text: `• delete-pod done, namespace ${namespace} pod ${pod}: deleted the pod '${pod}' in the namespace '${namespace}' (grace period 1 s)`, emoji: false },
+            },
+          ],
         },
       ]);
     });

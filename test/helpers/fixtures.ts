@@ -29,7 +29,14 @@ export class ResponseStub {
  * The event the Kubeless runtime builds for a Falcosidekick POST (shared/PROTOCOLS.md sections 1 and 3):
  * `data` is the parsed JSON body; event-type falco; event-namespace the function's namespace; no event-time.
  */
-export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f') {
+/**
+ * The shared secret the tests give a function (INBOUND_SECRET) and the header its callers send with it: an action
+ * that requires one (delete-object) refuses every call without it, so the corpus and fault tests reach its checks.
+ */
+export const TEST_SECRET = 'test-shared-secret';
+export const AUTHORIZED = { authorization: `Bearer ${TEST_SECRET}` } as const;
+
+export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-0a1b2c3d4e5f', headers?: Readonly<Record<string, string>>) {
   const response = new ResponseStub();
   const event = {
     data,
@@ -37,7 +44,7 @@ export function kubelessEvent(data: unknown, eventId = '6f1d3c9e-1b7a-4c2d-9e8f-
     'event-type': 'falco',
     'event-time': undefined,
     'event-namespace': 'falco-response',
-    extensions: { request: {}, response },
+    extensions: { request: headers === undefined ? {} : { headers }, response },
   };
   return { event, response };
 }

@@ -231,7 +231,19 @@ export class MemoryCluster {
     const podName = pod.metadata.name;
     if (!containers.includes(container)) return [400, status(400, 'BadRequest', `container ${container} is not valid for pod ${podName}`)];
     const kind: LogKind = query.get('previous') === 'true' ? 'previous' : 'current';
-    const log = this.logs.get(`${pod.metadata.namespace}/${podName}/${container}/${kind}`);
+    // As the kubelet chooses (validateContainerLogStatus), where the pod's status lists the container: one neither
+    // running nor terminated answers its last run's log for the current one, and without a last run a 400.
+    const listed = ['initContainerStatuses', 'containerStatuses', 'ephemeralContainerStatuses']
+      .flatMap((list) => ((pod as { status?: Record<string, any[] | undefined> }).status?.[list] ?? []))
+      .find((s) => s.name === container);
+    let served: LogKind = kind;
+    if (listed !== undefined && kind === 'current' && listed.state?.running === undefined && listed.state?.terminated === undefined) {
+      if (listed.lastState?.terminated?.containerID === undefined) {
+        return [400, status(400, 'BadRequest', `container "${container}" in pod "${podName}" is waiting to start: ${listed.state?.waiting?.reason ?? 'ContainerCreating'}`)];
+      }
+      served = 'previous';
+    }
+    const log = this.logs.get(`${pod.metadata.namespace}/${podName}/${container}/${served}`);
     if (log === undefined && kind === 'previous') {
       return [400, status(400, 'BadRequest', `previous terminated container "${container}" in pod "${podName}" not found`)];
     }

@@ -174,11 +174,17 @@ export const SIDEKICK_NAMESPACE = 'falco-response';
 export const SIDEKICK_EVENT_ID = '0b5b7f0e-8a4c-4b61-9d0e-2f6a1c3e5d7f';
 
 /** A POST exactly as Falcosidekick's kubeless output sends it: path `/`, its headers, no `event-time`. */
-export function sidekickPost(port: number, body: string, options: { contentType?: string; path?: string; eventId?: string } = {}): Promise<HttpAnswer> {
+export function sidekickPost(
+  port: number,
+  body: string,
+  options: { contentType?: string; path?: string; eventId?: string; authorization?: string } = {},
+): Promise<HttpAnswer> {
   return request(port, {
     method: 'POST',
     path: options.path ?? '/',
     headers: {
+      // Falcosidekick's webhook output with `customheaders` sends it; its kubeless output cannot.
+      ...(options.authorization === undefined ? {} : { Authorization: options.authorization }),
       'Content-Type': options.contentType ?? 'application/json',
       'User-Agent': 'Falcosidekick',
       'event-id': options.eventId ?? SIDEKICK_EVENT_ID,

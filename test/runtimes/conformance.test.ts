@@ -13,6 +13,7 @@ import { bundle } from '../../build/bundle';
 import { discoverFunctions } from '../../build/discover';
 import { buildAll, ROOT } from '../../build/main';
 import { RUNTIME_FILE, STANDALONE_DIR } from '../../build/standalone';
+import { ALLOW_UNAUTHENTICATED_ENV } from '../../lib/auth';
 import { alertText, TOKEN } from '../helpers/fixtures';
 import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
 import {
@@ -473,7 +474,10 @@ describe('the standalone runtime from the generated ConfigMaps, on Node 12, 14 a
       const pod = emulatePod(objects, path.join(scratch, target.name));
       // Every action answers the fixtures' rule here, whatever its default RULES.
       const rules = 'RULES' in pod.env ? { RULES: '*' } : {};
-      served.set(target.name, { program: pod.program, env: onLoopback({ ...pod.env, ...rules, ...BOUNDS, KUBECONFIG: kubeconfig }) });
+      // The exchanges are the runtime's protocol, without the shared secret: a function that requires it (delete-object)
+      // runs as an operator who opted out would (its refusal without it: test/unit/delete-object.test.ts).
+      const open = ALLOW_UNAUTHENTICATED_ENV in pod.env ? { [ALLOW_UNAUTHENTICATED_ENV]: 'true' } : {};
+      served.set(target.name, { program: pod.program, env: onLoopback({ ...pod.env, ...rules, ...open, ...BOUNDS, KUBECONFIG: kubeconfig }) });
     }
 
     // The probe: bundled like a function, served by the runtime file of the first generated ConfigMap.

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { alertText } from '../helpers/fixtures';
+import { alertText, AUTHORIZED, TEST_SECRET } from '../helpers/fixtures';
 import { corpusEnv, expectedAnswer, expectedOf, hostileCorpus, type HostileInput } from '../helpers/hostile';
 import { MemoryCluster, type ListeningCluster } from '../helpers/memory-cluster';
 import type { TargetKind } from '../../lib/resolve';
@@ -28,7 +28,8 @@ function startRuntime(name: string, env: Record<string, string>) {
 
 /** What Falcosidekick sends (PROTOCOLS section 3), with the content type of the delivery. */
 function send(port: number, input: HostileInput): Promise<HttpAnswer> {
-  return sidekickPost(port, input.text, { contentType: input.as === 'json' ? 'application/json' : 'text/plain; charset=utf-8' });
+  // An authorized caller: the corpus is about what the alert holds (delete-object refuses any call without the secret).
+  return sidekickPost(port, input.text, { contentType: input.as === 'json' ? 'application/json' : 'text/plain; charset=utf-8', authorization: AUTHORIZED.authorization });
 }
 
 function checkBuilt(names: readonly string[]): void {
@@ -99,7 +100,7 @@ describe('the built bundles answer the hostile corpus over HTTP through the runt
     for (const [settings, inputs] of bySettings(corpus, kind)) {
       it(`${action.name} with ${settings}: ${inputs.length} inputs, each its answer; no API request; the process stays up`, async () => {
         // Given
-        const runtime = await startRuntime(action.name, { KUBECONFIG: kubeconfig, ...(JSON.parse(settings) as Record<string, string>) });
+        const runtime = await startRuntime(action.name, { KUBECONFIG: kubeconfig, INBOUND_SECRET: TEST_SECRET, ...(JSON.parse(settings) as Record<string, string>) });
         const wrong: string[] = [];
         let end;
         try {

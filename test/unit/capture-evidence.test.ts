@@ -107,6 +107,44 @@ const CASES: readonly Case[] = [
     },
   },
   {
+    name: 'a container that is not running has no current log: waiting to restart (a crash loop: its last run is its previous log, not saved twice) or not started yet',
+    pod: {
+      ...podWith({ initContainers: [{ name: 'setup' }], containers: [{ name: 'app' }, { name: 'later' }] }),
+      status: {
+        phase: 'Pending',
+        initContainerStatuses: [{ name: 'setup', restartCount: 0, state: { running: { startedAt: '2026-12-01T11:59:00Z' } } }],
+        containerStatuses: [
+          {
+            name: 'app',
+            restartCount: 4,
+            state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } },
+            lastState: { terminated: { exitCode: 3, reason: 'Error', containerID: 'containerd://5e2f' } },
+          },
+          { name: 'later', restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } },
+        ],
+      },
+    },
+    logs: [
+      ['setup', 'setting up\n'],
+      ['app', 'run 5\n', 'previous'],
+    ],
+    then({ data, index }) {
+      assert.deepEqual(Object.keys(data).sort(), ['alert.json', 'app.previous.log', 'evidence.json', 'pod.json', 'setup.log']);
+      assert.equal(data['app.previous.log'].toString(), 'run 5\n');
+      assert.deepEqual(
+        index.logs.map((l: any) => [l.container, l.log, l.status, l.reason ?? null]),
+        [
+          ['setup', 'current', 'saved', null],
+          ['setup', 'previous', 'none', 'the container has not restarted: there is no previous log'],
+          ['app', 'current', 'none', 'the container is waiting to restart (CrashLoopBackOff): it has no current log (the kubelet would answer its last run\'s, saved as its previous log)'],
+          ['app', 'previous', 'saved', null],
+          ['later', 'current', 'none', 'the container has not started yet (PodInitializing): it has no log'],
+          ['later', 'previous', 'none', 'the container has not restarted: there is no previous log'],
+        ],
+      );
+    },
+  },
+  {
     name: 'LOG_TAIL_LINES: the last lines only, the cap stated',
     pod: podWith({ containers: [{ name: 'app' }] }),
     logs: [['app', 'one\ntwo\nthree\nfour\nfive\n']],

@@ -50,7 +50,7 @@ function own<P extends ParamSpecs>(
 ): () => Skip | undefined {
   const check = action.ownChecks.find((c) => c.name === name);
   assert.ok(check, `${action.name} declares no check ${name}`);
-  return () => check.check({ alert: decoded(data), target: podTarget(found), params: readParams(action.ownParameters, env) });
+  return () => check.check({ alert: decoded(data), target: podTarget(found), params: readParams(action.ownParameters, env), isProtectedNamespace: () => false, now: Date.now() });
 }
 
 const CASES: readonly Case[] = [

@@ -5,7 +5,7 @@ import { loadConfig, parameterEnv } from '../../build/config';
 import { memoryLogger } from '../../lib/log';
 import { actionHandler } from '../helpers/recorded-handler';
 import { serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { alert, AUTHORIZED, kubelessContext, kubelessEvent, TEST_SECRET } from '../helpers/fixtures';
 import { MemoryCluster } from '../helpers/memory-cluster';
 import * as path from 'path';
 
@@ -42,7 +42,12 @@ const KINDS: readonly Kind[] = [
 const kindOf = (resource: string) => KINDS.find((k) => k.resource === resource)!;
 
 /** An object as the API server has it. */
-function stored(resource: string, namespace: string, name: string, extra: { uid?: string; created?: string; labels?: Record<string, string> } = {}) {
+function stored(
+  resource: string,
+  namespace: string,
+  name: string,
+  extra: { uid?: string; created?: string; labels?: Record<string, string>; subjects?: readonly Record<string, string>[] } = {},
+) {
   const k = kindOf(resource);
   return {
     apiVersion: k.apiVersion,
@@ -55,6 +60,7 @@ function stored(resource: string, namespace: string, name: string, extra: { uid?
       creationTimestamp: extra.created ?? BEFORE,
       ...(extra.labels === undefined ? {} : { labels: extra.labels }),
     },
+    ...(extra.subjects === undefined ? {} : { subjects: extra.subjects }),
   };
 }
 
@@ -74,18 +80,20 @@ function auditAlert(resource: string, namespace: string | null, name: string, ex
   return a;
 }
 
-function setup(env: Record<string, string> = {}) {
+
+/** `headers` null: a caller that sends no Authorization header. */
+function setup(env: Record<string, string | undefined> = {}, headers: Readonly<Record<string, string>> | null = AUTHORIZED, now?: () => number) {
   const cluster = new MemoryCluster();
   serveCluster(cluster);
   const log = memoryLogger();
-  const handler = actionHandler(action, { env: { RULES: '*', ...env }, kube: testKube(), log, ownNamespace: 'falco-response' });
-  log.lines.splice(0);
+  const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: TEST_SECRET, ...env }, kube: testKube(), log, ownNamespace: 'falco-response', ...(now === undefined ? {} : { now }) });
+  const started = log.lines.splice(0);
   const send = async (data: unknown, eventId?: string) => {
-    const { event, response } = kubelessEvent(data, eventId);
+    const { event, response } = kubelessEvent(data, eventId, headers ?? undefined);
     const answer = await handler(event, kubelessContext());
     return { answer, status: response.statusCode };
   };
-  return { cluster, log, send };
+  return { cluster, log, send, started };
 }
 
 const calls = (cluster: MemoryCluster) => cluster.take().map((c) => `${c.method} ${c.path}`);
@@ -467,8 +475,8 @@ describe('delete-object', () => {
       const answer = cluster.serve(method, uri, body);
       return method === 'DELETE' && ++deletes === 1 ? [503, status(503, 'ServiceUnavailable', 'the answer was lost')] : answer;
     });
-    const handler = actionHandler(action, { env: { RULES: '*' }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
-    const { event } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'));
+    const handler = actionHandler(action, { env: { RULES: '*', INBOUND_SECRET: TEST_SECRET }, kube: testKube(), log: memoryLogger(), ownNamespace: 'falco-response' });
+    const { event } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'), undefined, AUTHORIZED);
 
     // When
     const answer = await handler(event, kubelessContext());
@@ -547,10 +555,202 @@ describe('delete-object', () => {
     }
   });
 
+  describe('requires the shared secret: it deletes what any alert names', () => {
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    const object = () => stored('secrets', 'team-a', 'stolen-token');
+
+    it('without INBOUND_SECRET (the Secret absent) refuses every call with 500 naming the Secret, and nothing is read or deleted', async () => {
+      // Given: no INBOUND_SECRET at all, as the generated manifests give it when the Secret does not exist
+      const cluster = new MemoryCluster();
+      serveCluster(cluster);
+      cluster.objects.set(at, object());
+      const log = memoryLogger();
+      const handler = actionHandler(action, { env: { RULES: '*' }, kube: testKube(), log, ownNamespace: 'falco-response' });
+
+      // When: any caller, even one sending a token
+      const { event, response } = kubelessEvent(auditAlert('secrets', 'team-a', 'stolen-token'), undefined, AUTHORIZED);
+      const answer = await handler(event, kubelessContext());
+
+      // Then
+      assert.deepEqual([response.statusCode, answer], [
+        500,
+        { status: 'failed', error: 'the function refuses every call: it requires the shared secret (the Secret falco-response-shared-secret, key token) and none is configured' },
+      ]);
+      assert.deepEqual(calls(cluster), []);
+      assert.equal(cluster.objects.has(at), true);
+      const atStart = log.lines.find((l) => l.level === 'error' && /^no shared secret: the function refuses every call/.test(String(l.message)));
+      assert.ok(atStart, JSON.stringify(log.lines));
+      assert.match(String(atStart.message), /create the Secret falco-response-shared-secret with the key token .* or set ALLOW_UNAUTHENTICATED=true/);
+    });
+
+    it('without INBOUND_SECRET and with ALLOW_UNAUTHENTICATED=true accepts every caller, warning at start', async () => {
+      const { cluster, send, started } = setup({ INBOUND_SECRET: undefined, ALLOW_UNAUTHENTICATED: 'true' }, null);
+      cluster.objects.set(at, object());
+      const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+      assert.deepEqual([code, answer.status], [200, 'done'], JSON.stringify(answer));
+      assert.equal(cluster.objects.has(at), false);
+      assert.ok(started.some((l) => l.level === 'warn' && /^no shared secret, and ALLOW_UNAUTHENTICATED is true: every caller is accepted/.test(String(l.message))), JSON.stringify(started));
+    });
+
+    it('without INBOUND_SECRET and ALLOW_UNAUTHENTICATED neither true nor false refuses every call (fail closed)', async () => {
+      const { cluster, send, started } = setup({ INBOUND_SECRET: undefined, ALLOW_UNAUTHENTICATED: 'yes' }, null);
+      cluster.objects.set(at, object());
+      const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+      assert.deepEqual([code, answer.status], [500, 'failed']);
+      assert.equal(cluster.objects.has(at), true);
+      assert.ok(started.some((l) => l.level === 'error' && /ALLOW_UNAUTHENTICATED is not true or false/.test(String(l.message))), JSON.stringify(started));
+    });
+
+    it('with INBOUND_SECRET, a call without it is refused 401 and nothing is read', async () => {
+      const { cluster, send } = setup({}, null);
+      cluster.objects.set(at, object());
+      const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+      assert.deepEqual([code, answer.status], [401, 'unauthorized']);
+      assert.deepEqual(calls(cluster), []);
+    });
+
+    it('declares ALLOW_UNAUTHENTICATED (default false) among its parameters, and requires the secret', () => {
+      assert.equal(action.parameters.allowUnauthenticated?.defaultValue, 'false');
+      assert.equal(action.callers?.secret, 'required');
+    });
+  });
+
+  describe('refuses an event time in the future (a forged alert), before anything is read', () => {
+    // The attacker's alert: no uid, a time far ahead, naming a live object created long before: the old
+    // creationTimestamp check alone let it through for any object.
+    // The function's clock, on a whole second of the real one (the call's deadline counts from it too).
+    const NOW = Math.floor(Date.now() / 1000) * 1000;
+    /** A time as Falco writes it (nanoseconds), in UTC or at an offset of `hours`. */
+    const falcoTime = (ms: number, hours = 0) => {
+      const local = new Date(ms + hours * 3600 * 1000).toISOString().replace(/Z$/, '000000');
+      return hours === 0 ? `${local}Z` : `${local}+${String(hours).padStart(2, '0')}:00`;
+    };
+    const second = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const at = kindOf('rolebindings').path('team-a', 'ops-binding');
+    const withTime = (time: string) => ({ ...auditAlert('rolebindings', 'team-a', 'ops-binding'), time });
+
+    it('an hour ahead: skipped event-in-future, no call, the object stays', async () => {
+      const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: second(NOW - 90 * 24 * 3600 * 1000) }));
+      const hourAhead = falcoTime(NOW + 3600 * 1000);
+      const { answer, status: code } = await send(withTime(hourAhead));
+      assert.deepEqual([code, answer], [
+        200,
+        {
+          status: 'skipped',
+          code: 'event-in-future',
+          reason: `the alert's time "${hourAhead}" is more than the 60 seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
+          target: { resource: 'rolebindings', namespace: 'team-a', name: 'ops-binding' },
+        },
+      ]);
+      assert.deepEqual(calls(cluster), []);
+      assert.equal(cluster.objects.has(at), true);
+    });
+
+    it('far ahead with the uid of the live object too: refused all the same', async () => {
+      const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { uid: 'uid-ops' }));
+      const { answer } = await send({ ...auditAlert('rolebindings', 'team-a', 'ops-binding', { 'json.value[/responseObject/metadata/uid]': 'uid-ops' }), time: '2099-01-01T00:00:00Z' });
+      assert.deepEqual([answer.status, answer.code], ['skipped', 'event-in-future']);
+      assert.equal(cluster.objects.has(at), true);
+    });
+
+    it('within the clock-skew allowance (59 s ahead): a genuine event of a skewed clock, deleted', async () => {
+      const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { created: second(NOW + 59 * 1000) }));
+      const { answer } = await send(withTime(falcoTime(NOW + 59900).replace(/Z$/, '+00:00')));
+      assert.equal(answer.status, 'done', JSON.stringify(answer));
+      assert.equal(cluster.objects.has(at), false);
+    });
+
+    it('61 s ahead, in another offset: refused', async () => {
+      const { cluster, send } = setup({}, AUTHORIZED, () => NOW);
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding'));
+      const { answer } = await send(withTime(falcoTime(NOW + 61 * 1000, 2)));
+      assert.deepEqual([answer.status, answer.code], ['skipped', 'event-in-future']);
+    });
+  });
+
+  describe('leaves alone a binding that grants its role to the cluster\'s own components or its defenders', () => {
+    const subjectCases: [string, Record<string, string>, string][] = [
+      ['a ServiceAccount of a protected namespace (falco)', { kind: 'ServiceAccount', name: 'falco', namespace: 'falco' }, `it binds the ServiceAccount "falco" of the protected namespace "falco"`],
+      ["a ServiceAccount of the functions' own namespace", { kind: 'ServiceAccount', name: 'delete-pod', namespace: 'falco-response' }, `it binds the ServiceAccount "delete-pod" of the protected namespace "falco-response"`],
+      ['the CNI by its user name (system:serviceaccount:kube-system:calico-node)', { kind: 'User', name: 'system:serviceaccount:kube-system:calico-node' }, `it binds the User "system:serviceaccount:kube-system:calico-node", of the protected namespace "kube-system"`],
+      ["a protected namespace's accounts as a group", { kind: 'Group', name: 'system:serviceaccounts:falco' }, `it binds the Group "system:serviceaccounts:falco", of the protected namespace "falco"`],
+      ["Kubernetes' own user (system:kube-controller-manager)", { kind: 'User', name: 'system:kube-controller-manager' }, `it binds the User "system:kube-controller-manager", one of Kubernetes' own identities`],
+      ["Kubernetes' own group (system:nodes)", { kind: 'Group', name: 'system:nodes' }, `it binds the Group "system:nodes", one of Kubernetes' own identities`],
+    ];
+    for (const [what, subject, why] of subjectCases) {
+      for (const resource of ['clusterrolebindings', 'rolebindings']) {
+        it(`${resource}: ${what}, even next to other subjects: protected-subject, no DELETE`, async () => {
+          const { cluster, send } = setup();
+          const ns = resource === 'rolebindings' ? 'team-a' : '';
+          const at = kindOf(resource).path(ns, 'falco-like');
+          cluster.objects.set(at, stored(resource, ns, 'falco-like', { subjects: [{ kind: 'User', name: 'someone' }, subject] }));
+          const { answer } = await send(auditAlert(resource, ns === '' ? null : ns, 'falco-like'));
+          const described = resource === 'rolebindings' ? "the RoleBinding 'falco-like' in the namespace 'team-a'" : "the ClusterRoleBinding 'falco-like'";
+          assert.deepEqual([answer.status, answer.code, answer.reason], ['skipped', 'protected-subject', `${described} is left alone: ${why}`]);
+          assert.deepEqual(calls(cluster), [`GET ${at}`]);
+        });
+      }
+    }
+
+    const backdoors: [string, Record<string, string>][] = [
+      ['everyone authenticated', { kind: 'Group', name: 'system:authenticated' }],
+      ['the anonymous user', { kind: 'User', name: 'system:anonymous' }],
+      ['every ServiceAccount', { kind: 'Group', name: 'system:serviceaccounts' }],
+      ['an account of an unprotected namespace by user name', { kind: 'User', name: 'system:serviceaccount:team-a:backdoor' }],
+      ['a ServiceAccount of an unprotected namespace', { kind: 'ServiceAccount', name: 'backdoor', namespace: 'team-a' }],
+    ];
+    for (const [what, subject] of backdoors) {
+      it(`a binding to ${what} (what a backdoor binds) is deleted`, async () => {
+        const { cluster, send } = setup();
+        const at = kindOf('clusterrolebindings').path('', 'backdoor');
+        cluster.objects.set(at, stored('clusterrolebindings', '', 'backdoor', { subjects: [subject] }));
+        const { answer } = await send(auditAlert('clusterrolebindings', null, 'backdoor'));
+        assert.equal(answer.status, 'done', JSON.stringify(answer));
+        assert.equal(cluster.objects.has(at), false);
+      });
+    }
+
+    it("a ServiceAccount or Secret of the functions' own namespace (its accounts, the shared secret) is protected before it is read", async () => {
+      for (const [resource, name] of [['serviceaccounts', 'delete-object'], ['secrets', 'falco-response-shared-secret']]) {
+        const { cluster, send } = setup({ PROTECTED_NAMESPACES: 'kube-system' });
+        cluster.objects.set(kindOf(resource).path('falco-response', name), stored(resource, 'falco-response', name));
+        const { answer } = await send(auditAlert(resource, 'falco-response', name));
+        assert.deepEqual([answer.status, answer.code], ['skipped', 'protected-namespace'], JSON.stringify(answer));
+        assert.deepEqual(calls(cluster), []);
+      }
+    });
+
+    it('a binding whose subjects are not a list of subjects fails the read, and nothing is deleted', async () => {
+      const { cluster, send } = setup();
+      const at = kindOf('clusterrolebindings').path('', 'odd');
+      cluster.objects.set(at, { ...stored('clusterrolebindings', '', 'odd'), subjects: 'system:nodes' });
+      const { answer, status: code } = await send(auditAlert('clusterrolebindings', null, 'odd'));
+      assert.deepEqual([code, answer.status], [500, 'failed']);
+      assert.deepEqual(calls(cluster), [`GET ${at}`]);
+    });
+  });
+
   it('declares its checks in the order they run', () => {
     assert.deepEqual(
       action.checks.map((c) => c.name),
-      ['test-event', 'rules', 'minimum-priority', 'source', 'target', 'protected-namespace', 'cluster-critical', 'exists', 'opted-out', 'bootstrap-rbac', 'same-object'],
+      [
+        'test-event',
+        'rules',
+        'minimum-priority',
+        'source',
+        'target',
+        'protected-namespace',
+        'event-time',
+        'cluster-critical',
+        'exists',
+        'opted-out',
+        'bootstrap-rbac',
+        'protected-subject',
+        'same-object',
+      ],
     );
   });
 });

@@ -7,7 +7,7 @@ import deletePod from '../../functions/delete-pod/action';
 import { memoryLogger } from '../../lib/log';
 import { actionHandler, podActionHandler } from '../helpers/recorded-handler';
 import { API_SERVER, fakeApi, serveApi, serveCluster, status, testKube } from '../helpers/fake-cluster';
-import { alert, kubelessContext, kubelessEvent, scheduledPodObject } from '../helpers/fixtures';
+import { alert, AUTHORIZED, kubelessContext, kubelessEvent, scheduledPodObject, TEST_SECRET } from '../helpers/fixtures';
 import { MemoryCluster, type Reply } from '../helpers/memory-cluster';
 import { auditObjectActions, nodeActions, podActions, type NodeAction } from '../helpers/pod-actions';
 import { nodeObject } from '../helpers/fixtures';
@@ -122,13 +122,13 @@ function handlerOf(action: AnyAction, options: RunnerOptions): KubelessHandler {
 
 /** Every rule, so that each action acts on the fixture whatever its default RULES; cordon-node taints too (its fullest path: a guarded write). */
 function handlerFor(action: AnyAction, namespace: string, log = memoryLogger()) {
-  const options = { env: { RULES: '*', TAINT_EFFECT: 'NoSchedule' }, kube: testKube(), log, ownNamespace: ownNamespaceOf(namespace) };
+  const options = { env: { RULES: '*', TAINT_EFFECT: 'NoSchedule', INBOUND_SECRET: TEST_SECRET }, kube: testKube(), log, ownNamespace: ownNamespaceOf(namespace) };
   return { handler: handlerOf(action, options), log };
 }
 
 async function handle(action: AnyAction, subject: Subject, namespace: string, timeoutSeconds = 30) {
   const { handler, log } = handlerFor(action, namespace);
-  const { event, response } = kubelessEvent(subject.alertIn(namespace));
+  const { event, response } = kubelessEvent(subject.alertIn(namespace), undefined, AUTHORIZED);
   const started = Date.now();
   const answer = await handler(event, kubelessContext(timeoutSeconds));
   return { answer, status: response.statusCode, log: log.lines, elapsed: Date.now() - started };

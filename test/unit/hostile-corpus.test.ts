@@ -6,7 +6,7 @@ import type { Kube, KubeRequest } from '../../lib/kube/client';
 import { apiPath } from '../../lib/kube/refs';
 import { memoryLogger } from '../../lib/log';
 import { serveApi, testKube } from '../helpers/fake-cluster';
-import { kubelessContext, kubelessEvent } from '../helpers/fixtures';
+import { AUTHORIZED, kubelessContext, kubelessEvent, TEST_SECRET } from '../helpers/fixtures';
 import { corpusEnv, dataOf, expectedAnswer, expectedOf, HOSTILE, hostileCorpus } from '../helpers/hostile';
 import { auditObjectActions, handlerOfAction, nodeActions, podActions } from '../helpers/pod-actions';
 
@@ -93,10 +93,11 @@ describe('hostile and broken input (test/fixtures/hostile): a 400 or a skip, and
           const tripwire = apiTripwire();
           const { kube, calls: kubeCalls } = countingKube();
           const log = memoryLogger();
-          const handler = handlerOfAction(action, { env: corpusEnv(input, kind), kube, log, ownNamespace: 'falco-response' });
+          const handler = handlerOfAction(action, { env: { ...corpusEnv(input, kind), INBOUND_SECRET: TEST_SECRET }, kube, log, ownNamespace: 'falco-response' });
           const expect = expectedOf(input, kind);
-          log.lines.splice(0); // what it says at load (no secret set): only the call's own line is looked at
-          const { event, response } = kubelessEvent(dataOf(input));
+          log.lines.splice(0); // what it says at load: only the call's own line is looked at
+          // An authorized caller: the corpus is about what the alert holds (delete-object refuses any call without the secret).
+          const { event, response } = kubelessEvent(dataOf(input), undefined, AUTHORIZED);
 
           // When
           const answer = await handler(event, kubelessContext()).catch((error: unknown) => {

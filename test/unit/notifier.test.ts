@@ -60,15 +60,52 @@ const hostileRule = (file: string) => (JSON.parse(readFileSync(path.join(HOSTILE
 
 describe('notifier: the summary of what the actions did (lib/router/notifier.ts)', function () {
   describe('its bodies', () => {
-    it('writes the Slack body exactly: one line for the alert, one per action with target, outcome, dry run and message', () => {
+    const plain = (text: string) => ({ type: 'section', text: { type: 'plain_text', text, emoji: false } });
+
+    it('writes the Slack body exactly: our own words in text, a plain_text block for the alert and one per action with target, outcome, dry run and message', () => {
       assert.deepEqual(slackBody(summary([labelled, wouldDelete, timedOut])), {
-        text: [
-          `*falco-response*: alert *Terminal shell in container* (Critical), event-id ${EVENT_ID}: 3 action(s)`,
-          "• *label-pod* done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'",
-          "• *delete-pod* done (dry run), namespace default pod kubecon: dry run: would delete the pod 'kubecon' in the namespace 'default'",
-          '• *network-isolate* failed: no answer within 1000 ms (CALL_TIMEOUT_SECONDS)',
-        ].join('\n'),
+        text: 'falco-response: 3 action(s) for an alert of priority Critical: label-pod done, delete-pod done, network-isolate failed',
+        mrkdwn: false,
+        blocks: [
+          plain(`falco-response: alert "Terminal shell in container" (Critical), event-id ${EVENT_ID}: 3 action(s)`),
+          plain("• label-pod done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'"),
+          plain("• delete-pod done (dry run), namespace default pod kubecon: dry run: would delete the pod 'kubecon' in the namespace 'default'"),
+          plain('• network-isolate failed: no answer within 1000 ms (CALL_TIMEOUT_SECONDS)'),
+        ],
       });
+    });
+
+    it('keeps attacker markup inert: bare URLs, *bold*, _it_, ~strike~, backticks, quotes, @here, :emoji: and <!here> reach Slack only in plain_text, never in the mrkdwn-capable text', () => {
+      // Given: a rule, an event-id, a target name and a message written to render as markup in mrkdwn
+      const markup = '*bold* _it_ ~strike~ `code` ```block``` > quote https://evil.example/login @here @channel :skull: <!here> <#C024BE7LR> <@U024BE7LH>';
+      const withMarkup: ActionReport = { ...labelled, message: markup, answer: { status: 'done', target: { namespace: 'default', pod: `pod ${markup}` }, dryRun: false } };
+
+      // When
+      const body = slackBody(summary([withMarkup, skipped(`the rule ${markup}`)], markup, `event ${markup}`));
+
+      // Then: the top-level text, rendered as mrkdwn where mrkdwn is on, holds none of it, and mrkdwn is off anyway
+      assert.equal(body.mrkdwn, false);
+      assert.equal(body.text, 'falco-response: 2 action(s) for an alert of priority Critical: label-pod done, label-pod skipped');
+      for (const part of ['*', '_', '~', '`', 'https://', '@', ':skull:', '<', '&']) assert.ok(!body.text.includes(part), `the text holds ${part}`);
+      // And: every block is a plain_text section, emoji off, within Slack's limit, with no raw < or > (escaped as Slack asks)
+      assert.equal(body.blocks.length, 3);
+      for (const block of body.blocks) {
+        assert.deepEqual([block.type, block.text.type, block.text.emoji], ['section', 'plain_text', false]);
+        assert.ok(block.text.text.length <= 3000);
+        assert.doesNotMatch(block.text.text, /[<>]/);
+      }
+      const escaped = markup.replace(/</g, '&lt;').replace(/>/g, '&gt;');
+      assert.equal(body.blocks[0].text.text, `falco-response: alert "${escaped}" (Critical), event-id event ${escaped}: 2 action(s)`);
+      assert.equal(body.blocks[1].text.text, `• label-pod done, namespace default pod pod ${escaped}: ${escaped}`);
+      // And: no field of the message turns mrkdwn on or asks for names to be linked
+      assert.deepEqual(Object.keys(body).sort(), ['blocks', 'mrkdwn', 'text']);
+    });
+
+    it('cuts a block at 3000 characters (Slack\'s limit) without splitting an escape', () => {
+      const wide: ActionReport = { ...labelled, message: '<'.repeat(500), answer: { status: 'done', target: { resource: 'secrets', namespace: '&'.repeat(253), name: '&'.repeat(253) }, dryRun: false } };
+      const [, line] = slackBody(summary([wide])).blocks;
+      assert.ok(line.text.text.length <= 3000, String(line.text.text.length));
+      assert.match(line.text.text, /(&amp;|&lt;)…$/);
     });
 
     it('writes the plain JSON body exactly, with nothing of the alert but its event-id, rule, priority and namespace', () => {
@@ -93,29 +130,31 @@ describe('notifier: the summary of what the actions did (lib/router/notifier.ts)
       const reason = `the rule ${JSON.stringify(rule)} is not one this action answers (RULES)`;
 
       // When
-      const { text } = slackBody(summary([skipped(reason)], rule, '<!here>'));
+      const body = slackBody(summary([skipped(reason)], rule, '<!here>'));
+      const text = body.blocks.map((b) => b.text.text).join('\n');
 
       // Then
       const escaped = '&lt;!channel&gt; &lt;http://evil.example/|click here&gt; &amp;amp; &lt;@U024BE7LH&gt; *urgent*';
       assert.equal(
         text,
-        `*falco-response*: alert *${escaped}* (Critical), event-id &lt;!here&gt;: 1 action(s)\n` +
-          `• *label-pod* skipped: the rule "${escaped}" is not one this action answers (RULES)`,
+        `falco-response: alert "${escaped}" (Critical), event-id &lt;!here&gt;: 1 action(s)\n` +
+          `• label-pod skipped: the rule "${escaped}" is not one this action answers (RULES)`,
       );
       assert.doesNotMatch(text, /[<>]/);
+      assert.equal(body.text, 'falco-response: 1 action(s) for an alert of priority Critical: label-pod skipped');
       // The JSON body is read by programs, not rendered as mrkdwn: the same text, unescaped.
       assert.equal(jsonBody(summary([skipped(reason)], rule)).rule, rule);
     });
 
     it('makes control, bidi and surrogate characters of a rule (hostile/rule-controls.json) printable, and keeps every line one line', () => {
       const rule = hostileRule('rule-controls.json');
-      const { text } = slackBody(summary([timedOut], rule));
+      const { blocks } = slackBody(summary([timedOut], rule));
       assert.equal(
-        text.split('\n')[0],
-        '*falco-response*: alert *Shell \\u001b[2J\\u000d\\u000a\\u0000 \\u009b31m \\u202eexe.txt \\u2066x\\u2069 \\ud800 end* (Critical), ' +
+        blocks[0].text.text,
+        'falco-response: alert "Shell \\u001b[2J\\u000d\\u000a\\u0000 \\u009b31m \\u202eexe.txt \\u2066x\\u2069 \\ud800 end" (Critical), ' +
           `event-id ${EVENT_ID}: 1 action(s)`,
       );
-      assert.equal(text.split('\n').length, 2);
+      assert.deepEqual(blocks.map((b) => b.text.text.includes('\n')), [false, false]);
       assert.equal(jsonBody(summary([timedOut], rule)).rule, 'Shell \\u001b[2J\\u000d\\u000a\\u0000 \\u009b31m \\u202eexe.txt \\u2066x\\u2069 \\ud800 end');
     });
 
@@ -124,7 +163,7 @@ describe('notifier: the summary of what the actions did (lib/router/notifier.ts)
       const body = jsonBody(summary([long], 'r'.repeat(5000)));
       assert.equal(body.rule, `${'r'.repeat(200)}… (5000 characters)`);
       assert.equal((body.actions as { message: string }[])[0].message, `${'x'.repeat(500)}… (100000 characters)`);
-      assert.ok(slackBody(summary([long], 'r'.repeat(5000))).text.length < 1000);
+      assert.ok(slackBody(summary([long], 'r'.repeat(5000))).blocks.every((b) => b.text.text.length < 1000));
     });
   });
 
@@ -309,13 +348,16 @@ describe('notifier: the summary of what the actions did (lib/router/notifier.ts)
       assert.equal(receiver.received.length, 1);
       const [request] = receiver.received;
       assert.deepEqual([request.method, request.url, request.headers['content-type'], request.headers['user-agent']], ['POST', SECRET_PATH, 'application/json', 'falco-response']);
+      const plain = (text: string) => ({ type: 'section', text: { type: 'plain_text', text, emoji: false } });
       assert.deepEqual(JSON.parse(request.body.toString('utf8')), {
-        text: [
-          `*falco-response*: alert *Terminal shell in container* (Critical), event-id ${EVENT_ID}: 3 action(s)`,
-          "• *label-pod* done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'",
-          '• *network-isolate* done, namespace default pod kubecon: isolated',
-          "• *delete-pod* done (dry run), namespace default pod kubecon: dry run: would delete the pod 'kubecon' in the namespace 'default'",
-        ].join('\n'),
+        text: 'falco-response: 3 action(s) for an alert of priority Critical: label-pod done, network-isolate done, delete-pod done',
+        mrkdwn: false,
+        blocks: [
+          plain(`falco-response: alert "Terminal shell in container" (Critical), event-id ${EVENT_ID}: 3 action(s)`),
+          plain("• label-pod done, namespace default pod kubecon: labelled the pod 'kubecon' in the namespace 'default'"),
+          plain('• network-isolate done, namespace default pod kubecon: isolated'),
+          plain("• delete-pod done (dry run), namespace default pod kubecon: dry run: would delete the pod 'kubecon' in the namespace 'default'"),
+        ],
       });
       assert.deepEqual(handler.notifications(), { sent: 1, failed: 0, dropped: 0, queued: 0, inFlight: 0 });
       assert.doesNotMatch(JSON.stringify(log.lines), /XXXXsecretXXXX/);

@@ -229,7 +229,7 @@ describe('the metrics of every function (lib/metrics.ts, lib/entry.ts)', () => {
         ...buckets.map((le) => `falco_response_answer_seconds_bucket{function="delete-pod",le="${le}"} 2`),
         'falco_response_answer_seconds_sum{function="delete-pod"} 0',
         'falco_response_answer_seconds_count{function="delete-pod"} 2',
-        '# HELP falco_response_refused_total Calls refused before their alert was read: unauthorized (401), secret-unusable (500: INBOUND_SECRET is broken) or overloaded (503).',
+        '# HELP falco_response_refused_total Calls refused before their alert was read: unauthorized (401), secret-unusable (500: INBOUND_SECRET is broken), secret-missing (500: the function requires INBOUND_SECRET and has none) or overloaded (503).',
         '# TYPE falco_response_refused_total counter',
         'falco_response_refused_total{function="delete-pod",reason="unauthorized"} 1',
         '# HELP falco_response_coalesced_total Alerts answered with the result of a call in flight for the same action and target.',

@@ -2,10 +2,11 @@
  * What the node suite deploys, once for all its files: the generated manifests/standalone/ applied as the README
  * says, a Falcosidekick-shaped client pod in the namespace `falco`, and a workload the alerts are about.
  */
-import { mkdtempSync, rmSync } from 'fs';
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import * as http from 'http';
 import { tmpdir } from 'os';
 import * as path from 'path';
+import { parse } from 'yaml';
 import { standaloneFor120 } from '../../helpers/standalone-manifests';
 import { getJson, kubectlOk, waitFor } from './node';
 
@@ -13,7 +14,10 @@ export const REPO = path.join(__dirname, '..', '..', '..');
 export const FUNCTIONS_NAMESPACE = 'falco-response';
 export const SIDEKICK_NAMESPACE = 'falco';
 export const WORKLOAD_NAMESPACE = 'e2e-workload';
-export const FUNCTIONS = ['delete-pod', 'forwarder', 'label-pod', 'network-isolate'] as const;
+/** Every function manifests/standalone/ deploys, as its kustomization lists them: a new one is covered as it is built. */
+export const FUNCTIONS: readonly string[] = (parse(readFileSync(path.join(REPO, 'manifests', 'standalone', 'kustomization.yaml'), 'utf8')).resources as string[])
+  .filter((file) => !file.startsWith('00-'))
+  .map((file) => file.replace(/\.yaml$/, ''));
 /** The image the client and the workload run: built and imported by the harness (test/e2e/cluster/node/images.sh). */
 export const NODE_IMAGE = 'node:24.22.3-alpine';
 /** The labels the falcosidekick Helm chart gives its pods. */
@@ -110,6 +114,19 @@ export async function readyPods(namespace: string, selector: string): Promise<an
   return (list.items as any[])
     .filter((p) => p.metadata.deletionTimestamp === undefined && (p.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
     .sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)));
+}
+
+/** The pods of a function that are on their way out. */
+async function terminating(fn: string): Promise<string[]> {
+  const list = await getJson(['pods', '-n', FUNCTIONS_NAMESPACE, '-l', `function=${fn}`]);
+  return (list.items as any[]).filter((p) => p.metadata.deletionTimestamp !== undefined).map((p) => p.metadata.name as string);
+}
+
+/** Resolves once the function's Deployment has rolled out and no pod of it is still terminating. */
+export async function settled(fn: string): Promise<void> {
+  await rolledOut(FUNCTIONS_NAMESPACE, fn);
+  await waitFor(`the old pods of ${fn} gone`, async () => ((await terminating(fn)).length === 0 ? true : undefined), 120000, 500);
+  await waitFor(`${fn} back to 2 Ready pods`, async () => ((await readyPods(FUNCTIONS_NAMESPACE, `function=${fn}`)).length === 2 ? true : undefined), 120000, 500);
 }
 
 export interface Deployed {

@@ -98,3 +98,20 @@ export async function selected(kind: 'pods' | 'namespaces', selector: any, names
   const list = await getJson([kind, ...scope, '-l', selectorString(selector)]);
   return (list.items as any[]).map((o) => (kind === 'pods' ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name)).sort();
 }
+
+/** The Events in `namespace` about the object of `kind` named `name` (`default` holds a Node's, as the kubelet's). */
+export async function objectEvents(namespace: string, kind: string, name: string): Promise<any[]> {
+  const list = await getJson(['events', '-n', namespace, '--field-selector', `involvedObject.kind=${kind},involvedObject.name=${name}`]);
+  return list.items as any[];
+}
+
+/**
+ * The Events of `reason` about an object, once at least `count` are there: the functions record them after their
+ * answer (lib/runner.ts).
+ */
+export function recordedEvents(namespace: string, kind: string, name: string, reason: string, count = 1): Promise<any[]> {
+  return waitFor(`${count} Event(s) ${reason} about the ${kind} ${namespace}/${name}`, async () => {
+    const found = (await objectEvents(namespace, kind, name)).filter((e) => e.reason === reason);
+    return found.length >= count ? found : undefined;
+  }, 30000, 250);
+}

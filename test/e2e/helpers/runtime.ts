@@ -62,9 +62,9 @@ export class ServedFunction {
     return this.runtime.stdout() + this.runtime.stderr();
   }
 
-  /** POSTs an alert as Falcosidekick does. */
-  post(alert: string): Promise<FunctionAnswer> {
-    return postAsSidekick(this.runtime.port, alert);
+  /** POSTs an alert as Falcosidekick does, with `Authorization: <authorization>` when given. */
+  post(alert: string, authorization?: string): Promise<FunctionAnswer> {
+    return postAsSidekick(this.runtime.port, alert, authorization);
   }
 
   /** SIGTERM (the runtime closes gracefully), SIGKILL if it is still there after 3 s. */

@@ -33,14 +33,16 @@ export interface FunctionAnswer {
 
 /**
  * A POST exactly as Falcosidekick's in-cluster kubeless output makes it (its headers, a fresh uuid as event-id, the
- * body ending in a newline) to a runtime on 127.0.0.1.
+ * body ending in a newline) to a runtime on 127.0.0.1; with `authorization`, as its webhook output sends a custom header.
  */
-export async function postAsSidekick(port: number, alert: string): Promise<FunctionAnswer> {
+export async function postAsSidekick(port: number, alert: string, authorization?: string): Promise<FunctionAnswer> {
   const started = Date.now();
   const answer = await request(port, {
     method: 'POST',
     path: '/',
     headers: {
+      // Falcosidekick's webhook output sends it as a custom header; its kubeless output cannot.
+      ...(authorization === undefined ? {} : { Authorization: authorization }),
       'Content-Type': 'application/json',
       'User-Agent': 'Falcosidekick',
       'event-id': randomUUID(),
