@@ -754,3 +754,46 @@ describe('delete-object', () => {
     );
   });
 });
+
+/**
+ * Reproductions of review findings: each test states what the function should do and fails on main.
+ */
+describe('delete-object: review reproductions', () => {
+  const at = kindOf('rolebindings').path('team-a', 'ops-binding');
+  const withUid = (time: string) => ({ ...auditAlert('rolebindings', 'team-a', 'ops-binding', { 'json.value[/responseObject/metadata/uid]': 'uid-ops' }), time });
+
+  // The event-time check reads an unparsable time as "not in the future": it fails open. With the live object's uid
+  // (json plugin) the same-object check does not need the time either, so the deletion goes ahead.
+  const unparsable: [string, string][] = [
+    ['a leap second far ahead (V8 Date.parse gives NaN for :60)', '2999-12-31T23:59:60Z'],
+    ['an offset of +24:00 (matches the RFC3339 pattern, NaN for Date.parse)', '2999-01-01T00:00:00+24:00'],
+    ['minute 60', '2999-01-01T00:60:00Z'],
+    ['no RFC 3339 at all', 'in the year 2999'],
+  ];
+  for (const [what, time] of unparsable) {
+    it(`an alert time that does not parse (${what}) is refused, not read as "not in the future"`, async () => {
+      const { cluster, send } = setup();
+      cluster.objects.set(at, stored('rolebindings', 'team-a', 'ops-binding', { uid: 'uid-ops' }));
+      const { answer } = await send(withUid(time));
+      assert.notEqual(answer.status, 'done', `deleted on an alert time of ${JSON.stringify(time)}: ${JSON.stringify(answer)}`);
+      assert.equal(cluster.objects.has(at), true);
+    });
+  }
+
+  // A subject the attacker adds changes nothing of what the backdoor grants, and makes it undeletable.
+  const shields: [string, Record<string, string>][] = [
+    ['system:masters (already every right: adding it grants nothing)', { kind: 'Group', name: 'system:masters' }],
+    ['the scheduler', { kind: 'User', name: 'system:kube-scheduler' }],
+    ["Falco's own ServiceAccount", { kind: 'ServiceAccount', name: 'falco', namespace: 'falco' }],
+  ];
+  for (const [what, shield] of shields) {
+    it(`a backdoor ClusterRoleBinding to system:anonymous is not shielded by adding ${what} to its subjects`, async () => {
+      const { cluster, send } = setup();
+      const crb = kindOf('clusterrolebindings').path('', 'backdoor');
+      cluster.objects.set(crb, stored('clusterrolebindings', '', 'backdoor', { subjects: [{ kind: 'User', name: 'system:anonymous' }, shield] }));
+      const { answer } = await send(auditAlert('clusterrolebindings', null, 'backdoor'));
+      // What the response must not do is leave the backdoor in place with a quiet skip.
+      assert.notDeepEqual([answer.status, answer.code], ['skipped', 'protected-subject'], JSON.stringify(answer));
+    });
+  }
+});
