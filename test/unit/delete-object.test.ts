@@ -797,3 +797,15 @@ describe('delete-object: review reproductions', () => {
     });
   }
 });
+
+describe('delete-object: review reproductions (configuration)', () => {
+  it('a value of ALLOW_UNAUTHENTICATED that is neither true nor false is reported at start even while the Secret exists', () => {
+    // Every other parameter's bad value stops the function loudly; this one is read only when the Secret is absent,
+    // so a typo sits unnoticed until the Secret goes (a rotation), and only then refuses.
+    const { started } = setup({ ALLOW_UNAUTHENTICATED: 'yes' });
+    assert.ok(
+      started.some((l) => (l.level === 'error' || l.level === 'warn') && JSON.stringify(l).includes('ALLOW_UNAUTHENTICATED')),
+      `nothing at start names the bad value: ${JSON.stringify(started)}`,
+    );
+  });
+});
