@@ -809,3 +809,20 @@ describe('delete-object: review reproductions (configuration)', () => {
     );
   });
 });
+
+describe('delete-object: review reproductions (roles)', () => {
+  it("with RESOURCES listing clusterroles, does not take away Falco's access by deleting the ClusterRole its binding grants", async () => {
+    // README: "What it never does: take away the access of the cluster's own components or its defenders". The
+    // protected-subject check reads bindings only: the role a protected subject is bound to goes all the same.
+    const { cluster, send } = setup({ RESOURCES: 'clusterroles,clusterrolebindings' });
+    const role = kindOf('clusterroles').path('', 'falco');
+    cluster.objects.set(role, stored('clusterroles', '', 'falco'));
+    cluster.objects.set(
+      kindOf('clusterrolebindings').path('', 'falco'),
+      { ...stored('clusterrolebindings', '', 'falco', { subjects: [{ kind: 'ServiceAccount', name: 'falco', namespace: 'falco' }] }), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'falco' } },
+    );
+    const { answer } = await send(auditAlert('clusterroles', null, 'falco'));
+    assert.notEqual(answer.status, 'done', JSON.stringify(answer));
+    assert.equal(cluster.objects.has(role), true, "Falco's ClusterRole is gone");
+  });
+});
