@@ -796,6 +796,16 @@ describe('delete-object: review reproductions', () => {
       assert.notDeepEqual([answer.status, answer.code], ['skipped', 'protected-subject'], JSON.stringify(answer));
     });
   }
+
+  it('a backdoor granting cluster-admin to every node (Group system:nodes: one stolen kubelet credential is then admin) is not kept as "Kubernetes\' own"', async () => {
+    // The built-in grants to system:nodes are the bootstrap bindings, kept by their names and label already; a binding
+    // of cluster-admin to that group is none of them.
+    const { cluster, send } = setup();
+    const crb = kindOf('clusterrolebindings').path('', 'node-admin');
+    cluster.objects.set(crb, { ...stored('clusterrolebindings', '', 'node-admin', { subjects: [{ kind: 'Group', name: 'system:nodes' }] }), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' } });
+    const { answer } = await send(auditAlert('clusterrolebindings', null, 'node-admin'));
+    assert.notDeepEqual([answer.status, answer.code], ['skipped', 'protected-subject'], JSON.stringify(answer));
+  });
 });
 
 describe('delete-object: review reproductions (configuration)', () => {
