@@ -24,7 +24,7 @@ export type Outcome =
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'failed'; readonly error: string; readonly target?: TargetRef }
+  | { readonly status: 'failed'; readonly error: string; readonly code?: FailureCode; readonly target?: TargetRef }
   | { readonly status: 'overloaded'; readonly error: string };
 
 export type SkipCode =
@@ -44,7 +44,14 @@ export type SkipCode =
   | 'object-gone'
   | 'cluster-critical'
   | 'protected-subject'
-  | 'event-in-future';
+  | 'event-in-future'
+  | 'event-time-unreadable';
+
+/**
+ * Why an action refused, as a failure an operator must see (notified and counted as failed), when nothing broke: what
+ * was found is what an attacker would arrange.
+ */
+export type FailureCode = 'shielded-binding' | 'object-changed';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {
