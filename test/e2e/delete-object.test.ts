@@ -287,9 +287,11 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
         answers.push(`${binding.metadata.name as string}: ${answer.body.status as string} ${(answer.body.code as string | undefined) ?? ''}`);
       }
       assert.deepEqual(answers.filter((a) => !a.endsWith(': skipped cluster-critical')), [], answers.join('\n'));
-      // Of which those of the names that no longer protect a binding of another name.
+      // Among them the bindings to names that protect no binding of another name, and to the control-plane users.
       const subjects = own.flatMap((b) => ((b.subjects ?? []) as { name: string }[]).map((x) => x.name));
-      for (const name of ['system:masters', 'system:nodes', 'system:authenticated']) assert.ok(subjects.includes(name), `no bootstrap binding binds ${name}`);
+      for (const name of ['system:masters', 'system:authenticated', 'system:unauthenticated', 'system:kube-controller-manager', 'system:kube-scheduler', 'system:kube-proxy']) {
+        assert.ok(subjects.includes(name), `no bootstrap binding binds ${name}: ${[...new Set(subjects)].join(', ')}`);
+      }
     } finally {
       await dry.stop();
     }
