@@ -1002,3 +1002,26 @@ describe('delete-object: subjects as the authorizer reads them', () => {
     assert.equal(answer.status, 'done', JSON.stringify(answer));
   });
 });
+
+describe('delete-object: ALLOW_UNAUTHENTICATED is a parameter like the others', () => {
+  it('a bad value while the Secret exists stops the function at start, naming it, and every call answers 500 and deletes nothing', async () => {
+    const { cluster, send, started } = setup({ ALLOW_UNAUTHENTICATED: 'yes' });
+    const at = kindOf('secrets').path('team-a', 'stolen-token');
+    cluster.objects.set(at, stored('secrets', 'team-a', 'stolen-token'));
+    const atStart = started.find((l) => l.level === 'error' && l.message === 'the function cannot start: every call will fail until the configuration is fixed');
+    assert.match(String(atStart?.error), /ALLOW_UNAUTHENTICATED/, JSON.stringify(started));
+    const { answer, status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+    assert.deepEqual([code, answer.status], [500, 'failed']);
+    assert.match(String(answer.error), /ALLOW_UNAUTHENTICATED/);
+    assert.deepEqual(calls(cluster), []);
+  });
+
+  it('true or false while the Secret exists: the function starts, and the secret is required as ever', async () => {
+    for (const value of ['true', 'false']) {
+      const { send, started } = setup({ ALLOW_UNAUTHENTICATED: value }, null);
+      assert.deepEqual(started.filter((l) => l.level === 'error'), []);
+      const { status: code } = await send(auditAlert('secrets', 'team-a', 'stolen-token'));
+      assert.equal(code, 401);
+    }
+  });
+});
