@@ -179,7 +179,8 @@ function namespaceFromEnv(variable: string | undefined, env: Env): string | unde
 /** The handler of a pod action: `actionHandler`, under the name every function's index.ts has used. */
 export const podActionHandler = actionHandler;
 
-const skipped = (refusal: Skip | CheckFailure, target?: TargetRef): Outcome => {
+/** A check's no as the answer: `skipped` with its code, or `failed` with its code for a CheckFailure. */
+const refused = (refusal: Skip | CheckFailure, target?: TargetRef): Outcome => {
   const withTarget = target === undefined ? {} : { target };
   return 'failure' in refusal
     ? { status: 'failed', code: refusal.failure, error: refusal.error, ...withTarget }
@@ -190,16 +191,16 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
   const { alert } = call;
   const { guards } = setup;
   const early = firstRefusal(SHARED_CHECKS.alert, { alert, guards });
-  if (early !== undefined) return skipped(early);
+  if (early !== undefined) return refused(early);
   const wrongSource = sourceSkip(action.sources, alert);
-  if (wrongSource !== undefined) return skipped(wrongSource);
+  if (wrongSource !== undefined) return refused(wrongSource);
   const ref = action.target.refOf(alert, action.resourcesFor(setup.params));
-  if ('code' in ref) return skipped(ref);
+  if ('code' in ref) return refused(ref);
   seen.target = ref;
   const context = checkContext(setup);
   const protectedRef =
     firstRefusal(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstRefusal(action.refChecks, { alert, ref, params: setup.params, ...context });
-  if (protectedRef !== undefined) return skipped(protectedRef, ref);
+  if (protectedRef !== undefined) return refused(protectedRef, ref);
 
   // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and
   // source (an action's own checks and labels read them): alerts alike on one target while it is acted on share the
@@ -256,13 +257,13 @@ async function act<P extends ParamSpecs, K extends TargetKind>(
   const reading = await action.target.read(setup.kube, ref, deadline);
   if ('skip' in reading) {
     seen.target = reading.ref;
-    return skipped(reading.skip, reading.ref);
+    return refused(reading.skip, reading.ref);
   }
   const { target } = reading;
   const named = refOfTarget(target);
   seen.target = named;
-  const refused = firstRefusal(SHARED_CHECKS.target, { target, guards }) ?? firstRefusal(action.ownChecks, { alert, target, params: setup.params, ...checkContext(setup) });
-  if (refused !== undefined) return skipped(refused, named);
+  const refusal = firstRefusal(SHARED_CHECKS.target, { target, guards }) ?? firstRefusal(action.ownChecks, { alert, target, params: setup.params, ...checkContext(setup) });
+  if (refusal !== undefined) return refused(refusal, named);
 
   const dryRun = guards.dryRun;
   const kube = dryRun ? readOnly(setup.kube) : setup.kube;
