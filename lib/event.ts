@@ -27,6 +27,13 @@ export function responseOf(event: unknown): StatusSettable | undefined {
   return typeof response?.status === 'function' ? (response as StatusSettable) : undefined;
 }
 
+/** A header of the call as the runtime kept it (Kubeless's Express request: names in lowercase), when it is text. */
+export function requestHeader(event: unknown, name: string): string | undefined {
+  const headers = (event as { extensions?: { request?: { headers?: Record<string, unknown> } } } | null)?.extensions?.request?.headers;
+  const value = headers === undefined || headers === null || !Object.prototype.hasOwnProperty.call(headers, name) ? undefined : headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 /**
  * The body as JSON: Kubeless parses application/json itself, hands any other body over as a string and an
  * empty one as `{}`. A string is parsed here; an empty body is refused.

@@ -1,6 +1,6 @@
 import * as t from 'io-ts';
 import { isQualifiedName } from './names';
-import { booleanText, commaList, namespaceListText, param, priorityText, type ParamValues } from './params';
+import { booleanText, commaList, integerText, namespaceListText, param, priorityText, type ParamValues } from './params';
 
 /** Namespaces never acted upon unless the operator says otherwise: the control plane's and our own neighbours'. */
 export const DEFAULT_PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'kubeless', 'falco', 'falco-response'];
@@ -34,7 +34,16 @@ export interface GuardDefaults {
   /** Rules the action answers by default: `*` must be an explicit choice. */
   readonly rules: string;
   readonly minimumPriority?: string;
+  /** SETTLED_SECONDS: 0 for an action whose every alert is work of its own (capture-evidence's one Secret per alert). */
+  readonly settledSeconds?: string;
 }
+
+/**
+ * How long an alike alert is answered from the memory of the call that settled its target (lib/runner.ts): long
+ * enough to absorb a burst of repeats (Falco repeats a rule on a pod as often as the behaviour does), short enough
+ * that a response an admin undid is done again by the next repeat after it.
+ */
+export const DEFAULT_SETTLED_SECONDS = '10';
 
 /** The guards every pod action shares, configured through the Function's environment. */
 export function guardParams(defaults: GuardDefaults) {
@@ -58,6 +67,13 @@ export function guardParams(defaults: GuardDefaults) {
       qualifiedNameText,
       'falco-response.io/ignore',
       'a pod with this label or annotation set to "true" is left alone (for debugging)',
+    ),
+    settledSeconds: param(
+      'SETTLED_SECONDS',
+      integerText(0, 3600),
+      defaults.settledSeconds ?? DEFAULT_SETTLED_SECONDS,
+      'for this long after the action settled a target (changed it, or found it already so), an alert of the same rule and priority on the same ' +
+        'container is answered from memory, `settled`, with no Kubernetes call; an undone response is done again by the first alert after it; 0: never',
     ),
   };
 }

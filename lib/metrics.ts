@@ -193,6 +193,8 @@ export interface FunctionMetrics {
   refused(reason: RefusalReason): void;
   /** An answer shared with a call in flight for the same action and target (lib/runner.ts). */
   coalesced(): void;
+  /** An answer from the memory of the call that settled the same target for an alike alert (lib/runner.ts). */
+  settled(): void;
   /** What became of an audit Event queued after an answer: recorded, failed, or dropped (the queue was full). */
   auditEvent(result: 'recorded' | 'failed' | 'dropped'): void;
 }
@@ -200,7 +202,8 @@ export interface FunctionMetrics {
 /**
  * `functionMetrics('delete-pod')` counts into `falco_response_alerts_total{function,outcome,code}`,
  * `falco_response_answer_seconds{function}`, `falco_response_refused_total{function,reason}`,
- * `falco_response_coalesced_total{function}` and `falco_response_audit_events_total{function,result}`.
+ * `falco_response_coalesced_total{function}`, `falco_response_settled_total{function}` and
+ * `falco_response_audit_events_total{function,result}`.
  */
 export function functionMetrics(name: string, registry: Registry = processRegistry()): FunctionMetrics {
   const alerts = registry.counter(
@@ -218,6 +221,11 @@ export function functionMetrics(name: string, registry: Registry = processRegist
     'Alerts answered with the result of a call in flight for the same action and target.',
     ['function'],
   );
+  const settled = registry.counter(
+    'falco_response_settled_total',
+    'Alerts answered from the memory of the call that settled the same target for an alike alert, with no Kubernetes call (SETTLED_SECONDS).',
+    ['function'],
+  );
   const events = registry.counter('falco_response_audit_events_total', 'Audit Events queued after an answer, by result: recorded, failed or dropped.', [
     'function',
     'result',
@@ -229,6 +237,7 @@ export function functionMetrics(name: string, registry: Registry = processRegist
     },
     refused: (reason) => refused.inc({ function: name, reason }),
     coalesced: () => coalesced.inc({ function: name }),
+    settled: () => settled.inc({ function: name }),
     auditEvent: (result) => events.inc({ function: name, result }),
   };
 }

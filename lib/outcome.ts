@@ -23,6 +23,10 @@ export type Outcome =
       readonly dryRun: boolean;
       readonly message: string;
       readonly details?: Readonly<Record<string, unknown>>;
+      /** Answered from the memory of the call that settled the target (lib/runner.ts): when, by which alert's event-id. */
+      readonly settled?: { readonly at: string; readonly by: string | null };
+      /** This answer settled the target: for `seconds`, alike alerts (the same rule, priority and container) are answered from it. */
+      readonly settles?: { readonly seconds: number };
     }
   | { readonly status: 'failed'; readonly error: string; readonly code?: FailureCode; readonly target?: TargetRef }
   | { readonly status: 'overloaded'; readonly error: string };
@@ -52,6 +56,13 @@ export type SkipCode =
  * was found is what an attacker would arrange.
  */
 export type FailureCode = 'shielded-binding' | 'object-changed';
+
+/**
+ * Sent `ask` by a caller that answers alike alerts itself while a target is settled (the forwarder): a done answer
+ * that settled its target then says for how long, `settles: { seconds }` (lib/runner.ts). Other callers' answers
+ * are as they were.
+ */
+export const SETTLES_HEADER = 'falco-response-settles';
 
 /** The one place where outcomes become HTTP statuses (the forwarder adds only its own `actions-failed`). */
 export const HTTP_STATUS: Readonly<Record<Outcome['status'], number>> = {

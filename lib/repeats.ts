@@ -44,13 +44,21 @@ interface Entry<A> {
   bytes?: number;
 }
 
+/** What `once` gives: the answer, whether it was another call's, and when that call answered if it was not running. */
+export interface Once<A> {
+  readonly answer: A;
+  readonly repeated: boolean;
+  /** Set when the answer is a kept one (not shared with a call in flight): when it was given, by `now`. */
+  readonly answeredAt?: number;
+}
+
 /**
  * A bounded memory of recent calls and their answers (at most `maxEntries` weighing at most `maxBytes` by `weigh`,
  * none older than `maxAgeMs`):
  * `const { answer, repeated } = await memory.once(key, () => work(), (a) => a.status === 'done')`.
  * A repeat of a call still running waits for it and shares its answer; a repeat of a call that answered gets the
- * same answer, without doing the work again, as long as `keep` accepted it (a failure is not kept: trying again
- * after one is right).
+ * same answer (and `answeredAt`), without doing the work again, as long as `keep` accepted it (a failure is not
+ * kept: trying again after one is right).
  */
 export class RepeatMemory<A> {
   private readonly entries = new Map<string, Entry<A>>();
@@ -76,12 +84,12 @@ export class RepeatMemory<A> {
   }
 
   /** `work` must not reject: its rejection would reach every repeat waiting for it. */
-  async once(key: string | undefined, work: () => Promise<A>, keep: (answer: A) => boolean): Promise<{ answer: A; repeated: boolean }> {
+  async once(key: string | undefined, work: () => Promise<A>, keep: (answer: A) => boolean): Promise<Once<A>> {
     if (key === undefined) return { answer: await work(), repeated: false };
     this.expire();
     const known = this.entries.get(key);
     if (known?.running !== undefined) return { answer: await known.running, repeated: true };
-    if (known !== undefined) return { answer: known.answer as A, repeated: true };
+    if (known !== undefined) return { answer: known.answer as A, repeated: true, answeredAt: known.at };
     const running = work();
     this.entries.set(key, { at: this.now(), running });
     let answer: A;
@@ -92,15 +100,34 @@ export class RepeatMemory<A> {
       throw error;
     }
     this.entries.delete(key);
-    const bytes = keep(answer) ? this.weigh(answer) : Infinity;
-    if (bytes <= this.maxBytes) {
-      // Re-inserted, so the map's order is the order of the answers: the oldest is always first.
-      this.entries.set(key, { at: this.now(), answer, bytes });
-      this.answered++;
-      this.bytes += bytes;
-      this.evict();
-    }
+    if (keep(answer)) this.keep(key, answer);
     return { answer, repeated: false };
+  }
+
+  /** The answer kept for `key` and when it was given, if any: nothing runs, and a call in flight is not waited for. */
+  recall(key: string): { readonly answer: A; readonly at: number } | undefined {
+    this.expire();
+    const known = this.entries.get(key);
+    return known === undefined || known.running !== undefined ? undefined : { answer: known.answer as A, at: known.at };
+  }
+
+  /** Keeps `answer` for `key`, in place of the one kept before, within the bounds (not while a call of `key` runs). */
+  remember(key: string, answer: A): void {
+    this.expire();
+    const known = this.entries.get(key);
+    if (known?.running !== undefined) return;
+    if (known !== undefined) this.forget(key, known);
+    this.keep(key, answer);
+  }
+
+  private keep(key: string, answer: A): void {
+    const bytes = this.weigh(answer);
+    if (bytes > this.maxBytes) return;
+    // Inserted last, so the map's order is the order of the answers: the oldest is always first.
+    this.entries.set(key, { at: this.now(), answer, bytes });
+    this.answered++;
+    this.bytes += bytes;
+    this.evict();
   }
 
   private expire(): void {

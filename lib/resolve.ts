@@ -62,6 +62,12 @@ export interface TargetSpec<K extends TargetKind> {
   refOf(alert: FalcoAlert, resources: readonly string[]): RefOfKind<K> | Skip;
   /** Reads what the ref names: the API server's 404 is a skip (the target is gone), any other failure throws. */
   read(kube: Kube, ref: RefOfKind<K>, deadline: number): Promise<Reading<K>>;
+  /**
+   * What tells the target apart from another by the same name (a pod deleted and created again), known from the
+   * alert alone: the runner answers an alike alert from memory only for the same identity (lib/runner.ts). Undefined
+   * when the alert carries none: such alerts are never answered from memory.
+   */
+  identityOf(alert: FalcoAlert): string | undefined;
 }
 
 /** The source an alert comes from, as actions declare the sources they take. */

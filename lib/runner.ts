@@ -12,11 +12,12 @@ import { loadConnection } from './kube/connection';
 import { LaterQueue } from './later';
 import { clipped, CountedLine, type Fields, type Logger } from './log';
 import { functionMetrics, processRegistry, type FunctionMetrics, type Registry } from './metrics';
-import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, type Outcome } from './outcome';
+import { requestHeader } from './event';
+import { answerBody, DryRunWriteRefusedError, httpStatusOf, outcomeOfError, SETTLES_HEADER, type Outcome } from './outcome';
 import { ConfigurationError, readParams, type ParamSpecs, type ParamValues } from './params';
 import { isNamespaceName } from './names';
 import { RepeatMemory, repeatKey } from './repeats';
-import { answerTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
+import { answerTarget, describeTarget, loggedTarget, refOfTarget, sourceOf, sourceSkip, type Target, type TargetKind, type TargetRef } from './resolve';
 
 export type { KubelessHandler } from './entry';
 
@@ -43,11 +44,21 @@ interface Ready<P extends ParamSpecs> {
   readonly kube: Kube;
   readonly ownNamespace: string | undefined;
   readonly admission: Admission;
-  /** The calls in flight by action, target and the alert's rule, priority and source: a burst shares one (`coalesceKey`). */
-  readonly inFlight: RepeatMemory<Outcome>;
+  /**
+   * The calls by target and the alert's rule, priority, source and container (`actedKey`): in flight, a burst shares
+   * one; for SETTLED_SECONDS after one settled its target, alike alerts are answered from it (`settledAnswer`).
+   */
+  readonly acted: RepeatMemory<Acted>;
   /** The audit Events, recorded after the answers. */
   readonly audits: Audits;
+  readonly metrics: FunctionMetrics;
   readonly now: () => number;
+}
+
+/** A call that acted on a target, as the memory keeps it: its outcome, and its alert's event-id (cut short). */
+interface Acted {
+  readonly outcome: Outcome;
+  readonly by: string | undefined;
 }
 
 /** The audit Events' queue and what it tells: the log (one line a second for drops) and the metrics. */
@@ -124,9 +135,11 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
         kube: options.kube ?? new KubeClient(connection!),
         ownNamespace: options.ownNamespace ?? namespaceFromEnv(action.namespaceEnv, env) ?? connection?.ownNamespace,
         admission: new Admission(admission, { log, now }),
-        // Holds the calls in flight only (no answer is kept), so no more than the admission lets in.
-        inFlight: new RepeatMemory<Outcome>({ now }),
+        // The calls in flight (no more than the admission lets in), and the answers that settled a target for
+        // SETTLED_SECONDS: at most REPEAT_MEMORY_ENTRIES of them, weighed as the repeats' answers are.
+        acted: new RepeatMemory<Acted>({ now, maxAgeMs: guards.settledSeconds * 1000, weigh: (acted) => 2 * JSON.stringify(answerBody(acted.outcome)).length }),
         audits: auditsOf(log, now, metrics, options.auditQueue),
+        metrics,
         now,
       };
     },
@@ -152,7 +165,7 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
     }),
     outcomeFields: (outcome) => ({
       ...commonOutcomeFields(outcome),
-      ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun } : {}),
+      ...(outcome.status === 'done' ? { result: outcome.message, dryRun: outcome.dryRun, ...(outcome.settled === undefined ? {} : { settled: outcome.settled }) } : {}),
     }),
     isFailure: (outcome) => outcome.status === 'failed',
     repeats: {
@@ -204,18 +217,29 @@ async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action
 
   // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and
   // source (an action's own checks and labels read them): alerts alike on one target while it is acted on share the
-  // one call, a burst costing one read and one write. Only calls in flight are shared: one arriving after it answered
-  // (a failure included) is handled anew.
-  const { answer, repeated } = await setup.inFlight.once(
-    coalesceKey(ref, alert),
-    () => actOn(action, setup, call, ref, seen),
-    () => false,
+  // one call, a burst costing one read and one write. After the call settled the target (done, not a dry run), alike
+  // alerts on the same container are answered from it for SETTLED_SECONDS, with no Kubernetes call: a burst on one
+  // pod costs one read per SETTLED_SECONDS, not per alert. A failure or a skip is not kept: the next alert is handled
+  // anew.
+  const identity = action.target.identityOf(alert);
+  const { settledSeconds } = setup.guards;
+  const kept = (acted: Acted) => identity !== undefined && settledSeconds > 0 && settles(acted.outcome);
+  const { answer, repeated, answeredAt } = await setup.acted.once(
+    actedKey(ref, alert, identity),
+    async () => ({ outcome: await actOn(action, setup, call, ref, seen), by: seen.eventId }),
+    kept,
   );
-  if (repeated) {
-    seen.coalesced = true;
-    if ('target' in answer && answer.target !== undefined) seen.target = answer.target;
+  if (!repeated && kept(answer) && answer.outcome.status === 'done' && requestHeader(call.event, SETTLES_HEADER) === 'ask') {
+    // Said to a caller that asks, so that it may answer alike alerts from it for as long (lib/router/runner.ts).
+    return { ...answer.outcome, settles: { seconds: settledSeconds } };
   }
-  return answer;
+  const outcome = answeredAt === undefined ? answer.outcome : settledAnswer(action.name, answer, answeredAt, settledSeconds, setup.now());
+  if (repeated) {
+    if (answeredAt === undefined) seen.coalesced = true;
+    else setup.metrics.settled();
+    if ('target' in outcome && outcome.target !== undefined) seen.target = outcome.target;
+  }
+  return outcome;
 }
 
 /** What an action's checks may ask the runner (lib/action.ts CheckContext). */
@@ -224,11 +248,35 @@ function checkContext(setup: Ready<ParamSpecs>): CheckContext {
 }
 
 /**
- * What makes two alerts share one call: the target they name, their rule, priority and source, hashed (an attacker
- * writes the rule, up to the body limit).
+ * What makes two alerts share one call: the target they name, their rule, priority and source and the target's
+ * identity as the alert gives it (a pod's container), hashed (an attacker writes the rule, up to the body limit).
  */
-function coalesceKey(ref: TargetRef, alert: Call['alert']): string {
-  return sha256(JSON.stringify([ref.kind, answerTarget(ref), alert.rule, alert.priority, sourceOf(alert)]), 'base64');
+function actedKey(ref: TargetRef, alert: Call['alert'], identity: string | undefined): string {
+  return sha256(JSON.stringify([ref.kind, answerTarget(ref), alert.rule, alert.priority, sourceOf(alert), identity ?? null]), 'base64');
+}
+
+/** An outcome that leaves its target as the action wants it: done (changed, or found so), for real (not a dry run). */
+const settles = (outcome: Outcome): boolean => outcome.status === 'done' && !outcome.dryRun;
+
+/**
+ * The answer to an alert alike to one whose call settled the target `at` (epoch ms): done, nothing touched or
+ * recorded by this call, `settled` saying when and by which alert. Only a done outcome is kept (`settles`).
+ */
+function settledAnswer(action: string, acted: Acted, at: number, settledSeconds: number, now: number): Outcome {
+  const { outcome } = acted;
+  if (outcome.status !== 'done') return outcome;
+  const ago = Math.max(0, (now - at) / 1000).toFixed(1);
+  return {
+    status: 'done',
+    action,
+    target: outcome.target,
+    dryRun: false,
+    message:
+      `${describeTarget(outcome.target)} was settled ${ago} s ago by an alert of the same rule and priority on the same container: ` +
+      `answered from that, nothing done again and no Kubernetes call (SETTLED_SECONDS ${settledSeconds})`,
+    details: { touched: [], changed: false, eventRecorded: false },
+    settled: { at: new Date(at).toISOString(), by: acted.by ?? null },
+  };
 }
 
 /** Reads the target, runs the checks on it and the action, queues its Event: never rejects (its error is the outcome). */

@@ -17,6 +17,16 @@ export interface RuntimeProcess {
 
 const READY_TIMEOUT_MS = 15000;
 
+/**
+ * `BENCH_CPU_PROF=<folder>`: every runtime the bench serves writes a V8 CPU profile there when it stops (node
+ * --cpu-prof), named after its function, to see where an alert's time goes (open it in Chrome's DevTools).
+ */
+function profiling(name: string): string[] {
+  const folder = process.env.BENCH_CPU_PROF;
+  if (folder === undefined || folder === '') return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${path.resolve(folder)}`, `--cpu-prof-name=${name}-${Date.now()}-${process.pid}.cpuprofile`];
+}
+
 /** Starts the runtime on a free loopback port; its logs (access log, one JSON line per alert) go to a file. */
 export async function startRuntimeProcess(options: {
   runtimePath: string;
@@ -31,7 +41,7 @@ export async function startRuntimeProcess(options: {
   let child: ChildProcess;
   try {
     // Its own process group, as every child of the bench: a Ctrl-C reaches the bench, which stops it.
-    child = spawn(process.execPath, ['-r', options.exitWithParentPath, options.runtimePath], {
+    child = spawn(process.execPath, [...profiling(options.name), '-r', options.exitWithParentPath, options.runtimePath], {
       detached: true,
       env: {
         PATH: process.env.PATH ?? '',

@@ -10,6 +10,7 @@ import { randomUUID } from 'crypto';
 import type { PodAction } from '../../lib/action';
 import { KubeClient, type Kube, type KubeRequest } from '../../lib/kube/client';
 import { kubeconfigConnection } from '../../lib/kube/connection';
+import { shortHash } from '../../lib/labels';
 import { jsonLogger } from '../../lib/log';
 import { podActionHandler } from '../../lib/runner';
 import { terminalShellAlert } from '../lib/alerts';
@@ -66,10 +67,13 @@ export async function clusterSection(artifacts: Artifacts, plan: ClusterPlan, pr
   const actions = artifacts.functions.filter((f) => kindOf(f) === 'pod-action').map((f) => f.descriptor as PodAction);
   const ran = await withCluster('cluster', progress, async (cluster) => {
     const namespace = await createNamespace(cluster.floor, `bench-${Date.now().toString(36)}`);
+    // The own namespace of an action that keeps what it writes there (capture-evidence's Secrets): not the pods' one,
+    // which as its own would be protected.
+    const ownNamespace = await createNamespace(cluster.floor, `bench-own-${Date.now().toString(36)}`);
     const figures: Figure[] = [];
     const details: Record<string, unknown> = {};
     for (const action of actions) {
-      const result = await benchAction({ action, floor: cluster.floor, namespace, kubeconfig: cluster.kubeconfig, artifacts, plan, progress, logDir: cluster.state });
+      const result = await benchAction({ action, floor: cluster.floor, namespace, ownNamespace, kubeconfig: cluster.kubeconfig, artifacts, plan, progress, logDir: cluster.state });
       figures.push(...result.figures);
       details[action.name] = result.details;
     }
@@ -90,6 +94,7 @@ async function benchAction(options: {
   action: PodAction;
   floor: FloorClient;
   namespace: string;
+  ownNamespace: string;
   kubeconfig: string;
   artifacts: Artifacts;
   plan: ClusterPlan;
@@ -128,7 +133,9 @@ async function benchAction(options: {
       }
     },
   };
-  const inProcess = podActionHandler(action, { kube: recording, env: { RULES: '*' }, log: jsonLogger({ function: name }, () => undefined) });
+  // An action that reads its own namespace from a variable (FunctionDescriptor.namespaceEnv) gets it, in both places.
+  const own: Record<string, string> = action.namespaceEnv === undefined ? {} : { [action.namespaceEnv]: options.ownNamespace };
+  const inProcess = podActionHandler(action, { kube: recording, env: { RULES: '*', ...own }, log: jsonLogger({ function: name }, () => undefined) });
   for (const probe of probes) {
     calls = [];
     const { event, response } = kubelessEvent(JSON.parse(terminalShellAlert(namespace, probe)) as unknown, randomUUID());
@@ -143,6 +150,8 @@ async function benchAction(options: {
     const swaps = [
       [probe, pod],
       [uids.get(probe)!, uids.get(pod)!],
+      // What a name may hold of the uid (capture-evidence's Secret, falco-evidence-<uuid>-<shortHash(uid)>).
+      [shortHash(uids.get(probe)!), shortHash(uids.get(pod)!)],
     ] as const;
     const start = process.hrtime.bigint();
     for (const call of template) {
@@ -160,7 +169,7 @@ async function benchAction(options: {
     exitWithParentPath: options.artifacts.exitWithParentPath,
     functionsDir: options.artifacts.functionsDir,
     name,
-    env: { KUBECONFIG: options.kubeconfig, RULES: '*' },
+    env: { KUBECONFIG: options.kubeconfig, RULES: '*', ...own },
     logDir: options.logDir,
   });
   const sidekick = new SidekickClient(runtime.port);

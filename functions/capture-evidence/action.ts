@@ -160,7 +160,8 @@ export default definePodAction({
   name: 'capture-evidence',
   description:
     "Saves the logs of every container of the alert's pod (current and previous, capped), its spec, status and the alert into one Secret of the function's namespace, named in an Event on the pod.",
-  guardDefaults: { rules: 'Terminal shell in container' },
+  // Every alert is evidence of its own (one Secret each): a repeat is never answered from the memory of an earlier one.
+  guardDefaults: { rules: 'Terminal shell in container', settledSeconds: '0' },
   parameters,
   permissions: [
     { apiGroup: '', resource: 'pods', verbs: ['get'] },

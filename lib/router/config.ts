@@ -11,6 +11,7 @@ import { readOptional, SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
 import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
 import type { Logger } from '../log';
+import { RepeatMemory } from '../repeats';
 import { Semaphore } from '../semaphore';
 import { ActionCaller } from './invoke';
 import { FollowedFile } from './followed-file';
@@ -152,7 +153,21 @@ export interface Ready {
   readonly outboundSecret: string | undefined;
   /** Told what the actions did, when the Secret falco-response-notifier gives it a URL (lib/router/notifier.ts). */
   readonly notifier: Notifier | undefined;
+  /**
+   * The actions' answers that settled a target, by action and alike alert (lib/router/runner.ts settledKey): for as
+   * long as the action said (`settles`), an alike alert is answered from it without calling the action again.
+   */
+  readonly settled: RepeatMemory<SettledBy>;
 }
+
+/** An action's answer that settled a target: for how long it said alike alerts are answered from it, and by which alert. */
+export interface SettledBy {
+  readonly seconds: number;
+  readonly by: string;
+}
+
+/** The longest an action may say its answer settles a target for (its SETTLED_SECONDS, lib/guards.ts). */
+export const MAX_SETTLED_SECONDS = 3600;
 
 function ownNamespace(env: Readonly<Record<string, string | undefined>>): string | undefined {
   const fromEnv = env[NAMESPACE_ENV]?.trim();
@@ -246,6 +261,8 @@ export function prepare(
     admission: new Admission(params, { log, now }),
     outboundSecret: outbound.kind === 'set' ? outbound.value : undefined,
     notifier: notifierOf(notifySettings, log, now, notifierLimits),
+    // At most REPEAT_MEMORY_ENTRIES of a few hundred bytes each; each is used only for as long as its action said.
+    settled: new RepeatMemory<SettledBy>({ now, maxAgeMs: MAX_SETTLED_SECONDS * 1000 }),
   };
 }
 

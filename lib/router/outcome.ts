@@ -16,6 +16,8 @@ export interface ActionReport {
   readonly message: string;
   /** The action's answer as it sent it (JSON, or text cut short). */
   readonly answer?: unknown;
+  /** Not called: answered from the action's answer that settled the target (lib/router/runner.ts), when and for which alert. */
+  readonly settled?: { readonly at: string; readonly by: string };
 }
 
 /**

@@ -1,12 +1,14 @@
 import { randomBytes } from 'crypto';
-import type { FalcoAlert } from '../alert';
+import { isAuditAlert, knownField, type FalcoAlert } from '../alert';
 import { describeValue, InvalidInputError } from '../decode';
 import { commonOutcomeFields, entry, type Call, type Entry } from '../entry';
 import { clipped, type Logger } from '../log';
-import { namespaceOf } from '../target';
-import { prepare, type Forwarder, type Ready, type Routing } from './config';
+import { sha256 } from '../hash';
+import { namespaceOf, targetOf } from '../target';
+import { MAX_SETTLED_SECONDS, prepare, type Forwarder, type Ready, type Routing } from './config';
 import type { CallAnswer } from './invoke';
 import type { NotifierCounts, NotifierLimits } from './notifier';
+import { SETTLES_HEADER } from '../outcome';
 import { forwardOutcomeOfError, forwardStatusOf, outcomeOfReports, type ActionReport, type ForwardOutcome } from './outcome';
 import { planFor, type AlertFacts, type Plan } from './routes';
 
@@ -147,7 +149,12 @@ async function forward(ready: Ready, routing: Routing, call: Call, seen: Seen, n
   const eventNamespace = ready.namespace ?? incomingNamespace;
   if (eventNamespace !== undefined) headers['event-namespace'] = eventNamespace;
   const body = bodyToForward(event, envelope.data);
-  const results = await execute(plan, (action) => invoke(ready, routing.urls.get(action)!, action, plan, { headers, body }, deadline, now));
+  const alike = alikeKey(alert);
+  // Asks the actions to say when an answer settles the target, to answer alike alerts from it (settledOr).
+  if (alike !== undefined) headers[SETTLES_HEADER] = 'ask';
+  const results = await execute(plan, (action) =>
+    settledOr(ready, action, plan, alike, eventId, now, () => invoke(ready, routing.urls.get(action)!, action, plan, { headers, body }, deadline, now)),
+  );
   const outcome = outcomeOfReports(
     eventId,
     plan.routes.map((r) => r.route.name),
@@ -181,6 +188,71 @@ async function execute(plan: Plan, call: (action: string) => Promise<ActionRepor
   );
   const order = plan.routes.flatMap((r) => r.actions);
   return order.map((action) => reports.get(action)).filter((r): r is ActionReport => r !== undefined);
+}
+
+/**
+ * What makes alerts alike for an action that settled their target (lib/runner.ts actedKey, which is at least as
+ * fine): the pod and container a syscall alert names, its rule and priority, hashed (the attacker writes the rule).
+ * Undefined when it names no pod container (an audit alert, a host event, a name the action would refuse): such an
+ * alert always goes to the actions.
+ */
+function alikeKey(alert: FalcoAlert): string | undefined {
+  if (isAuditAlert(alert)) return undefined;
+  const container = knownField(alert, ['container.id'])?.value;
+  if (container === undefined) return undefined;
+  let target: ReturnType<typeof targetOf>;
+  try {
+    target = targetOf(alert);
+  } catch {
+    return undefined; // refused by the action itself, with its reason
+  }
+  if (target.kind !== 'pod') return undefined;
+  return sha256(JSON.stringify([target.pod.namespace, target.pod.name, container, alert.rule, alert.priority]), 'base64');
+}
+
+/**
+ * The action's report: from its answer that settled the target for an alike alert (for as long as it said, its
+ * `settles`), or else from calling it, remembering the answer when it says it settles the target.
+ */
+async function settledOr(
+  ready: Ready,
+  action: string,
+  plan: Plan,
+  alike: string | undefined,
+  eventId: string,
+  now: () => number,
+  call: () => Promise<ActionReport>,
+): Promise<ActionReport> {
+  if (alike === undefined) return call();
+  const key = `${action}\n${alike}`;
+  const known = ready.settled.recall(key);
+  const at = now();
+  if (known !== undefined && at - known.at < known.answer.seconds * 1000) {
+    const ago = ((at - known.at) / 1000).toFixed(1);
+    return {
+      action,
+      routes: plan.routesOf.get(action) ?? [],
+      status: 'done',
+      ok: true,
+      httpStatus: null,
+      durationMs: 0,
+      message: `not called: ${action} settled the target ${ago} s ago for an alike alert, and said alike alerts are answered so for ${known.answer.seconds} s (its SETTLED_SECONDS)`,
+      settled: { at: new Date(known.at).toISOString(), by: known.answer.by },
+    };
+  }
+  const report = await call();
+  const seconds = settlesFor(report);
+  if (seconds !== undefined) ready.settled.remember(key, { seconds, by: eventId });
+  return report;
+}
+
+/** How long the action said its answer settles the target (`settles.seconds`, lib/runner.ts): only a done answer, 2xx. */
+function settlesFor(report: ActionReport): number | undefined {
+  if (!report.ok || report.status !== 'done') return undefined;
+  const answer = report.answer as { dryRun?: unknown; settles?: { seconds?: unknown } } | null | undefined;
+  if (typeof answer !== 'object' || answer === null || answer.dryRun !== false) return undefined;
+  const seconds = answer.settles?.seconds;
+  return typeof seconds === 'number' && Number.isInteger(seconds) && seconds > 0 && seconds <= MAX_SETTLED_SECONDS ? seconds : undefined;
 }
 
 function notInvoked(action: string, plan: Plan, why: string): ActionReport {

@@ -103,6 +103,8 @@ export const AUDIT_OBJECT_TARGET: TargetSpec<'audit-object'> = {
     return unknown.length === 0 ? [] : [`resources: ${unknown.map((r) => describeValue(r)).join(', ')} is not one of ${[...AUDIT_RESOURCES.keys()].join(', ')}`];
   },
   refOf: auditObjectOf,
+  // An audit event names its object by name only (no uid): an object created again could not be told apart.
+  identityOf: () => undefined,
   async read(kube, ref, deadline) {
     const found = await getObject(kube, ref.object, deadline);
     if (found === undefined) return { skip: { code: 'object-gone', reason: `${describeObject(ref.object)} is already gone` }, ref };

@@ -6,7 +6,7 @@ import { describeNode, getNode } from '../kube/nodes';
 import { describePod } from '../kube/pods';
 import { nodeName as checkedNodeName } from '../names';
 import { sourceOf, type Reading, type RefOfKind, type TargetSpec } from '../resolve';
-import { NO_POD_CHECK, POD_FIELDS, podOf, readPod } from './pod';
+import { containerOf, NO_POD_CHECK, POD_FIELDS, podOf, readPod } from './pod';
 
 /** The node of the pod `ref` names: the pod is read, then the node its `spec.nodeName` names. */
 async function readNode(kube: Kube, ref: RefOfKind<'node'>, deadline: number): Promise<Reading<'node'>> {
@@ -55,4 +55,6 @@ export const NODE_TARGET: TargetSpec<'node'> = {
     return 'code' in pod ? pod : { kind: 'node', pod };
   },
   read: readNode,
+  // The container runs on the node: a new pod, or the pod on a node created again, runs containers of new ids.
+  identityOf: containerOf,
 };

@@ -25,6 +25,14 @@ export function podOf(alert: FalcoAlert, source: AlertSource): PodRef | Skip {
   return target.pod;
 }
 
+/**
+ * A syscall alert's container (`container.id`, which podOf requires): a pod created again under the same name runs
+ * containers of new ids, so it is a new target. An audit event names its pod by name only: no identity.
+ */
+export function containerOf(alert: FalcoAlert): string | undefined {
+  return sourceOf(alert) === 'syscall' ? knownField(alert, ['container.id'])?.value : undefined;
+}
+
 /** The pod as read; the API server's NotFound is the skip `pod-gone`. */
 export async function readPod(kube: Kube, pod: PodRef, deadline: number): Promise<Reading<'pod'>> {
   // undefined: the API server said NotFound; an answer that is not this very pod throws (lib/kube/pods.ts).
@@ -60,4 +68,5 @@ export const POD_TARGET: TargetSpec<'pod'> = {
     return 'code' in pod ? pod : { kind: 'pod', pod };
   },
   read: (kube, ref, deadline) => readPod(kube, ref.pod, deadline),
+  identityOf: containerOf,
 };

@@ -14,7 +14,9 @@ describe('e2e: the same alert again changes nothing more on the real server', fu
   const suite = actionSuite('idempotency');
 
   /** The action in its own runtime, as its own ServiceAccount, with the parameters of its e2e case. */
-  const serve = (name: string) => suite.serve(name, caseOf(name).env);
+  // SETTLED_SECONDS 0: every alert reads the server again, as it does once the settled memory has expired; what this
+  // file proves is that the server is then not acted on twice (the memory itself: test/unit/settled.test.ts).
+  const serve = (name: string) => suite.serve(name, { ...caseOf(name).env, SETTLED_SECONDS: '0' });
 
   it('delete-pod: the same alert ten times gives one deletion and nine "already gone" answers', async function () {
     // Given

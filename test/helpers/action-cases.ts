@@ -61,6 +61,10 @@ interface CaseBase {
   readonly alert?: unknown;
   /** How many times the alert is delivered, each with its own event-id as Falcosidekick sends them; 1 unless given. */
   readonly deliveries?: number;
+  /** Instead of `alert` and `deliveries`: the alert of each delivery, in turn, each with its own event-id. */
+  readonly alerts?: readonly unknown[];
+  /** How far the runner's clock moves on before each delivery after the first, in seconds (SETTLED_SECONDS); 0 unless given. */
+  readonly secondsApart?: number;
   /** The answer, exactly; with `deliveries`, `answers` one per delivery instead. */
   readonly answer?: Expected;
   readonly answers?: readonly Expected[];
@@ -120,6 +124,28 @@ export const POD_PATH = '/api/v1/namespaces/default/pods/kubecon';
 export const EVENTS_PATH = '/api/v1/namespaces/default/events';
 /** The target of an answer about that pod. */
 export const TARGET = { namespace: 'default', pod: 'kubecon' } as const;
+
+/**
+ * The answer to an alert alike to one whose call settled the target (lib/runner.ts, SETTLED_SECONDS): done from
+ * memory, nothing touched or recorded by this call, `settled` naming when and the event-id of the alert that did it.
+ */
+export function settledAnswer(action: string, by: string, options: { target?: Expected; described?: string; settledSeconds?: number } = {}): Expected {
+  const described = options.described ?? "the pod 'kubecon' in the namespace 'default'";
+  return {
+    status: 'done',
+    action,
+    target: options.target ?? TARGET,
+    dryRun: false,
+    message: new RegExp(
+      `^${described} was settled \\d+\\.\\d s ago by an alert of the same rule and priority on the same container: answered from that, nothing done again and no Kubernetes call \\(SETTLED_SECONDS ${options.settledSeconds ?? 10}\\)$`,
+    ),
+    details: { touched: [], changed: false, eventRecorded: false },
+    settled: { at: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, by },
+  };
+}
+
+/** The alert of a fixture on another container of the same pod name: the pod created again runs containers of new ids. */
+export const onAnotherContainer = (a: Record<string, any>) => ({ ...a, output_fields: { ...a.output_fields, 'container.id': 'e1f2a3b4c5d6' } });
 
 /**
  * The one log line of a call about a terminal-shell alert on that pod, its outcome's fields given:
@@ -187,9 +213,13 @@ export async function runCase<P extends ParamSpecs, K extends TargetKind>(action
     scope.on('request', (req: { method: string; path: string }) => made.push(`${req.method} ${req.path}`));
   }
   const log = memoryLogger();
-  const handler = actionHandler(action, { env: c.env ?? {}, kube: testKube(), log, ownNamespace: options.ownNamespace ?? 'falco-response' });
+  // The real clock, moved on by `secondsApart` per delivery: deadlines stay real, the memory of settled targets ages.
+  let skewMs = 0;
+  const now = () => Date.now() + skewMs;
+  const handler = actionHandler(action, { env: c.env ?? {}, kube: testKube(), log, now, ownNamespace: options.ownNamespace ?? 'falco-response' });
   const atStart = log.lines.splice(0);
-  const deliveries = c.deliveries ?? 1;
+  const deliveries = c.alerts?.length ?? c.deliveries ?? 1;
+  const alertOf = (i: number) => c.alerts?.[i] ?? c.alert ?? alert('terminal-shell');
 
   // When
   const answers: Record<string, unknown>[] = [];
@@ -197,7 +227,8 @@ export async function runCase<P extends ParamSpecs, K extends TargetKind>(action
   const started = Date.now();
   try {
     for (let i = 0; i < deliveries; i++) {
-      const { event, response } = deliveries === 1 ? kubelessEvent(c.alert ?? alert('terminal-shell')) : kubelessEvent(c.alert ?? alert('terminal-shell'), `event-${i}`);
+      if (i > 0) skewMs += (c.secondsApart ?? 0) * 1000;
+      const { event, response } = deliveries === 1 ? kubelessEvent(alertOf(i)) : kubelessEvent(alertOf(i), `event-${i}`);
       answers.push(await handler(event, kubelessContext(c.timeoutSeconds)));
       statuses.push(response.statusCode);
     }

@@ -66,7 +66,8 @@ describe('a bounded number of calls in flight, a bounded queue, 503 past it (lib
     let clock = 1_000_000;
     const kube = findingKube();
     const handler = podActionHandler(slowAction(slow.opened), {
-      env: { MAX_IN_FLIGHT: String(N), MAX_QUEUED: String(Q), INBOUND_SECRET: 'secret' },
+      // Every wave of admitted calls acts (none is answered from the memory of the one before: SETTLED_SECONDS 0)
+      env: { MAX_IN_FLIGHT: String(N), MAX_QUEUED: String(Q), INBOUND_SECRET: 'secret', SETTLED_SECONDS: '0' },
       kube,
       log,
       now: () => clock,

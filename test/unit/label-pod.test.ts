@@ -2,7 +2,24 @@ import { strict as assert } from 'assert';
 import action from '../../functions/label-pod/action';
 import { fitText } from '../../functions/label-pod/plan';
 import { readParams } from '../../lib/params';
-import { actionCases, alertHandled, auditEvent, configurationProblem, bodyWith, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, repeat, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import {
+  actionCases,
+  alertHandled,
+  auditEvent,
+  configurationProblem,
+  bodyWith,
+  EVENTS_PATH as EVENTS,
+  GET,
+  onAnotherContainer,
+  PATCH,
+  POD_PATH as POD,
+  POST,
+  repeat,
+  settledAnswer,
+  STORED,
+  TARGET,
+  type ActionCase,
+} from '../helpers/action-cases';
 import { podObject, status } from '../helpers/fake-cluster';
 import { alert } from '../helpers/fixtures';
 
@@ -107,8 +124,90 @@ const CASES: readonly ActionCase[] = [
     },
   },
   {
+    // The first delivery labels the pod; the nine others come within SETTLED_SECONDS and are answered from memory
+    title: 'the same alert delivered ten times within SETTLED_SECONDS: one read and one patch, the nine others answered settled by the first',
+    deliveries: 10,
+    calls: [GET(POD, [200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' })]), PATCH(POD, [200, labelledPod()]), POST(EVENTS, STORED)],
+    answers: [
+      {
+        status: 'done',
+        action: 'label-pod',
+        target: TARGET,
+        dryRun: false,
+        message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
+        details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
+      },
+      ...Array.from({ length: 9 }, () => settledAnswer('label-pod', 'event-0')),
+    ],
+  },
+  {
+    title: 'an alike alert SETTLED_SECONDS after the pod was labelled reads it again (and finds it labelled)',
+    alerts: [alert('terminal-shell'), later],
+    secondsApart: 10,
+    calls: [GET(POD, [200, pod()]), PATCH(POD, [200, labelledPod()]), POST(EVENTS, STORED), GET(POD, [200, labelledPod()])],
+    answers: [
+      { status: 'done', action: 'label-pod', target: TARGET, dryRun: false, message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' } },
+      alreadyLabelled,
+    ],
+  },
+  {
+    title: 'an alike alert 9 s after is answered settled, with the first alert in `settled.by`',
+    alerts: [alert('terminal-shell'), later],
+    secondsApart: 9,
+    calls: [GET(POD, [200, labelledPod()])],
+    answers: [alreadyLabelled, settledAnswer('label-pod', 'event-0')],
+  },
+  {
+    // A pod deleted and created again under its name runs containers of new ids: a new target
+    title: 'an alert on another container of the same pod name is a new target: the pod is read again',
+    alerts: [alert('terminal-shell'), onAnotherContainer(alert('terminal-shell'))],
+    calls: [GET(POD, [200, labelledPod()]), GET(POD, [200, pod()]), PATCH(POD, [200, labelledPod()], { body: labelled(DEFAULT_LABELS), contentType: MERGE_PATCH }), POST(EVENTS, STORED)],
+    answers: [
+      alreadyLabelled,
+      { status: 'done', action: 'label-pod', target: TARGET, dryRun: false, message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' } },
+    ],
+  },
+  {
+    title: 'an alert of another rule or priority on the settled pod is not answered from memory: its labels differ',
+    alerts: [alert('terminal-shell'), { ...alert('terminal-shell'), priority: 'Emergency' }],
+    calls: [
+      GET(POD, [200, labelledPod()]),
+      GET(POD, [200, labelledPod()]),
+      PATCH(POD, [200, pod()], { body: (body: any) => body.metadata.labels['falco.org/priority'] === 'Emergency', contentType: MERGE_PATCH }),
+      POST(EVENTS, STORED),
+    ],
+    answers: [
+      alreadyLabelled,
+      {
+        status: 'done',
+        action: 'label-pod',
+        target: TARGET,
+        dryRun: false,
+        message: /^labelled the pod 'kubecon' .*falco.org\/priority=Emergency\)$/,
+        details: { labels: { ...DEFAULT_LABELS, 'falco.org/priority': 'Emergency' }, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
+      },
+    ],
+  },
+  {
+    title: 'a failure is not remembered: the next alike alert is handled anew',
+    deliveries: 2,
+    calls: [GET(POD, [403, status(403, 'Forbidden', 'pods "kubecon" is forbidden')]), GET(POD, [200, labelledPod()])],
+    answers: [{ status: 'failed', target: TARGET, error: /forbidden/ }, alreadyLabelled],
+  },
+  {
+    title: 'a dry run is not remembered: it changed nothing, so the next alike alert reads the pod again',
+    env: { DRY_RUN: 'true' },
+    deliveries: 2,
+    calls: [GET(POD, [200, labelledPod()]), GET(POD, [200, labelledPod()])],
+    answers: [
+      { ...alreadyLabelled, dryRun: true },
+      { ...alreadyLabelled, dryRun: true },
+    ],
+  },
+  {
     // The first delivery finds the pod unlabelled, the nine others find it labelled
-    title: 'writes nothing when the pod already carries the labels: the same alert delivered ten times patches once',
+    title: 'with SETTLED_SECONDS 0, every alert reads the pod: the same alert delivered ten times patches once',
+    env: { SETTLED_SECONDS: '0' },
     deliveries: 10,
     calls: [
       GET(POD, [200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' })]),
@@ -166,7 +265,7 @@ const CASES: readonly ActionCase[] = [
   {
     // The first alert removes the label, the second finds nothing to do
     title: 'removes a label only when configured with key-, and sets nothing it was not configured with',
-    env: { LABELS: 'falco.org/flagged=true,falco.org/cleared-' },
+    env: { LABELS: 'falco.org/flagged=true,falco.org/cleared-', SETTLED_SECONDS: '0' },
     deliveries: 2,
     calls: [
       GET(POD, [200, podObject('default', 'kubecon', { labels: { app: 'web', 'falco.org/cleared': 'true' } })]),

@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import action from '../../functions/network-isolate/action';
 import { canonicalSpec, cidrProblem, sameSpec } from '../../functions/network-isolate/policy';
-import { actionCases, alertHandled, auditEvent, configurationProblem, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, PUT, repeat, RESET, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
+import { actionCases, alertHandled, auditEvent, configurationProblem, EVENTS_PATH as EVENTS, GET, PATCH, POD_PATH as POD, POST, PUT, repeat, RESET, settledAnswer, STORED, TARGET, type ActionCase } from '../helpers/action-cases';
 import { podObject, status } from '../helpers/fake-cluster';
 
 const POLICIES = '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies';
@@ -107,7 +107,24 @@ const CASES: readonly ActionCase[] = [
     },
   },
   {
-    title: 'repeated isolation: ten alerts for an isolated pod read the policy and write nothing',
+    title: 'repeated isolation within SETTLED_SECONDS: of ten alerts for an isolated pod, the first reads the pod and the policy, the nine others are answered settled',
+    deliveries: 10,
+    calls: [GET(POD, [200, quarantinedPod()]), GET(POLICY, [200, storedPolicy()])],
+    answers: [
+      {
+        status: 'done',
+        action: 'network-isolate',
+        target: TARGET,
+        dryRun: false,
+        message: ALREADY,
+        details: { touched: touched(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false },
+      },
+      ...Array.from({ length: 9 }, () => settledAnswer('network-isolate', 'event-0')),
+    ],
+  },
+  {
+    title: 'repeated isolation with SETTLED_SECONDS 0: ten alerts for an isolated pod read the policy and write nothing',
+    env: { SETTLED_SECONDS: '0' },
     deliveries: 10,
     calls: repeat(10, [GET(POD, [200, quarantinedPod()]), GET(POLICY, [200, storedPolicy()])]),
     answers: Array.from({ length: 10 }, () => ({

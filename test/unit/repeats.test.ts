@@ -313,11 +313,17 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
     });
 
     it('holds at most maxEntries answers, forgetting the oldest first', async () => {
-      const memory = new RepeatMemory<string>({ maxEntries: 3 });
-      for (const key of ['a', 'b', 'c', 'd']) await memory.once(key, () => Promise.resolve(`first ${key}`), keepAll);
+      let clock = 0;
+      const memory = new RepeatMemory<string>({ maxEntries: 3, now: () => clock });
+      const answeredAt = new Map<string, number>();
+      for (const key of ['a', 'b', 'c', 'd']) {
+        clock += 10;
+        await memory.once(key, () => Promise.resolve(`first ${key}`), keepAll);
+        answeredAt.set(key, clock);
+      }
       assert.equal(memory.size, 3);
       assert.deepEqual(await memory.once('a', () => Promise.resolve('second a'), keepAll), { answer: 'second a', repeated: false });
-      assert.deepEqual(await memory.once('d', () => Promise.resolve('second d'), keepAll), { answer: 'first d', repeated: true });
+      assert.deepEqual(await memory.once('d', () => Promise.resolve('second d'), keepAll), { answer: 'first d', repeated: true, answeredAt: answeredAt.get('d') });
       assert.equal(memory.size, 3);
     });
 
@@ -335,7 +341,7 @@ describe('a repeated call gets the first answer, and no new Kubernetes call (lib
       const memory = new RepeatMemory<string>({ maxAgeMs: 1000, now: () => clock });
       await memory.once('k', () => Promise.resolve('first'), keepAll);
       clock = 999;
-      assert.deepEqual(await memory.once('k', () => Promise.resolve('second'), keepAll), { answer: 'first', repeated: true });
+      assert.deepEqual(await memory.once('k', () => Promise.resolve('second'), keepAll), { answer: 'first', repeated: true, answeredAt: 0 }, 'when it was answered, not when asked again');
       clock = 1000;
       assert.deepEqual(await memory.once('k', () => Promise.resolve('third'), keepAll), { answer: 'third', repeated: false });
       assert.equal(memory.size, 1);

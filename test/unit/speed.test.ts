@@ -234,6 +234,8 @@ describe('the metrics of every function (lib/metrics.ts, lib/entry.ts)', () => {
         'falco_response_refused_total{function="delete-pod",reason="unauthorized"} 1',
         '# HELP falco_response_coalesced_total Alerts answered with the result of a call in flight for the same action and target.',
         '# TYPE falco_response_coalesced_total counter',
+        '# HELP falco_response_settled_total Alerts answered from the memory of the call that settled the same target for an alike alert, with no Kubernetes call (SETTLED_SECONDS).',
+        '# TYPE falco_response_settled_total counter',
         '# HELP falco_response_audit_events_total Audit Events queued after an answer, by result: recorded, failed or dropped.',
         '# TYPE falco_response_audit_events_total counter',
         'falco_response_audit_events_total{function="delete-pod",result="recorded"} 1',
