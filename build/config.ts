@@ -1,16 +1,16 @@
 import { readFileSync } from 'fs';
-import * as t from 'io-ts';
+import * as D from 'io-ts/Decoder';
 import { parse } from 'yaml';
 import type { FunctionDescriptor } from '../lib/action';
-import { decodeOrThrow, describeValue } from '../lib/decode';
+import { decodeOrThrow, describeValue, literal, named, object, record, refined } from '../lib/decode';
 import { isDns1123Label, isLabelValue, isQualifiedName, NAMESPACE_NAME_LABEL } from '../lib/names';
 import { readParams } from '../lib/params';
 
-const Quantities = t.partial({ cpu: t.string, memory: t.string });
+const Quantities = object({}, { cpu: D.string, memory: D.string });
 
-const LabelMap = t.record(t.refinement(t.string, isQualifiedName, 'a label key'), t.refinement(t.string, isLabelValue, 'a label value'));
+const LabelMap = record(refined(D.string, isLabelValue, 'a label value'), 'an object', refined(D.string, isQualifiedName, 'a label key'));
 /** An empty namespace selector selects every namespace: a policy's peer would then admit those pods from anywhere. */
-const NamespaceLabels = t.refinement(LabelMap, (labels) => Object.keys(labels).length > 0, 'at least one namespace label (none would select every namespace)');
+const NamespaceLabels = refined(LabelMap, (labels) => Object.keys(labels).length > 0, 'at least one namespace label (none would select every namespace)');
 
 /**
  * A stock official Node.js image pinned to an exact version (`node:14.21.3-alpine`), optionally by digest and from a
@@ -25,8 +25,8 @@ export function nodeMajorOf(image: string): number | undefined {
   return match === null || Number(match[1]) < 12 ? undefined : Number(match[1]);
 }
 
-const NodeImage = t.refinement(
-  t.string,
+const NodeImage = refined(
+  D.string,
   (image) => nodeMajorOf(image) !== undefined,
   'the official node image pinned to an exact version of Node 12 or later, such as node:14.21.3-alpine',
 );
@@ -43,32 +43,41 @@ export const DEFAULT_STANDALONE_REPLICAS = 2;
 /** policy/v1 from Kubernetes 1.21 (v1beta1 is gone from 1.25); policy/v1beta1 for 1.20 and older. */
 export type PdbApiVersion = 'policy/v1' | 'policy/v1beta1';
 
-const DeploymentConfig = t.intersection([
-  t.type({
-    namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'),
-    runtime: t.keyof({ nodejs12: null, nodejs14: null }, 'nodejs12 or nodejs14'),
-    timeoutSeconds: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 5 && n <= 600, 'a whole number of seconds from 5 to 600'),
-    resources: t.type({ requests: Quantities, limits: Quantities }),
-  }),
-  t.partial({
-    functions: t.record(t.string, t.partial({ parameters: t.record(t.string, t.string, 'environment variable names to text values') })),
+const DeploymentConfig = object(
+  {
+    namespace: refined(D.string, isDns1123Label, 'a namespace name'),
+    runtime: named('nodejs12 or nodejs14', literal('nodejs12', 'nodejs14')),
+    timeoutSeconds: refined(D.number, (n) => Number.isInteger(n) && n >= 5 && n <= 600, 'a whole number of seconds from 5 to 600'),
+    resources: object({ requests: Quantities, limits: Quantities }),
+  },
+  {
+    functions: record(object({}, { parameters: record(D.string, 'environment variable names to text values') })),
     /** Who may call the functions: the generated NetworkPolicies admit these pods only. */
-    callers: t.partial({
-      falcosidekick: t.intersection([
-        t.type({ namespace: t.refinement(t.string, isDns1123Label, 'a namespace name'), podLabels: LabelMap }),
-        /** The labels that select Falcosidekick's namespace; by default its name label (set by Kubernetes 1.21+). */
-        t.partial({ namespaceLabels: NamespaceLabels }),
-      ]),
-    }),
+    callers: object(
+      {},
+      {
+        falcosidekick: object(
+          { namespace: refined(D.string, isDns1123Label, 'a namespace name'), podLabels: LabelMap },
+          /** The labels that select Falcosidekick's namespace; by default its name label (set by Kubernetes 1.21+). */
+          { namespaceLabels: NamespaceLabels },
+        ),
+      },
+    ),
     /** The standalone target (manifests/standalone/): Deployments of a stock Node image, no Kubeless. */
-    standalone: t.partial({
-      image: NodeImage,
-      replicas: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'a whole number of replicas from 1 to 100'),
-      podDisruptionBudgetApiVersion: t.keyof({ 'policy/v1': null, 'policy/v1beta1': null }, 'policy/v1 (Kubernetes 1.21 and later) or policy/v1beta1 (1.20 and older)'),
-    }),
-  }),
-]);
-export type DeploymentConfig = t.TypeOf<typeof DeploymentConfig>;
+    standalone: object(
+      {},
+      {
+        image: NodeImage,
+        replicas: refined(D.number, (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'a whole number of replicas from 1 to 100'),
+        podDisruptionBudgetApiVersion: named(
+          'policy/v1 (Kubernetes 1.21 and later) or policy/v1beta1 (1.20 and older)',
+          literal('policy/v1', 'policy/v1beta1'),
+        ),
+      },
+    ),
+  },
+);
+export type DeploymentConfig = D.TypeOf<typeof DeploymentConfig>;
 
 export const CONFIG_FILE = 'falco-response.yaml';
 

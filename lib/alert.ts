@@ -1,40 +1,41 @@
-import * as t from 'io-ts';
-import { withoutPrototypeKeys } from './decode';
+import * as D from 'io-ts/Decoder';
+import { list, nullable, object, record, refined, withoutPrototypeKeys } from './decode';
 import { PriorityCodec } from './priority';
 
 /** Falco sends strings, numbers (pids, uids, ports), booleans and null (unknown) as field values. */
-export const OutputFieldValue = t.union([t.string, t.number, t.boolean, t.null], 'string | number | boolean | null');
-export type OutputFieldValue = t.TypeOf<typeof OutputFieldValue>;
+export const OutputFieldValue = D.fromRefinement(
+  (u: unknown): u is string | number | boolean | null => u === null || typeof u === 'string' || typeof u === 'number' || typeof u === 'boolean',
+  'string | number | boolean | null',
+);
+export type OutputFieldValue = D.TypeOf<typeof OutputFieldValue>;
 
-const NonEmptyString = t.refinement(t.string, (s) => s.trim().length > 0, 'a non-empty string');
-
-/** Optional fields: absent in old sidekicks' payloads; a `null` is read as absent. */
-const optional = <C extends t.Mixed>(codec: C) => t.union([codec, t.null, t.undefined], codec.name);
+const NonEmptyString = refined(D.string, (s) => s.trim().length > 0, 'a non-empty string');
 
 /**
  * The Falco payload as Falcosidekick POSTs it (shared/PROTOCOLS.md sections 3 and 4).
  * Extra keys are tolerated: newer Falco versions add them; a `__proto__` key anywhere is refused before the rest is
- * read, since the intersection's merge would make it the alert's prototype (lib/decode.ts).
+ * read, since a copy made by assignment would make it the prototype (lib/decode.ts). Optional fields are absent in
+ * old sidekicks' payloads; a `null` is read as absent.
  */
-export const FalcoAlert = withoutPrototypeKeys(t.intersection(
-  [
-    t.type({
-      output: t.string,
+export const FalcoAlert = withoutPrototypeKeys(
+  object(
+    {
+      output: D.string,
       priority: PriorityCodec,
       rule: NonEmptyString,
       time: NonEmptyString,
-      output_fields: t.record(t.string, OutputFieldValue, 'an object of field values'),
-    }),
-    t.partial({
-      uuid: optional(t.string),
-      source: optional(t.string),
-      tags: optional(t.array(t.string, 'a list of strings')),
-      hostname: optional(t.string),
-    }),
-  ],
-  'FalcoAlert',
-));
-export type FalcoAlert = t.TypeOf<typeof FalcoAlert>;
+      output_fields: record(OutputFieldValue, 'an object of field values'),
+    },
+    {
+      uuid: nullable('string', D.string),
+      source: nullable('string', D.string),
+      tags: nullable('a list of strings', list(D.string, 'a list of strings')),
+      hostname: nullable('string', D.string),
+    },
+    'FalcoAlert',
+  ),
+);
+export type FalcoAlert = D.TypeOf<typeof FalcoAlert>;
 
 /** The rule Falcosidekick sends when asked for a test event; it bypasses minimumpriority. */
 export const SIDEKICK_TEST_RULE = 'Test rule';

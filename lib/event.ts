@@ -1,20 +1,15 @@
-import * as t from 'io-ts';
-import { decodeOrThrow, describeValue, InvalidInputError } from './decode';
+import * as D from 'io-ts/Decoder';
+import { decodeOrThrow, describeValue, InvalidInputError, object } from './decode';
 import { printable } from './text';
 import { FalcoAlert } from './alert';
 
 /** The Kubeless runtime's event, the envelope around the body (shared/PROTOCOLS.md section 1). */
-export const KubelessEvent = t.intersection([
-  t.type({ data: t.unknown }),
-  t.partial({
-    'event-id': t.union([t.string, t.undefined]),
-    'event-type': t.union([t.string, t.undefined]),
-    'event-time': t.union([t.string, t.undefined]),
-    'event-namespace': t.union([t.string, t.undefined]),
-    extensions: t.unknown,
-  }),
-]);
-export type KubelessEvent = t.TypeOf<typeof KubelessEvent>;
+export const KubelessEvent = object(
+  { data: D.id<unknown>() },
+  { 'event-id': D.string, 'event-type': D.string, 'event-time': D.string, 'event-namespace': D.string, extensions: D.id<unknown>() },
+  'a Kubeless event',
+);
+export type KubelessEvent = D.TypeOf<typeof KubelessEvent>;
 
 /** The part of Express's response we use: setting the status before returning the body. */
 export interface StatusSettable {

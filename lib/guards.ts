@@ -1,6 +1,5 @@
-import * as t from 'io-ts';
 import { isQualifiedName } from './names';
-import { booleanText, commaList, integerText, namespaceListText, param, priorityText, type ParamValues } from './params';
+import { booleanText, commaList, integerText, namespaceListText, param, priorityText, textCodec, type ParamValues } from './params';
 
 /** Namespaces never acted upon unless the operator says otherwise: the control plane's and our own neighbours'. */
 export const DEFAULT_PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease', 'kubeless', 'falco', 'falco-response'];
@@ -9,23 +8,17 @@ export const DEFAULT_PROTECTED_NAMESPACES = ['kube-system', 'kube-public', 'kube
 export type RuleSelection = { readonly all: true } | { readonly all: false; readonly names: readonly string[] };
 
 /** `*` selects every rule; otherwise rule names separated by commas, compared exactly. */
-export const rulesText = new t.Type<RuleSelection, string, string>(
-  'rules',
-  (u): u is RuleSelection => typeof u === 'object' && u !== null && 'all' in u,
-  (s, c) => {
-    if (s.trim() === '*') return t.success({ all: true });
+export const rulesText = textCodec<RuleSelection>(
+  (s) => {
+    if (s.trim() === '*') return { value: { all: true } };
     const names = commaList(s);
-    return names.length === 0
-      ? t.failure(s, c, "a comma-separated list of Falco rule names, or '*' for every rule")
-      : t.success({ all: false, names });
+    return names.length === 0 ? { expected: "a comma-separated list of Falco rule names, or '*' for every rule" } : { value: { all: false, names } };
   },
   (r) => (r.all ? '*' : r.names.join(',')),
 );
 
-const qualifiedNameText = new t.Type<string, string, string>(
-  'a label key',
-  t.string.is,
-  (s, c) => (isQualifiedName(s.trim()) ? t.success(s.trim()) : t.failure(s, c, 'a label key such as example.com/name')),
+const qualifiedNameText = textCodec<string>(
+  (s) => (isQualifiedName(s.trim()) ? { value: s.trim() } : { expected: 'a label key such as example.com/name' }),
   (s) => s,
 );
 

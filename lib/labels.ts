@@ -1,7 +1,7 @@
-import * as t from 'io-ts';
 import { describeValue } from './decode';
 import { sha256 } from './hash';
 import { isLabelValue, isQualifiedName } from './names';
+import { textCodec } from './params';
 
 /** Kubernetes caps a label value at 63 characters. */
 export const MAX_LABEL_VALUE = 63;
@@ -86,13 +86,11 @@ export function labelKeyExpectation(key: string): string | undefined {
 }
 
 /** The text of an environment variable as a label key, e.g. `falco-response.io/quarantine`. */
-export const labelKeyText = new t.Type<string, string, string>(
-  'a label key',
-  t.string.is,
-  (s, c) => {
+export const labelKeyText = textCodec<string>(
+  (s) => {
     const key = s.trim();
     const expected = labelKeyExpectation(key);
-    return expected === undefined ? t.success(key) : t.failure(s, c, expected);
+    return expected === undefined ? { value: key } : { expected };
   },
   (s) => s,
 );

@@ -1,17 +1,19 @@
-import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
-import { describeValue, reportErrors } from './decode';
+import * as C from 'io-ts/Codec';
+import * as D from 'io-ts/Decoder';
+import { describeValue, firstExpected } from './decode';
 import { ConfigurationError } from './errors';
 import { isNamespaceName } from './names';
 import { PRIORITIES, PriorityCodec, type Priority } from './priority';
 
 /**
  * One parameter of an action, read from an environment variable of the Function's pod. The codec turns the
- * variable's text into the value; `defaultValue` is text too, so the generated manifest can show it verbatim.
+ * variable's text into the value, and the value back into text; `defaultValue` is text too, so the generated
+ * manifest can show it verbatim.
  */
 export interface Param<A> {
   readonly env: string;
-  readonly codec: t.Type<A, string, string>;
+  readonly codec: TextCodec<A>;
   readonly defaultValue: string;
   readonly description: string;
 }
@@ -21,7 +23,7 @@ export type ParamSpecs = Record<string, Param<any>>;
 export type ParamValues<P extends ParamSpecs> = { readonly [K in keyof P]: P[K] extends Param<infer A> ? A : never };
 
 /** Declares a parameter: `param('GRACE_PERIOD_SECONDS', integerText(0, 3600), '0', 'seconds given to the pod')`. */
-export function param<A>(env: string, codec: t.Type<A, string, string>, defaultValue: string, description: string): Param<A> {
+export function param<A>(env: string, codec: TextCodec<A>, defaultValue: string, description: string): Param<A> {
   return { env, codec, defaultValue, description };
 }
 
@@ -36,7 +38,7 @@ export function readParams<P extends ParamSpecs>(specs: P, env: Readonly<Record<
     const raw = env[spec.env] ?? spec.defaultValue;
     const decoded = spec.codec.decode(raw);
     if (isLeft(decoded)) {
-      problems.push(`${spec.env}: expected ${expectedOf(decoded.left, spec.codec.name)}, got ${describeValue(raw)}`);
+      problems.push(`${spec.env}: expected ${firstExpected(decoded.left) ?? 'a valid value'}, got ${describeValue(raw)}`);
     } else {
       values[key] = decoded.right;
     }
@@ -45,12 +47,23 @@ export function readParams<P extends ParamSpecs>(specs: P, env: Readonly<Record<
   return values as ParamValues<P>;
 }
 
-function expectedOf(errors: t.Errors, fallback: string): string {
-  const message = errors.find((e) => e.message !== undefined)?.message;
-  return message ?? reportErrors(errors)[0] ?? fallback;
-}
+// Codecs from the text of an environment variable to a value, and back.
 
-// Codecs from the text of an environment variable to a value.
+/** A setting's codec: from the text of its variable to its value, and back to text that reads the same. */
+export type TextCodec<A> = C.Codec<string, string, A>;
+
+/** The codec of `read`, which gives the value or what was expected, and `write`. */
+export function textCodec<A>(read: (s: string) => { readonly value: A } | { readonly expected: string }, write: (value: A) => string): TextCodec<A> {
+  return C.make(
+    {
+      decode: (s) => {
+        const result = read(s);
+        return 'value' in result ? D.success(result.value) : D.failure(s, result.expected);
+      },
+    },
+    { encode: write },
+  );
+}
 
 /** The items of a comma-separated setting, trimmed, blanks dropped: `commaList(' a, ,b ')` is `['a', 'b']`. */
 export function commaList(text: string): string[] {
@@ -58,26 +71,22 @@ export function commaList(text: string): string[] {
 }
 
 /** `true` or `false`, any case. */
-export const booleanText = new t.Type<boolean, string, string>(
-  'true or false',
-  (u): u is boolean => typeof u === 'boolean',
-  (s, c) => {
+export const booleanText = textCodec<boolean>(
+  (s) => {
     const v = s.trim().toLowerCase();
-    return v === 'true' ? t.success(true) : v === 'false' ? t.success(false) : t.failure(s, c, 'true or false');
+    return v === 'true' ? { value: true } : v === 'false' ? { value: false } : { expected: 'true or false' };
   },
   (b) => String(b),
 );
 
 /** A whole number within bounds, e.g. `integerText(0, 3600)`. */
-export function integerText(min: number, max: number): t.Type<number, string, string> {
+export function integerText(min: number, max: number): TextCodec<number> {
   const expected = `a whole number from ${min} to ${max}`;
-  return new t.Type<number, string, string>(
-    expected,
-    (u): u is number => typeof u === 'number',
-    (s, c) => {
+  return textCodec<number>(
+    (s) => {
       const n = /^\s*-?\d+\s*$/.test(s) ? Number(s) : NaN;
       // `+ 0` turns "-0" into 0: a setting must read back the same from the text it is shown as ("0").
-      return Number.isInteger(n) && n >= min && n <= max ? t.success(n + 0) : t.failure(s, c, expected);
+      return Number.isInteger(n) && n >= min && n <= max ? { value: n + 0 } : { expected };
     },
     (n) => String(n),
   );
@@ -87,17 +96,15 @@ export function integerText(min: number, max: number): t.Type<number, string, st
  * A comma-separated list whose every item satisfies `check`; blanks around items are ignored. A type guard makes a
  * list of what it guards: `listText('namespace names', isNamespaceName)` reads `readonly NamespaceName[]`.
  */
-export function listText<A extends string>(itemDescription: string, check: (item: string) => item is A): t.Type<readonly A[], string, string>;
-export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string>;
-export function listText(itemDescription: string, check: (item: string) => boolean): t.Type<readonly string[], string, string> {
+export function listText<A extends string>(itemDescription: string, check: (item: string) => item is A): TextCodec<readonly A[]>;
+export function listText(itemDescription: string, check: (item: string) => boolean): TextCodec<readonly string[]>;
+export function listText(itemDescription: string, check: (item: string) => boolean): TextCodec<readonly string[]> {
   const expected = `a comma-separated list of ${itemDescription}`;
-  return new t.Type<readonly string[], string, string>(
-    expected,
-    (u): u is readonly string[] => Array.isArray(u),
-    (s, c) => {
+  return textCodec<readonly string[]>(
+    (s) => {
       const items = commaList(s);
       const bad = items.find((i) => !check(i));
-      return bad === undefined ? t.success(items) : t.failure(s, c, `${expected} (${describeValue(bad)} is not one)`);
+      return bad === undefined ? { value: items } : { expected: `${expected} (${describeValue(bad)} is not one)` };
     },
     (items) => items.join(','),
   );
@@ -106,15 +113,13 @@ export function listText(itemDescription: string, check: (item: string) => boole
 export const namespaceListText = listText('namespace names', isNamespaceName);
 
 /** A Falco priority, any case. */
-export const priorityText: t.Type<Priority, string, string> = new t.Type<Priority, string, string>(
-  'a Falco priority',
-  PriorityCodec.is,
-  (s, c) => {
-    const r = PriorityCodec.validate(s, c);
-    return isLeft(r) ? t.failure(s, c, `a Falco priority (${PRIORITIES.join(', ')})`) : r;
+export const priorityText: TextCodec<Priority> = textCodec<Priority>(
+  (s) => {
+    const r = PriorityCodec.decode(s);
+    return isLeft(r) ? { expected: `a Falco priority (${PRIORITIES.join(', ')})` } : { value: r.right };
   },
   (p) => p,
 );
 
 /** Free text, taken as it is. */
-export const text = new t.Type<string, string, string>('text', t.string.is, (s) => t.success(s), (s) => s);
+export const text = textCodec<string>((s) => ({ value: s }), (s) => s);

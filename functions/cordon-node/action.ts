@@ -1,5 +1,4 @@
 import type { V1Node } from '@kubernetes/client-node';
-import * as t from 'io-ts';
 import { defineAction, type ActionCheckInput, type Touched } from '../../lib/action';
 import type { Check } from '../../lib/checks';
 import { describeValue } from '../../lib/decode';
@@ -9,7 +8,7 @@ import { describePod } from '../../lib/kube/pods';
 import { labelKeyExpectation } from '../../lib/labels';
 import { ActionFailedError } from '../../lib/outcome';
 import { isDns1123Subdomain, isLabelValue } from '../../lib/names';
-import { booleanText, listText, param, type ParamValues } from '../../lib/params';
+import { booleanText, listText, param, type ParamValues, textCodec } from '../../lib/params';
 import { NODE_TARGET } from '../../lib/targets/node';
 
 /** The labels that mark a control-plane node: `control-plane` from Kubernetes 1.20 on, `master` before. */
@@ -19,14 +18,12 @@ export const CONTROL_PLANE_LABELS = ['node-role.kubernetes.io/control-plane', 'n
 const TAINT_EFFECTS = ['NoSchedule', 'NoExecute'] as const;
 type TaintEffect = (typeof TAINT_EFFECTS)[number];
 
-const taintEffectText = new t.Type<TaintEffect | undefined, string, string>(
-  'NoSchedule, NoExecute or nothing',
-  (u): u is TaintEffect | undefined => u === undefined || TAINT_EFFECTS.includes(u as TaintEffect),
-  (s, c) => {
+const taintEffectText = textCodec<TaintEffect | undefined>(
+  (s) => {
     const effect = s.trim();
-    if (effect === '') return t.success(undefined);
+    if (effect === '') return { value: undefined };
     const known = TAINT_EFFECTS.find((e) => e === effect);
-    return known === undefined ? t.failure(s, c, 'NoSchedule, NoExecute, or nothing for no taint') : t.success(known);
+    return known === undefined ? { expected: 'NoSchedule, NoExecute, or nothing for no taint' } : { value: known };
   },
   (e) => e ?? '',
 );
@@ -36,28 +33,24 @@ const taintEffectText = new t.Type<TaintEffect | undefined, string, string>(
  * pass for, or fight with, a taint the node controller manages (`node.kubernetes.io/unschedulable` is set for every
  * cordoned node, `node.kubernetes.io/not-ready`, …).
  */
-const taintKeyText = new t.Type<string, string, string>(
-  'a taint key',
-  t.string.is,
-  (s, c) => {
+const taintKeyText = textCodec<string>(
+  (s) => {
     const key = s.trim();
     const expected = labelKeyExpectation(key);
-    if (expected !== undefined) return t.failure(s, c, expected.replace('a label key', 'a taint key'));
+    if (expected !== undefined) return { expected: expected.replace('a label key', 'a taint key') };
     const prefix = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
     const reserved = ['kubernetes.io', 'k8s.io'].some((r) => prefix === r || prefix.endsWith(`.${r}`));
-    return reserved ? t.failure(s, c, `a taint key outside the prefixes Kubernetes reserves (kubernetes.io, k8s.io), such as falco-response.io/compromised`) : t.success(key);
+    return reserved ? { expected: `a taint key outside the prefixes Kubernetes reserves (kubernetes.io, k8s.io), such as falco-response.io/compromised` } : { value: key };
   },
   (s) => s,
 );
 
-const taintValueText = new t.Type<string, string, string>(
-  'a taint value',
-  t.string.is,
-  (s, c) => {
+const taintValueText = textCodec<string>(
+  (s) => {
     const value = s.trim();
     return isLabelValue(value)
-      ? t.success(value)
-      : t.failure(s, c, "a taint value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or nothing");
+      ? { value }
+      : { expected: "a taint value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or nothing" };
   },
   (s) => s,
 );

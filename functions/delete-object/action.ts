@@ -1,10 +1,9 @@
-import * as t from 'io-ts';
 import { defineAction, type ActionCheckInput, type ActionRefCheckInput, type Permission } from '../../lib/action';
 import { knownField, type FalcoAlert } from '../../lib/alert';
 import type { Check } from '../../lib/checks';
 import { describeValue, InvalidInputError } from '../../lib/decode';
 import { deleteObject, describeObject, type ApiObject, type ApiObjectRef, type BindingSubject } from '../../lib/kube/objects';
-import { commaList, param } from '../../lib/params';
+import { commaList, param, textCodec } from '../../lib/params';
 import { AUDIT_OBJECT_TARGET, AUDIT_RESOURCES } from '../../lib/targets/audit-object';
 
 /**
@@ -16,15 +15,13 @@ export const DELETABLE_RESOURCES: readonly string[] = [...AUDIT_RESOURCES.keys()
 /** The default: what an attacker creates to stay (bindings, accounts) or to hand over credentials (secrets, configmaps). */
 const DEFAULT_RESOURCES = 'rolebindings,clusterrolebindings,serviceaccounts,secrets,configmaps';
 
-const resourcesText = new t.Type<readonly string[], string, string>(
-  'resources',
-  (u): u is readonly string[] => Array.isArray(u),
-  (s, c) => {
+const resourcesText = textCodec<readonly string[]>(
+  (s) => {
     const items = commaList(s);
     const bad = items.find((i) => !DELETABLE_RESOURCES.includes(i));
     const expected = `a comma-separated list of one or more of ${DELETABLE_RESOURCES.join(', ')}`;
-    if (items.length === 0) return t.failure(s, c, expected);
-    return bad === undefined ? t.success([...new Set(items)]) : t.failure(s, c, `${expected} (${describeValue(bad)} is not one)`);
+    if (items.length === 0) return { expected };
+    return bad === undefined ? { value: [...new Set(items)] } : { expected: `${expected} (${describeValue(bad)} is not one)` };
   },
   (items) => items.join(','),
 );

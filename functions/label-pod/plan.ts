@@ -1,11 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import * as t from 'io-ts';
 import type { FalcoAlert } from '../../lib/alert';
 import { describeValue } from '../../lib/decode';
 import { labelKeyExpectation, labelValueFrom } from '../../lib/labels';
 import type { PodMetadataPatch } from '../../lib/kube/pods';
 import { isDns1123Subdomain, isLabelValue } from '../../lib/names';
-import { commaList } from '../../lib/params';
+import { commaList, textCodec } from '../../lib/params';
 import { printable } from '../../lib/text';
 
 /** One item of LABELS: a fixed value, a value derived from the alert, or a removal (`key-`, as kubectl writes it). */
@@ -57,12 +56,10 @@ function itemText(item: LabelItem): string {
  * LABELS: `falco.org/flagged=true,falco.org/rule={rule},falco.org/clean-`. Every key and fixed value is checked,
  * and a key may appear once: a bad list fails the build (and the start) rather than the first alert.
  */
-export const labelItemsText = new t.Type<readonly LabelItem[], string, string>(
-  LABELS_EXPECTED,
-  (u): u is readonly LabelItem[] => Array.isArray(u),
-  (s, c) => {
+export const labelItemsText = textCodec<readonly LabelItem[]>(
+  (s) => {
     const raw = commaList(s);
-    if (raw.length === 0) return t.failure(s, c, `${LABELS_EXPECTED}, at least one`);
+    if (raw.length === 0) return { expected: `${LABELS_EXPECTED}, at least one` };
     const problems: string[] = [];
     const items: LabelItem[] = [];
     for (const text of raw) {
@@ -71,18 +68,16 @@ export const labelItemsText = new t.Type<readonly LabelItem[], string, string>(
       else if (items.some((i) => i.key === parsed.key)) problems.push(`the key ${describeValue(parsed.key)} appears twice`);
       else items.push(parsed);
     }
-    return problems.length === 0 ? t.success(items) : t.failure(s, c, `${LABELS_EXPECTED} (${problems.join('; ')})`);
+    return problems.length === 0 ? { value: items } : { expected: `${LABELS_EXPECTED} (${problems.join('; ')})` };
   },
   (items) => items.map(itemText).join(','),
 );
 
 /** ANNOTATION_PREFIX: a DNS subdomain such as `falco.org`, or empty for no annotations. */
-export const annotationPrefixText = new t.Type<string, string, string>(
-  'a DNS subdomain such as falco.org, or nothing',
-  t.string.is,
-  (s, c) => {
+export const annotationPrefixText = textCodec<string>(
+  (s) => {
     const prefix = s.trim();
-    return prefix === '' || isDns1123Subdomain(prefix) ? t.success(prefix) : t.failure(s, c, 'a DNS subdomain such as falco.org (lowercase), or nothing for no annotations');
+    return prefix === '' || isDns1123Subdomain(prefix) ? { value: prefix } : { expected: 'a DNS subdomain such as falco.org (lowercase), or nothing for no annotations' };
   },
   (s) => s,
 );

@@ -1,10 +1,9 @@
 import type { V1LabelSelector, V1NetworkPolicyEgressRule, V1NetworkPolicyPeer, V1NetworkPolicyPort } from '@kubernetes/client-node';
 import { isIPv4, isIPv6 } from 'net';
-import * as t from 'io-ts';
 import { describeValue } from '../../lib/decode';
 import type { NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyRef, NetworkPolicySpec } from '../../lib/kube/networkpolicies';
-import { isObjectName, isQualifiedName, NAMESPACE_NAME_LABEL, objectName, type ObjectName } from '../../lib/names';
-import { commaList } from '../../lib/params';
+import { isQualifiedName, NAMESPACE_NAME_LABEL, objectName, type ObjectName } from '../../lib/names';
+import { commaList, textCodec } from '../../lib/params';
 
 /** The default of NAMESPACE_NAME_LABEL: right from Kubernetes 1.21 on, to be set by hand before (lib/names.ts). */
 export { NAMESPACE_NAME_LABEL };
@@ -16,10 +15,8 @@ export const DNS_POD_LABELS: Readonly<Record<string, string>> = { 'k8s-app': 'ku
 const NAME_LABEL_EXPECTED =
   "a label key (an optional DNS subdomain prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.') whose value is the namespace's name";
 /** NAMESPACE_NAME_LABEL: the namespace label, its value the namespace's name, that ALLOW_DNS and ALLOW_NAMESPACES select by. */
-export const namespaceNameLabelText = new t.Type<string, string, string>(
-  'a label key',
-  t.string.is,
-  (s, c) => (isQualifiedName(s.trim()) ? t.success(s.trim()) : t.failure(s, c, NAME_LABEL_EXPECTED)),
+export const namespaceNameLabelText = textCodec<string>(
+  (s) => (isQualifiedName(s.trim()) ? { value: s.trim() } : { expected: NAME_LABEL_EXPECTED }),
   (s) => s,
 );
 
@@ -78,27 +75,23 @@ export function cidrProblem(text: string): string | undefined {
 const CIDRS_EXPECTED = 'a comma-separated list of CIDRs such as 10.0.0.0/8 or fd00::/8';
 
 /** ALLOW_CIDRS: `10.0.0.0/8,fd00::/8`; every item's problem is named. */
-export const cidrListText = new t.Type<readonly string[], string, string>(
-  CIDRS_EXPECTED,
-  (u): u is readonly string[] => Array.isArray(u),
-  (s, c) => {
+export const cidrListText = textCodec<readonly string[]>(
+  (s) => {
     const items = commaList(s);
     const problems = items.flatMap((item) => {
       const problem = cidrProblem(item);
       return problem === undefined ? [] : [`${describeValue(item)} ${problem}`];
     });
-    return problems.length === 0 ? t.success(items) : t.failure(s, c, `${CIDRS_EXPECTED} (${problems.join('; ')})`);
+    return problems.length === 0 ? { value: items } : { expected: `${CIDRS_EXPECTED} (${problems.join('; ')})` };
   },
   (items) => items.join(','),
 );
 
 /** POLICY_NAME: a NetworkPolicy name. */
-export const policyNameText = new t.Type<ObjectName, string, string>(
-  'a NetworkPolicy name',
-  (u): u is ObjectName => typeof u === 'string' && isObjectName(u),
-  (s, c) => {
+export const policyNameText = textCodec<ObjectName>(
+  (s) => {
     const name = objectName(s.trim());
-    return name !== undefined ? t.success(name) : t.failure(s, c, "a NetworkPolicy name (lowercase letters, digits, '-' and '.', at most 253)");
+    return name !== undefined ? { value: name } : { expected: "a NetworkPolicy name (lowercase letters, digits, '-' and '.', at most 253)" };
   },
   (s) => s,
 );

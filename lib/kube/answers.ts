@@ -1,21 +1,29 @@
-import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/Either';
-import { describeValue, reportErrors } from '../decode';
+import * as D from 'io-ts/Decoder';
+import { describeValue, literal, object, record, refined, reportErrors } from '../decode';
 import type { Kube, KubeRequest } from './client';
 import { isApiStatus, KubeAnswerError, type KubeApiError, type Operation } from './errors';
 
 /** Labels and annotations as the API server has them. */
-export const stringMap = t.record(t.string, t.string, 'a map of strings');
+export const stringMap = record(D.string, 'a map of strings');
 
 /** A timestamp as the API server writes them (RFC 3339): delete-pod quotes one, delete-object compares one. */
-export const timeAnswer = t.refinement(
-  t.string,
+export const timeAnswer = refined(
+  D.string,
   (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(s),
   'a time (RFC 3339, such as 2026-11-26T10:00:01Z)',
 );
 
 /** The API server's answer to a DELETE that removed the object at once, for kinds that do not send the object back. */
-export const deletedStatus = t.type({ kind: t.literal('Status'), status: t.literal('Success') });
+export const deletedStatus = object({ kind: literal('Status'), status: literal('Success') });
+
+/** Whether an answer is that Status. */
+export function isDeletedStatus(answer: unknown): boolean {
+  return !isLeft(deletedStatus.decode(answer));
+}
+
+/** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */
+export const uidAnswer = refined(D.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)");
 
 /** An object by name, and namespace: none for a cluster-wide object (a Node, a ClusterRole), whose answer names none. */
 export interface ObjectRef {
@@ -30,7 +38,7 @@ export interface ObjectRef {
  * The codec checks the fields that are read; the value returned is the answer as sent, every other field kept.
  */
 export function decodeAnswer<A extends { readonly metadata: ObjectRef }>(
-  codec: t.Decoder<unknown, A>,
+  codec: D.Decoder<unknown, A>,
   answer: unknown,
   op: Operation,
   what: string,
@@ -45,7 +53,7 @@ export function decodeAnswer<A extends { readonly metadata: ObjectRef }>(
 }
 
 /** An answer decoded by `codec`, or the error `fail` makes of what is wrong with it (empty, or the fields that are not as the codec wants). */
-export function decodedOrFail<A>(codec: t.Decoder<unknown, A>, answer: unknown, fail: (problems: string) => Error): A {
+export function decodedOrFail<A>(codec: D.Decoder<unknown, A>, answer: unknown, fail: (problems: string) => Error): A {
   if (answer === undefined) throw fail('the answer is empty');
   const result = codec.decode(answer);
   if (isLeft(result)) throw fail(reportErrors(result.left).join('; '));
@@ -64,7 +72,7 @@ export function mismatch(field: string, expected: string | undefined, got: strin
 export async function readObject<A extends { readonly metadata: ObjectRef }>(
   kube: Kube,
   request: KubeRequest,
-  codec: t.Decoder<unknown, A>,
+  codec: D.Decoder<unknown, A>,
   what: string,
   ref: ObjectRef,
   deadline: number,
@@ -85,7 +93,7 @@ export async function readObject<A extends { readonly metadata: ObjectRef }>(
  * been made. Such an answer fails, saying so: `… the API server's answer is not that pod (…): whether it was deleted is not known`.
  */
 export function checkWritten<A extends { readonly metadata: ObjectRef & { readonly uid: string } }>(
-  codec: t.Decoder<unknown, A>,
+  codec: D.Decoder<unknown, A>,
   answer: unknown,
   op: Operation,
   what: string,

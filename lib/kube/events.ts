@@ -1,6 +1,6 @@
-import * as t from 'io-ts';
+import * as D from 'io-ts/Decoder';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { describeValue } from '../decode';
+import { describeValue, literal, object } from '../decode';
 import { decodedOrFail, mismatch } from './answers';
 import type { Kube } from './client';
 import { KubeAnswerError, type Operation } from './errors';
@@ -55,14 +55,15 @@ export function eventMessage(message: string): string {
  * The fields of a stored Event that show it is the one sent: a broken proxy may answer the POST 201 with anything, and
  * `eventRecorded: true` must mean that an Event now says what was done.
  */
-const eventAnswer = t.type(
+const eventAnswer = object(
   {
-    apiVersion: t.literal('v1'),
-    kind: t.literal('Event'),
-    metadata: t.type({ name: t.string, namespace: t.string, uid: t.string }),
-    involvedObject: t.intersection([t.type({ name: t.string }), t.partial({ uid: t.string })]),
-    reason: t.string,
+    apiVersion: literal('v1'),
+    kind: literal('Event'),
+    metadata: object({ name: D.string, namespace: D.string, uid: D.string }),
+    involvedObject: object({ name: D.string }, { uid: D.string }),
+    reason: D.string,
   },
+  {},
   'an Event',
 );
 

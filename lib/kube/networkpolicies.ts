@@ -1,5 +1,6 @@
-import * as t from 'io-ts';
+import * as D from 'io-ts/Decoder';
 import type { V1NetworkPolicy, V1NetworkPolicyIngressRule, V1NetworkPolicyPeer, V1NetworkPolicySpec } from '@kubernetes/client-node';
+import { list, literal, object } from '../decode';
 import { checkWritten, readObject, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
@@ -32,29 +33,30 @@ const policyOp = (verb: string, policy: NetworkPolicyRef): Operation => ({
 });
 
 /** A label selector down to its lists, which network-isolate's comparison walks. */
-const selectorAnswer = t.partial({ matchLabels: stringMap, matchExpressions: t.array(t.partial({ values: t.array(t.string) })) });
-const peersAnswer = t.array(t.partial({ podSelector: selectorAnswer, namespaceSelector: selectorAnswer, ipBlock: t.partial({ except: t.array(t.string) }) }));
-const portsAnswer = t.array(t.UnknownRecord);
+const selectorAnswer = object({}, { matchLabels: stringMap, matchExpressions: list(object({}, { values: list(D.string) })) });
+const peersAnswer = list(object({}, { podSelector: selectorAnswer, namespaceSelector: selectorAnswer, ipBlock: object({}, { except: list(D.string) }) }));
+const portsAnswer = list(object({}));
 
 /**
  * The fields of a NetworkPolicy that network-isolate reads, checked before it compares the spec or PUTs the object
  * back: the resourceVersion above all, which makes that PUT refuse to overwrite a change it did not see.
  */
-const policyAnswer = t.type(
+const policyAnswer = object(
   {
-    apiVersion: t.literal('networking.k8s.io/v1'),
-    kind: t.literal('NetworkPolicy'),
-    metadata: t.intersection([
-      t.type({ name: t.string, namespace: t.string, uid: t.string, resourceVersion: t.string }),
-      t.partial({ labels: stringMap, annotations: stringMap }),
-    ]),
-    spec: t.partial({
-      podSelector: selectorAnswer,
-      policyTypes: t.array(t.string),
-      ingress: t.array(t.partial({ from: peersAnswer, ports: portsAnswer })),
-      egress: t.array(t.partial({ to: peersAnswer, ports: portsAnswer })),
-    }),
+    apiVersion: literal('networking.k8s.io/v1'),
+    kind: literal('NetworkPolicy'),
+    metadata: object({ name: D.string, namespace: D.string, uid: D.string, resourceVersion: D.string }, { labels: stringMap, annotations: stringMap }),
+    spec: object(
+      {},
+      {
+        podSelector: selectorAnswer,
+        policyTypes: list(D.string),
+        ingress: list(object({}, { from: peersAnswer, ports: portsAnswer })),
+        egress: list(object({}, { to: peersAnswer, ports: portsAnswer })),
+      },
+    ),
   },
+  {},
   'a NetworkPolicy',
 );
 

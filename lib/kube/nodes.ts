@@ -1,6 +1,7 @@
-import * as t from 'io-ts';
+import * as D from 'io-ts/Decoder';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
-import { decodedOrFail, isNotFound, mismatch, readObject, stringMap } from './answers';
+import { list, literal, object } from '../decode';
+import { decodedOrFail, isNotFound, mismatch, readObject, stringMap, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, KubeAnswerError, type Operation } from './errors';
 import { apiPath } from './refs';
@@ -21,19 +22,17 @@ const nodePath = (node: NodeRef) => apiPath`/api/v1/nodes/${node.name}`;
 const nodeOp = (verb: string, node: NodeRef): Operation => ({ verb, resource: 'nodes', group: '', object: describeNode(node) });
 
 /** A taint as the API server has it; its other fields (timeAdded) are kept as sent when the taints are written back. */
-const taintAnswer = t.intersection([t.type({ key: t.string, effect: t.string }), t.partial({ value: t.string })], 'a taint');
+const taintAnswer = object({ key: D.string, effect: D.string }, { value: D.string }, 'a taint');
 
 /** The fields of a Node that the guards and actions read, checked before any of them is believed. */
-const nodeAnswer = t.type(
+const nodeAnswer = object(
   {
-    apiVersion: t.literal('v1'),
-    kind: t.literal('Node'),
-    metadata: t.intersection([
-      t.type({ name: t.string, uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)") }),
-      t.partial({ resourceVersion: t.string, labels: stringMap, annotations: stringMap }),
-    ]),
-    spec: t.partial({ unschedulable: t.boolean, taints: t.array(taintAnswer) }),
+    apiVersion: literal('v1'),
+    kind: literal('Node'),
+    metadata: object({ name: D.string, uid: uidAnswer }, { resourceVersion: D.string, labels: stringMap, annotations: stringMap }),
+    spec: object({}, { unschedulable: D.boolean, taints: list(taintAnswer) }),
   },
+  {},
   'a Node',
 );
 

@@ -1,9 +1,9 @@
-import * as t from 'io-ts';
-import { decodedOrFail, deletedStatus, isNotFound, mismatch, readObject, stringMap, timeAnswer } from './answers';
+import * as D from 'io-ts/Decoder';
+import { decodedOrFail, isDeletedStatus, isNotFound, mismatch, readObject, stringMap, timeAnswer, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import { describeValue } from '../decode';
+import { describeValue, list, literal, object, refined } from '../decode';
 import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
@@ -74,29 +74,23 @@ export interface ApiObject {
   readonly subjects?: readonly BindingSubject[];
 }
 
-const bindingSubject = t.intersection([t.type({ kind: t.string, name: t.string }), t.partial({ namespace: t.string, apiGroup: t.string })], 'a subject');
+/** What the API server writes as a resourceVersion: an opaque string, never empty; bounded, for it is quoted in answers. */
+const resourceVersionAnswer = refined(D.string, (s) => s.length > 0 && s.length <= 64, 'a resourceVersion (at most 64 characters)');
+
+const bindingSubject = object({ kind: D.string, name: D.string }, { namespace: D.string, apiGroup: D.string }, 'a subject');
 
 /** The kinds whose objects name subjects: the guards read them to tell whose access a deletion would remove. */
 const BINDING_KINDS: readonly string[] = ['RoleBinding', 'ClusterRoleBinding'];
 
 const objectAnswer = (ref: ApiObjectRef) =>
-  t.intersection(
-    [
-      t.type({
-        apiVersion: t.literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
-        kind: t.literal(ref.resource.kind),
-        metadata: t.intersection([
-          t.type({
-            name: t.string,
-            uid: t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)"),
-            resourceVersion: t.refinement(t.string, (s) => s.length > 0 && s.length <= 64, 'a resourceVersion (at most 64 characters)'),
-          }),
-          t.partial({ namespace: t.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
-        ]),
-      }),
-      // A binding's subjects decide whether it may go: a list that is not one fails the read rather than pass as none.
-      BINDING_KINDS.includes(ref.resource.kind) ? t.partial({ subjects: t.array(bindingSubject) }) : t.type({}),
-    ],
+  object(
+    {
+      apiVersion: literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
+      kind: literal(ref.resource.kind),
+      metadata: object({ name: D.string, uid: uidAnswer, resourceVersion: resourceVersionAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
+    },
+    // A binding's subjects decide whether it may go: a list that is not one fails the read rather than pass as none.
+    BINDING_KINDS.includes(ref.resource.kind) ? { subjects: list(bindingSubject) } : {},
     `a ${ref.resource.kind}`,
   );
 
@@ -146,7 +140,7 @@ export async function deleteObject(
     }
     throw error;
   }
-  if (!deletedStatus.is(answer)) {
+  if (!isDeletedStatus(answer)) {
     // A proxy that answers writes with anything would otherwise have us report a deletion that may never have happened.
     const fail = (problems: string) => new KubeAnswerError(op, `the API server's answer is not that object (${problems}): whether it was deleted is not known`);
     const { metadata } = decodedOrFail(objectAnswer(ref), answer, fail);

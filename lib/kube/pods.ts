@@ -1,6 +1,7 @@
-import * as t from 'io-ts';
+import * as D from 'io-ts/Decoder';
 import type { V1Pod } from '@kubernetes/client-node';
-import { checkWritten, deletedStatus, isNotFound, readObject, stringMap, timeAnswer } from './answers';
+import { list, literal, object, refined } from '../decode';
+import { checkWritten, isDeletedStatus, isNotFound, readObject, stringMap, timeAnswer, uidAnswer } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, type Operation } from './errors';
 import { apiPath, type PodRef } from './refs';
@@ -13,31 +14,30 @@ export function describePod(pod: PodRef): string {
 const podPath = (pod: PodRef) => apiPath`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`;
 const podOp = (verb: string, pod: PodRef): Operation => ({ verb, resource: 'pods', group: '', object: describePod(pod) });
 
-/** A uid as the API server makes them (a UUID), so that one quoted in a message or an Event is short and inert. */
-const uidAnswer = t.refinement(t.string, (s) => /^[A-Za-z0-9-]{1,128}$/.test(s), "a uid (letters, digits and '-', at most 128)");
-const secondsAnswer = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds, 0 or more');
+const secondsAnswer = refined(D.number, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds, 0 or more');
 
 /**
  * The fields of a Pod that the guards and actions read, checked before any of them is believed: a uid above all,
  * since every write carries it as a precondition.
  */
-const podAnswer = t.type(
+const podAnswer = object(
   {
-    apiVersion: t.literal('v1'),
-    kind: t.literal('Pod'),
-    metadata: t.intersection([
-      t.type({ name: t.string, namespace: t.string, uid: uidAnswer }),
-      t.partial({
-        resourceVersion: t.string,
+    apiVersion: literal('v1'),
+    kind: literal('Pod'),
+    metadata: object(
+      { name: D.string, namespace: D.string, uid: uidAnswer },
+      {
+        resourceVersion: D.string,
         deletionTimestamp: timeAnswer,
         deletionGracePeriodSeconds: secondsAnswer,
         labels: stringMap,
         annotations: stringMap,
-        ownerReferences: t.array(t.intersection([t.type({ kind: t.string }), t.partial({ controller: t.boolean })])),
-      }),
-    ]),
-    spec: t.partial({ hostNetwork: t.boolean }),
+        ownerReferences: list(object({ kind: D.string }, { controller: D.boolean })),
+      },
+    ),
+    spec: object({}, { hostNetwork: D.boolean }),
   },
+  {},
   'a Pod',
 );
 
@@ -91,7 +91,7 @@ export async function deletePod(
     if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
     throw error;
   }
-  if (!deletedStatus.is(answer)) checkWritten(podAnswer, answer, op, 'that pod', { ...pod, uid: options.uid }, 'deleted');
+  if (!isDeletedStatus(answer)) checkWritten(podAnswer, answer, op, 'that pod', { ...pod, uid: options.uid }, 'deleted');
   return { outcome: 'deleted', answerLost: false };
 }
 

@@ -1,5 +1,6 @@
-import * as t from 'io-ts';
-import { checkWritten, decodedOrFail, isNotFound, stringMap } from './answers';
+import * as D from 'io-ts/Decoder';
+import { list, literal, object } from '../decode';
+import { checkWritten, decodedOrFail, deletedStatus, isNotFound, stringMap } from './answers';
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import type { LabelSelectorText, NamespaceName, ObjectName } from '../names';
@@ -35,7 +36,7 @@ export function describeSecret(secret: SecretRef): string {
 const secretOp = (verb: string, object: string): Operation => ({ verb, resource: 'secrets', group: '', object });
 
 /** The fields of a stored Secret that show it is the one written; its data are not read back. */
-const secretAnswer = t.type({ apiVersion: t.literal('v1'), kind: t.literal('Secret'), metadata: t.type({ name: t.string, namespace: t.string, uid: t.string }) }, 'a Secret');
+const secretAnswer = object({ apiVersion: literal('v1'), kind: literal('Secret'), metadata: object({ name: D.string, namespace: D.string, uid: D.string }) }, {}, 'a Secret');
 
 /**
  * What a create did: `created` (`answerLost`: an earlier attempt may have created it and its answer was lost, so the
@@ -71,20 +72,21 @@ export interface SecretMetadata {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-const metadataListAnswer = t.type(
+const metadataListAnswer = object(
   {
-    apiVersion: t.literal('meta.k8s.io/v1'),
-    kind: t.literal('PartialObjectMetadataList'),
-    items: t.array(
-      t.type({
-        metadata: t.intersection([
-          t.type({ name: t.string, namespace: t.string, uid: t.string }),
+    apiVersion: literal('meta.k8s.io/v1'),
+    kind: literal('PartialObjectMetadataList'),
+    items: list(
+      object({
+        metadata: object(
+          { name: D.string, namespace: D.string, uid: D.string },
           // Always there on a real API server; one without is never taken for old.
-          t.partial({ creationTimestamp: t.string, labels: stringMap }),
-        ]),
+          { creationTimestamp: D.string, labels: stringMap },
+        ),
       }),
     ),
   },
+  {},
   'a list of object metadata (PartialObjectMetadataList)',
 );
 
@@ -101,7 +103,7 @@ export async function listSecretMetadata(kube: Kube, namespace: NamespaceName, s
 }
 
 /** A DELETE answered with a Status, as the API server answers it for Secrets. */
-const deletedAnswer = t.union([t.type({ kind: t.literal('Status'), status: t.literal('Success') }), secretAnswer]);
+const deletedAnswer = D.union(deletedStatus, secretAnswer);
 
 /** What a DELETE did: `deleted`, `gone` (already), `replaced` (the name now holds another Secret: left alone). */
 export type DeleteSecretResult = 'deleted' | 'gone' | 'replaced';

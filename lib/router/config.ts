@@ -3,13 +3,12 @@ import { Admission, admissionParams } from '../admission';
 import { TEST_EVENT } from '../entry';
 import { logSecretSetting, OUTBOUND_SECRET_ENV, readSecret } from '../auth';
 import * as path from 'path';
-import * as t from 'io-ts';
 import type { ConfigFile, FunctionDescriptor } from '../action';
 import { describeValue } from '../decode';
 import { FUNCTION_PORT } from '../kubeless';
 import { readOptional, SERVICEACCOUNT_DIR } from '../kube/connection';
 import { isDns1123Label } from '../names';
-import { ConfigurationError, integerText, param, readParams, type ParamValues } from '../params';
+import { ConfigurationError, integerText, param, readParams, textCodec, type ParamValues } from '../params';
 import type { Logger } from '../log';
 import { RepeatMemory } from '../repeats';
 import { Semaphore } from '../semaphore';
@@ -24,30 +23,26 @@ export const ROUTES_ENV = 'ROUTES_FILE';
 export const NAMESPACE_ENV = 'POD_NAMESPACE';
 
 const OPTIONAL_NAMESPACE = "a namespace name (lowercase letters, digits and '-', at most 63), or nothing for the forwarder's own";
-const optionalNamespaceText = new t.Type<string | undefined, string, string>(
-  'a namespace name or nothing',
-  (u): u is string | undefined => u === undefined || typeof u === 'string',
-  (s, c) => (s.trim() === '' ? t.success(undefined) : isDns1123Label(s.trim()) ? t.success(s.trim()) : t.failure(s, c, OPTIONAL_NAMESPACE)),
+const optionalNamespaceText = textCodec<string | undefined>(
+  (s) => (s.trim() === '' ? { value: undefined } : isDns1123Label(s.trim()) ? { value: s.trim() } : { expected: OPTIONAL_NAMESPACE }),
   (s) => s ?? '',
 );
 
 const ENDPOINTS = 'a JSON object of action names to http:// URLs, such as {"delete-pod":"http://127.0.0.1:9001/"}';
 /** ACTION_ENDPOINTS: for local runs, where the actions listen on localhost rather than behind their Services. */
-export const endpointsText = new t.Type<ReadonlyMap<string, URL>, string, string>(
-  'action endpoints',
-  (u): u is ReadonlyMap<string, URL> => u instanceof Map,
-  (s, c) => {
-    if (s.trim() === '') return t.success(new Map());
+export const endpointsText = textCodec<ReadonlyMap<string, URL>>(
+  (s) => {
+    if (s.trim() === '') return { value: new Map<string, URL>() };
     let parsed: unknown;
     try {
       parsed = JSON.parse(s) as unknown;
     } catch {
-      return t.failure(s, c, `${ENDPOINTS} (this is not JSON)`);
+      return { expected: `${ENDPOINTS} (this is not JSON)` };
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return t.failure(s, c, ENDPOINTS);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { expected: ENDPOINTS };
     const endpoints = new Map<string, URL>();
     for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
-      if (!isDns1123Label(name)) return t.failure(s, c, `${ENDPOINTS} (${describeValue(name)} is not an action name)`);
+      if (!isDns1123Label(name)) return { expected: `${ENDPOINTS} (${describeValue(name)} is not an action name)` };
       let url: URL | undefined;
       try {
         url = typeof value === 'string' ? new URL(value) : undefined;
@@ -55,11 +50,11 @@ export const endpointsText = new t.Type<ReadonlyMap<string, URL>, string, string
         url = undefined;
       }
       if (url === undefined || url.protocol !== 'http:') {
-        return t.failure(s, c, `${ENDPOINTS} (the value for ${name}, ${describeValue(value)}, is not an http:// URL)`);
+        return { expected: `${ENDPOINTS} (the value for ${name}, ${describeValue(value)}, is not an http:// URL)` };
       }
       endpoints.set(name, url);
     }
-    return t.success(endpoints);
+    return { value: endpoints };
   },
   (m) => JSON.stringify(Object.fromEntries([...m].map(([k, v]) => [k, v.href]))),
 );

@@ -5,9 +5,8 @@
  * loop, a few at a time, each with its own timeout and never sent twice; a full queue drops the newest, counted.
  */
 import { isRight } from 'fp-ts/Either';
-import * as t from 'io-ts';
-import { describeValue } from '../decode';
-import { ConfigurationError, listText, param, readParams } from '../params';
+import { describeValue, firstExpected } from '../decode';
+import { ConfigurationError, listText, param, readParams, textCodec } from '../params';
 import { clipped as logClipped, CountedLine, type Logger } from '../log';
 import { REFUSALS_LOG_INTERVAL_MS } from '../admission';
 import { clipped, printable } from '../text';
@@ -32,22 +31,20 @@ export type NotifyFormat = 'slack' | 'json';
 export type NotifyOn = 'done' | 'skipped' | 'failed';
 const NOTIFY_ON_VALUES: readonly NotifyOn[] = ['done', 'skipped', 'failed'];
 
-const formatText = new t.Type<NotifyFormat, string, string>(
-  'slack or json',
-  (u): u is NotifyFormat => u === 'slack' || u === 'json',
-  (s, c) => {
+const formatText = textCodec<NotifyFormat>(
+  (s) => {
     const v = s.trim().toLowerCase();
-    return v === 'slack' || v === 'json' ? t.success(v) : t.failure(s, c, 'slack or json');
+    return v === 'slack' || v === 'json' ? { value: v } : { expected: 'slack or json' };
   },
   (f) => f,
 );
-const onList = listText('outcomes (done, skipped, failed)', (item): item is NotifyOn => (NOTIFY_ON_VALUES as readonly string[]).includes(item));
-const onText = new t.Type<readonly NotifyOn[], string, string>(
-  onList.name,
-  onList.is,
-  (s, c) => {
-    const r = onList.validate(s, c);
-    return isRight(r) && r.right.length === 0 ? t.failure(s, c, `${onList.name}, at least one`) : r;
+const ON_ITEMS = 'outcomes (done, skipped, failed)';
+const onList = listText(ON_ITEMS, (item): item is NotifyOn => (NOTIFY_ON_VALUES as readonly string[]).includes(item));
+const onText = textCodec<readonly NotifyOn[]>(
+  (s) => {
+    const r = onList.decode(s);
+    if (isRight(r)) return r.right.length === 0 ? { expected: `a comma-separated list of ${ON_ITEMS}, at least one` } : { value: r.right };
+    return { expected: firstExpected(r.left) ?? `a comma-separated list of ${ON_ITEMS}` };
   },
   onList.encode,
 );

@@ -1,9 +1,11 @@
-import * as t from 'io-ts';
-import { isLeft } from 'fp-ts/Either';
-import { describeValue, reportErrors } from '../decode';
+import * as E from 'fp-ts/Either';
+import * as DE from 'io-ts/DecodeError';
+import * as D from 'io-ts/Decoder';
+import * as FS from 'io-ts/FreeSemigroup';
+import { describeValue, list, literal, named, object, type Props, reportErrors } from '../decode';
 import { isDns1123Label } from '../names';
 import { atLeast, PriorityCodec, type Priority } from '../priority';
-import { compileLinearRegExp, globMatches, LinearRegExp, MAX_PATTERN_LENGTH } from './patterns';
+import { compileLinearRegExp, globMatches, MAX_PATTERN_LENGTH, type LinearRegExp } from './patterns';
 
 /**
  * The routing table: which actions the forwarder invokes for which alerts. Operators write it (a ConfigMap), so
@@ -21,47 +23,33 @@ export type RouteMode = 'parallel' | 'sequential';
  */
 export const DEFAULT_MODE: RouteMode = 'parallel';
 
-/** Decodes like `t.type(required) & t.partial(optional)`, and fails on any other key. */
-function strictObject<R extends t.Props, O extends t.Props>(name: string, required: R, optional: O) {
-  const inner = t.intersection([t.type(required), t.partial(optional)], name);
+/** Decodes like `object(required, optional)`, and fails on any other key. */
+function strictObject<R extends Props, O extends Props>(name: string, required: R, optional: O) {
+  const inner = object(required, optional, name);
   const known = [...Object.keys(required), ...Object.keys(optional)];
-  return new t.Type<t.TypeOf<typeof inner>, unknown, unknown>(
-    name,
-    inner.is,
-    (u, c) => {
-      if (typeof u !== 'object' || u === null || Array.isArray(u)) return t.failure(u, c, name);
+  const expected = `a known field (the fields are ${known.join(', ')})`;
+  return {
+    decode: (u: unknown) => {
+      const result = inner.decode(u);
+      if (typeof u !== 'object' || u === null || Array.isArray(u)) return result;
       const record = u as Record<string, unknown>;
       const unknownKeys = Object.keys(record).filter((key) => !known.includes(key));
-      // Validate as the intersection itself, so that error paths read `routes[0].rules` and not `routes[0].0.rules`.
-      const result = inner.validate(u, [...c.slice(0, -1), { ...c[c.length - 1], type: inner }]);
       if (unknownKeys.length === 0) return result;
-      const extra: t.ValidationError[] = unknownKeys.map((key) => ({
-        value: record[key],
-        context: t.appendContext(c, key, t.never, record[key]),
-        message: `a known field (the fields are ${known.join(', ')})`,
-      }));
-      return t.failures([...extra, ...(isLeft(result) ? result.left : [])]);
+      const extra = unknownKeys.map((key) => FS.of(DE.key(key, DE.optional, FS.of(DE.leaf(record[key], expected))))).reduce(FS.concat);
+      return E.left(E.isLeft(result) ? FS.concat(extra, result.left) : extra);
     },
-    t.identity,
-  );
+  };
 }
 
 /** A string checked (and maybe compiled) by `parse`, whose failure says what was expected. */
-function checkedString<A = string>(
-  name: string,
-  parse: (s: string) => { ok: true; value: A } | { ok: false; expected: string },
-  is: (u: unknown) => u is A = (u): u is A => typeof u === 'string',
-) {
-  return new t.Type<A, unknown, unknown>(
-    name,
-    is,
-    (u, c) => {
-      if (typeof u !== 'string') return t.failure(u, c, name);
+function checkedString<A = string>(name: string, parse: (s: string) => { ok: true; value: A } | { ok: false; expected: string }): D.Decoder<unknown, A> {
+  return {
+    decode: (u) => {
+      if (typeof u !== 'string') return D.failure(u, name);
       const parsed = parse(u);
-      return parsed.ok ? t.success(parsed.value) : t.failure(u, c, parsed.expected);
+      return parsed.ok ? D.success(parsed.value) : D.failure(u, parsed.expected);
     },
-    t.identity,
-  );
+  };
 }
 
 const routeName = checkedString('a route name (lowercase letters, digits and \'-\', at most 63)', (s) =>
@@ -97,16 +85,16 @@ const regex = checkedString<LinearRegExp>(REGEX, (s) => {
   }
   const compiled = compileLinearRegExp(s);
   return compiled.ok ? { ok: true, value: compiled.regex } : { ok: false, expected: `${REGEX_SUBSET}, without ${compiled.problem}` };
-}, (u): u is LinearRegExp => u instanceof LinearRegExp);
+});
 
 const NAMESPACE_PATTERN = "a namespace name or a glob of one (lowercase letters, digits, '-', '*' and '?', at most 63)";
 const namespacePattern = checkedString(NAMESPACE_PATTERN, (s) =>
   /^[-a-z0-9*?]{1,63}$/.test(s) ? { ok: true, value: s } : { ok: false, expected: NAMESPACE_PATTERN },
 );
 
-const mode = t.keyof({ parallel: null, sequential: null }, '"parallel" or "sequential"');
+const mode = named('"parallel" or "sequential"', literal('parallel', 'sequential'));
 
-const listOf = <C extends t.Mixed>(item: C, what: string) => t.array(item, `a list of ${what}`);
+const listOf = <A>(item: D.Decoder<unknown, A>, what: string) => list(item, `a list of ${what}`);
 
 const RouteCodec = strictObject(
   'a route',
@@ -184,7 +172,7 @@ export function parseRoutingTable(text: string, options: TableOptions = {}): Tab
     return { ok: false, problems: [`the routing table is not JSON: ${(error as Error).message}`] };
   }
   const decoded = TableCodec.decode(raw);
-  if (isLeft(decoded)) {
+  if (E.isLeft(decoded)) {
     return { ok: false, problems: reportErrors(decoded.left).map((line) => line.replace(/^routes\[(\d+)\]/, (_, i: string) => routeLabel(raw, Number(i)))) };
   }
   const problems: string[] = [];

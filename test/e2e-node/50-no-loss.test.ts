@@ -11,11 +11,14 @@ import {
   deployedOnce,
   FUNCTIONS_NAMESPACE,
   NODE_IMAGE,
+  deploymentEnv,
   readyPods,
   resultsOf,
   rolledOut,
   sendFromClient,
+  setDeploymentEnv,
   settled,
+  withValues,
   WORKLOAD_NAMESPACE,
   type Deployed,
   type SidekickAnswer,
@@ -68,6 +71,9 @@ function report(what: string, sent: Sent[], startedMs: number): void {
   );
 }
 
+/** The actions the default table routes a terminal shell to. */
+const ACTIONS = ['label-pod', 'network-isolate'];
+
 describe('node: no alert lost while the function pods are replaced', function () {
   this.timeout(600000);
   let d: Deployed;
@@ -78,19 +84,33 @@ describe('node: no alert lost while the function pods are replaced', function ()
     const answer = await sendFromClient(d, terminalShellAlert(WORKLOAD_NAMESPACE, target));
     if (answer.status !== 200) return { answer, problem: `answered ${answer.status ?? answer.error}: ${answer.body ?? ''}` };
     const results = resultsOf(answer);
-    const notDone = ['label-pod', 'network-isolate'].filter((a) => results[a]?.status !== 'done' || results[a]?.httpStatus !== 200);
+    const notDone = ACTIONS.filter((a) => results[a]?.status !== 'done' || results[a]?.httpStatus !== 200);
     return { answer, problem: notDone.length === 0 ? undefined : `not carried out by ${notDone.join(', ')}: ${answer.body ?? ''}` };
   };
 
+  /** The actions' env as applied, put back after: SETTLED_SECONDS is 0 for this file. */
+  const appliedEnv = new Map<string, any[]>();
+
   before(async function () {
     d = await deployedOnce();
+    // Every alert here is alike (one pod, one rule): with the settled memory, all but the first of each 10 s would be
+    // answered by the forwarder from memory and never reach the actions being replaced. Off, each one goes through.
+    for (const fn of ACTIONS) {
+      const env = await deploymentEnv(fn);
+      appliedEnv.set(fn, env);
+      await setDeploymentEnv(fn, withValues(env, { SETTLED_SECONDS: '0' }));
+    }
     const [pod] = await readyPods(WORKLOAD_NAMESPACE, 'app=web');
     target = pod.metadata.name;
     // Warm: the first alert after a change may find a Service not yet programmed (not a loss: nothing is replaced).
     await waitFor('a first answer', async () => ((await throughForwarder()).problem === undefined ? true : undefined), 30000);
   });
 
-  for (const fn of ['forwarder', 'label-pod', 'network-isolate']) {
+  after(async function () {
+    for (const [fn, env] of appliedEnv) await setDeploymentEnv(fn, env);
+  });
+
+  for (const fn of ['forwarder', ...ACTIONS]) {
     it(`through kubectl rollout restart of ${fn}`, async () => {
       // Given alerts flowing one at a time
       const started = Date.now();

@@ -6,7 +6,19 @@
 import { strict as assert } from 'assert';
 import { terminalShellAlert } from '../e2e/helpers/sidekick';
 import { alert } from '../helpers/fixtures';
-import { deployedOnce, FUNCTIONS_NAMESPACE, NODE_IMAGE, sendFromClient, settled, WORKLOAD_NAMESPACE, type Deployed, type SidekickAnswer } from './helpers/deploy';
+import {
+  deployedOnce,
+  deploymentEnv as deploymentEnvOf,
+  FUNCTIONS_NAMESPACE,
+  NODE_IMAGE,
+  sendFromClient,
+  setDeploymentEnv,
+  settled,
+  withValues,
+  WORKLOAD_NAMESPACE,
+  type Deployed,
+  type SidekickAnswer,
+} from './helpers/deploy';
 import { getJson, kubectl, kubectlOk, objectEvents, recordedEvents, waitFor } from './helpers/node';
 
 const FN = 'cordon-node';
@@ -51,14 +63,8 @@ async function nodePatches(): Promise<number> {
 }
 
 /** The container env of the cordon-node Deployment, and a change of it, rolled out with no old pod left answering. */
-async function deploymentEnv(): Promise<any[]> {
-  return (await getJson(['deployment', FN, '-n', FUNCTIONS_NAMESPACE])).spec.template.spec.containers[0].env;
-}
-async function setEnv(env: any[]): Promise<void> {
-  await kubectlOk(['-n', FUNCTIONS_NAMESPACE, 'patch', 'deployment', FN, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/template/spec/containers/0/env', value: env }])]);
-  await settled(FN);
-}
-const withValues = (env: any[], values: Record<string, string>) => env.map((e) => (e.name in values ? { name: e.name, value: values[e.name] } : e));
+const deploymentEnv = () => deploymentEnvOf(FN);
+const setEnv = (env: any[]) => setDeploymentEnv(FN, env);
 
 async function send(d: Deployed, pod: string): Promise<{ answer: SidekickAnswer; body: any }> {
   const answer = await waitFor(`an answer from ${FN}`, async () => {

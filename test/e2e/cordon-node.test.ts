@@ -34,8 +34,12 @@ async function createNode(cluster: Cluster, name: string, extra: { labels?: Reco
 
 const readNode = (cluster: Cluster, name: string) => apiOk(cluster, { method: 'GET', path: `/api/v1/nodes/${name}` });
 
-/** The Events about a node: in `default`, where the kubelet records a node's too. */
-const nodeEvents = (cluster: Cluster, node: string): Promise<any[]> => objectEvents(cluster, 'default', 'Node', node);
+/**
+ * The Events this project recorded about a node: in `default`, where the kubelet records a node's too; the node
+ * controller's own (RegisteredNode, …) come whenever it syncs, so they are left out.
+ */
+const nodeEvents = async (cluster: Cluster, node: string): Promise<any[]> =>
+  (await objectEvents(cluster, 'default', 'Node', node)).filter((e) => String(e.source?.component).startsWith('falco-response/'));
 
 /** Taints other than the node controller's own (`node.kubernetes.io/…`), which come and go with the node's conditions. */
 const notController = (taints: any[] | undefined) =>

@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
+import { isLeft, isRight } from 'fp-ts/Either';
+import * as D from 'io-ts/Decoder';
 import { FalcoAlert } from '../../lib/alert';
-import { decodeOrThrow } from '../../lib/decode';
+import { decodeOrThrow, list, literal, nullable, object, record, refined, reportErrors } from '../../lib/decode';
 import { decodeEvent } from '../../lib/event';
 import { integerText, listText, readParams, param, ConfigurationError } from '../../lib/params';
 import { atLeast } from '../../lib/priority';
@@ -180,3 +182,55 @@ describe('parameters from the environment', () => {
     );
   });
 });
+
+describe('the combinators every decoder is made of (lib/decode.ts)', () => {
+  const upper: D.Decoder<unknown, string> = { decode: (u) => (typeof u === 'string' ? D.success(u.toUpperCase()) : D.failure(u, 'text')) };
+
+  it('object: gives back the input itself, every other key kept, when no part of it changed', () => {
+    const input = { name: 'web', extra: { deep: true } };
+    const decoded = object({ name: D.string }).decode(input);
+    assert.ok(isRight(decoded) && decoded.right === input);
+  });
+
+  it('object and record: a changed part is copied without assignment, so a `__proto__` key stays an own key and no prototype is set', () => {
+    const input = JSON.parse('{"name":"web","__proto__":{"polluted":"yes"},"labels":{"__proto__":"x","app":"web"}}') as unknown;
+    const decoded = object({ name: upper, labels: record(upper) }).decode(input);
+    assert.ok(isRight(decoded));
+    const value = decoded.right as Record<string, unknown> & { labels: Record<string, string> };
+    assert.equal(value.name, 'WEB');
+    assert.equal(Object.getPrototypeOf(value), Object.prototype);
+    assert.equal((value as { polluted?: unknown }).polluted, undefined);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(value, '__proto__')?.value, { polluted: 'yes' });
+    assert.equal(Object.getPrototypeOf(value.labels), Object.prototype);
+    assert.equal(Object.getOwnPropertyDescriptor(value.labels, '__proto__')?.value, 'X');
+    assert.equal(value.labels.app, 'WEB');
+  });
+
+  it('reports every failing path, in the order of the input, with the name given at that place', () => {
+    const codec = object(
+      { items: list(refined(D.string, (s) => s !== '', 'a non-empty string'), 'a list of names'), kind: literal('A', 'B') },
+      { note: nullable('a note', D.string) },
+      'a thing',
+    );
+    assert.deepEqual(reportFailure(codec, 5), ['(the whole value): expected a thing, got 5']);
+    assert.deepEqual(reportFailure(codec, { items: ['x', '', 3], note: 7 }), [
+      'items[1]: expected a non-empty string, got ""',
+      'items[2]: expected a non-empty string, got 3',
+      'kind: required, but missing',
+      'note: expected a note, got 7',
+    ]);
+    assert.deepEqual(reportFailure(codec, { items: 'x', kind: 'C' }), ['items: expected a list of names, got "x"', 'kind: expected "A" | "B", got "C"']);
+  });
+
+  it('reports a list of 100,000 failing items in one pass, five of them and the count of the rest', () => {
+    const lines = reportFailure(list(D.string), Array.from({ length: 100000 }, () => 1));
+    assert.deepEqual(lines.slice(0, 2), ['[0]: expected string, got 1', '[1]: expected string, got 1']);
+    assert.equal(lines[5], 'and 99995 more problem(s)');
+  });
+});
+
+function reportFailure(decoder: D.Decoder<unknown, unknown>, input: unknown): string[] {
+  const decoded = decoder.decode(input);
+  assert.ok(isLeft(decoded), `${JSON.stringify(input)} decoded`);
+  return reportErrors(decoded.left);
+}

@@ -129,6 +129,24 @@ export async function settled(fn: string): Promise<void> {
   await waitFor(`${fn} back to 2 Ready pods`, async () => ((await readyPods(FUNCTIONS_NAMESPACE, `function=${fn}`)).length === 2 ? true : undefined), 120000, 500);
 }
 
+/** The container env of a function's Deployment, as applied. */
+export async function deploymentEnv(fn: string): Promise<any[]> {
+  return (await getJson(['deployment', fn, '-n', FUNCTIONS_NAMESPACE])).spec.template.spec.containers[0].env;
+}
+
+/** Replaces the container env of a function's Deployment, rolled out with no old pod left answering. */
+export async function setDeploymentEnv(fn: string, env: any[]): Promise<void> {
+  await kubectlOk(['-n', FUNCTIONS_NAMESPACE, 'patch', 'deployment', fn, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/template/spec/containers/0/env', value: env }])]);
+  await settled(fn);
+}
+
+/** The env with the given variables set to plain values (each must be in it already: the manifest declares them all). */
+export function withValues(env: any[], values: Record<string, string>): any[] {
+  const missing = Object.keys(values).filter((name) => !env.some((e) => e.name === name));
+  if (missing.length > 0) throw new Error(`not in the Deployment's env: ${missing.join(', ')}`);
+  return env.map((e) => (e.name in values ? { name: e.name, value: values[e.name] } : e));
+}
+
 export interface Deployed {
   /** The client's pod IP: the suite's control channel to it. */
   readonly clientIp: string;
