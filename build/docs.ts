@@ -23,7 +23,7 @@ export function functionsDoc(descriptors: readonly FunctionDescriptor[]): string
     parts.push(`## ${d.name}\n`, `${d.description}\n`);
     if (d.requiredFields.length > 0) parts.push(`Falco fields read: ${d.requiredFields.map(code).join(', ')}.\n`);
     if (d.checks.length > 0) {
-      parts.push('Checks, in the order they run; the first that says no answers `skipped` with its code:\n');
+      parts.push('Checks, in the order they run; the first that says no answers `skipped` with its code (or `failed`, where it says so):\n');
       parts.push(...d.checks.map((c) => `- \`${c.name}\`: ${c.description}`), '');
     }
     const params = Object.values(d.parameters);

@@ -113,7 +113,7 @@ const TEMPLATES: Readonly<Record<TemplateTarget, TargetTemplate>> = {
     extra: `\n  // The resources (ka.target.resource) it takes: the runner reads the object (get on each) and skips the others.\n  resources: ['serviceaccounts'],`,
     rules: 'K8s Serviceaccount Created',
     fixture: 'k8saudit-serviceaccount-created',
-    cluster: `new MemoryCluster().add({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default', uid: 'uid-default' } })`,
+    cluster: `new MemoryCluster().add({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default', uid: 'uid-default', resourceVersion: '1' } })`,
     fixtureImports: [],
     eventsPath: '/api/v1/namespaces/default/events',
     involved: `[{ apiVersion: 'v1', kind: 'ServiceAccount', name: 'default', namespace: 'default', uid: 'uid-default' }]`,

@@ -6,6 +6,7 @@ import { TEST_EVENT, type DeclaredCheck } from './entry';
 import { guardParams, type GuardDefaults, type GuardParams } from './guards';
 import type { Kube } from './kube/client';
 import type { Logger } from './log';
+import type { FailureCode } from './outcome';
 import { readParams, type ParamSpecs, type ParamValues } from './params';
 import type { PodRef } from './target';
 import type { AlertSource, RefOfKind, TargetKind, TargetOfKind, TargetSpec } from './resolve';
@@ -154,7 +155,8 @@ export interface AuditNote {
 /**
  * What an action did: the objects it touched (the runner builds the answer's `details` from them, with `changed` and
  * `eventRecorded`), the Event to record when one changed, and any facts of its own for `details`. A skip found while
- * acting (the pod deleted under its feet) is answered as the checks' skips are.
+ * acting (the pod deleted under its feet) is answered as the checks' skips are, a refusal found while acting (the object
+ * changed under its feet) as their failures.
  */
 export type ActionResult =
   | {
@@ -164,7 +166,8 @@ export type ActionResult =
       readonly audit?: AuditNote;
       readonly facts?: Readonly<Record<string, unknown>>;
     }
-  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'node-gone' | 'object-gone' | 'not-applicable'; readonly reason: string };
+  | { readonly status: 'skipped'; readonly code: 'pod-gone' | 'node-gone' | 'object-gone' | 'not-applicable'; readonly reason: string }
+  | { readonly status: 'failed'; readonly code: FailureCode; readonly error: string };
 
 /** The caller check's parameter, which an action that requires the shared secret has (lib/auth.ts callerParams). */
 export type CallerParams = Partial<ReturnType<typeof callerParams>>;

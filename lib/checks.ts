@@ -3,7 +3,7 @@ import { describeValue } from './decode';
 import type { GuardSettings } from './guards';
 import type { DeclaredCheck } from './entry';
 import type { NamespaceName } from './names';
-import type { SkipCode } from './outcome';
+import type { FailureCode, SkipCode } from './outcome';
 import { atLeast } from './priority';
 import { describeTarget, type Target, type TargetRef } from './resolve';
 
@@ -15,12 +15,18 @@ export interface Skip {
 
 export type { DeclaredCheck } from './entry';
 
+/** Why a check refuses as a failure, not a skip: nothing is done, and what was found needs an operator (lib/outcome.ts FailureCode). */
+export interface CheckFailure {
+  readonly failure: FailureCode;
+  readonly error: string;
+}
+
 /**
  * A named skip condition, declared in an action's descriptor and run by the runner in order, the first that says no
- * answering `skipped` with its code and reason: `undefined` means go on.
+ * answering `skipped` with its code and reason (or `failed`, for a CheckFailure): `undefined` means go on.
  */
 export interface Check<I> extends DeclaredCheck {
-  check(input: I): Skip | undefined;
+  check(input: I): Skip | CheckFailure | undefined;
 }
 
 /** What the checks on the alert alone read: nothing is asked of the API server before they pass. */
@@ -101,7 +107,7 @@ export const SHARED_CHECKS = {
 } as const;
 
 /** The first of `checks` that says no, or undefined. */
-export function firstSkip<I>(checks: readonly Check<I>[], input: I): Skip | undefined {
+export function firstRefusal<I>(checks: readonly Check<I>[], input: I): Skip | CheckFailure | undefined {
   for (const c of checks) {
     const skip = c.check(input);
     if (skip !== undefined) return skip;

@@ -223,5 +223,6 @@ export function entry<S extends { readonly admission: Admission }, O extends Bas
 /** The fields of the log line every outcome shares: a skip's code and reason, a failure's error. */
 export function commonOutcomeFields(outcome: { readonly status: string; readonly code?: string; readonly reason?: string; readonly error?: string }): Record<string, unknown> {
   if (outcome.status === 'skipped') return { code: outcome.code, reason: outcome.reason };
-  return outcome.error === undefined ? {} : { error: outcome.error };
+  if (outcome.error === undefined) return {};
+  return outcome.code === undefined ? { error: outcome.error } : { code: outcome.code, error: outcome.error };
 }

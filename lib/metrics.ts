@@ -208,10 +208,10 @@ export interface FunctionMetrics {
 export function functionMetrics(name: string, registry: Registry = processRegistry()): FunctionMetrics {
   const alerts = registry.counter(
     'falco_response_alerts_total',
-    'Alerts answered, by function, outcome (the answer status) and code (the skip code, empty for other outcomes).',
+    'Alerts answered, by function, outcome (the answer status) and code (the skip code, or the failure code of a refusal such as shielded-binding; empty otherwise).',
     ['function', 'outcome', 'code'],
   );
-  const seconds = registry.histogram('falco_response_answer_seconds', 'Time from a call\'s arrival to its answer, in seconds (calls refused with 401 or 503 are not in it).', ['function'], ANSWER_BUCKETS);
+  const seconds = registry.histogram('falco_response_answer_seconds', 'Time from a call\'s arrival to its answer, in seconds (calls refused are not in it: 401 unauthorized, 500 secret-unusable or secret-missing, 503 overloaded).', ['function'], ANSWER_BUCKETS);
   const refused = registry.counter('falco_response_refused_total', 'Calls refused before their alert was read: unauthorized (401), secret-unusable (500: INBOUND_SECRET is broken), secret-missing (500: the function requires INBOUND_SECRET and has none) or overloaded (503).', [
     'function',
     'reason',

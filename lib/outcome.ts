@@ -28,7 +28,7 @@ export type Outcome =
       /** This answer settled the target: for `seconds`, alike alerts (the same rule, priority and container) are answered from it. */
       readonly settles?: { readonly seconds: number };
     }
-  | { readonly status: 'failed'; readonly error: string; readonly target?: TargetRef }
+  | { readonly status: 'failed'; readonly error: string; readonly code?: FailureCode; readonly target?: TargetRef }
   | { readonly status: 'overloaded'; readonly error: string };
 
 export type SkipCode =
@@ -48,7 +48,14 @@ export type SkipCode =
   | 'object-gone'
   | 'cluster-critical'
   | 'protected-subject'
-  | 'event-in-future';
+  | 'event-in-future'
+  | 'event-time-unreadable';
+
+/**
+ * Why an action refused, as a failure an operator must see (notified and counted as failed), when nothing broke: what
+ * was found is what an attacker would arrange.
+ */
+export type FailureCode = 'shielded-binding' | 'object-changed';
 
 /**
  * Sent `ask` by a caller that answers alike alerts itself while a target is settled (the forwarder): a done answer

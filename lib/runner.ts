@@ -1,7 +1,8 @@
 import type { Action, ActionResult, AuditNote, CheckContext, Touched } from './action';
 import { Admission } from './admission';
 import { recordAudit } from './audit';
-import { firstSkip, isProtectedNamespace, SHARED_CHECKS, type Skip } from './checks';
+import { callerParams } from './auth';
+import { firstRefusal, isProtectedNamespace, SHARED_CHECKS, type CheckFailure, type Skip } from './checks';
 import { commonOutcomeFields, entry, type Call, type Env, type KubelessHandler } from './entry';
 import type { GuardSettings } from './guards';
 import { describeValue } from './decode';
@@ -123,7 +124,10 @@ export function actionHandler<P extends ParamSpecs, K extends TargetKind>(action
     ...options,
     ...(action.callers === undefined ? {} : { callers: action.callers }),
     prepare(env, log, now) {
-      const { guards, admission, own } = readGroups({ guards: action.guardParameters, admission: action.admissionParameters, own: action.ownParameters }, env);
+      // The caller check reads ALLOW_UNAUTHENTICATED only when the Secret is absent; read here too, a bad value stops the
+      // function at start whether or not the Secret exists, as any other parameter's would.
+      const callerParameters = action.callers?.secret === 'required' ? callerParams() : {};
+      const { guards, admission, own } = readGroups({ guards: action.guardParameters, admission: action.admissionParameters, caller: callerParameters, own: action.ownParameters }, env);
       const connection = options.kube === undefined ? loadConnection(env) : undefined;
       return {
         guards,
@@ -188,22 +192,28 @@ function namespaceFromEnv(variable: string | undefined, env: Env): string | unde
 /** The handler of a pod action: `actionHandler`, under the name every function's index.ts has used. */
 export const podActionHandler = actionHandler;
 
-const skipped = (skip: Skip, target?: TargetRef): Outcome => ({ status: 'skipped', code: skip.code, reason: skip.reason, ...(target === undefined ? {} : { target }) });
+/** A check's no as the answer: `skipped` with its code, or `failed` with its code for a CheckFailure. */
+const refused = (refusal: Skip | CheckFailure, target?: TargetRef): Outcome => {
+  const withTarget = target === undefined ? {} : { target };
+  return 'failure' in refusal
+    ? { status: 'failed', code: refusal.failure, error: refusal.error, ...withTarget }
+    : { status: 'skipped', code: refusal.code, reason: refusal.reason, ...withTarget };
+};
 
 async function handle<P extends ParamSpecs, K extends TargetKind>(action: Action<P, K>, setup: Ready<P>, call: Call, seen: Seen): Promise<Outcome> {
   const { alert } = call;
   const { guards } = setup;
-  const early = firstSkip(SHARED_CHECKS.alert, { alert, guards });
-  if (early !== undefined) return skipped(early);
+  const early = firstRefusal(SHARED_CHECKS.alert, { alert, guards });
+  if (early !== undefined) return refused(early);
   const wrongSource = sourceSkip(action.sources, alert);
-  if (wrongSource !== undefined) return skipped(wrongSource);
+  if (wrongSource !== undefined) return refused(wrongSource);
   const ref = action.target.refOf(alert, action.resourcesFor(setup.params));
-  if ('code' in ref) return skipped(ref);
+  if ('code' in ref) return refused(ref);
   seen.target = ref;
   const context = checkContext(setup);
   const protectedRef =
-    firstSkip(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstSkip(action.refChecks, { alert, ref, params: setup.params, ...context });
-  if (protectedRef !== undefined) return skipped(protectedRef, ref);
+    firstRefusal(SHARED_CHECKS.ref, { ref, guards, ownNamespace: setup.ownNamespace }) ?? firstRefusal(action.refChecks, { alert, ref, params: setup.params, ...context });
+  if (protectedRef !== undefined) return refused(protectedRef, ref);
 
   // Past the checks on the alert alone, what is left depends on the target and on the alert's rule, priority and
   // source (an action's own checks and labels read them): alerts alike on one target while it is acted on share the
@@ -295,18 +305,18 @@ async function act<P extends ParamSpecs, K extends TargetKind>(
   const reading = await action.target.read(setup.kube, ref, deadline);
   if ('skip' in reading) {
     seen.target = reading.ref;
-    return skipped(reading.skip, reading.ref);
+    return refused(reading.skip, reading.ref);
   }
   const { target } = reading;
   const named = refOfTarget(target);
   seen.target = named;
-  const refused = firstSkip(SHARED_CHECKS.target, { target, guards }) ?? firstSkip(action.ownChecks, { alert, target, params: setup.params, ...checkContext(setup) });
-  if (refused !== undefined) return skipped(refused, named);
+  const refusal = firstRefusal(SHARED_CHECKS.target, { target, guards }) ?? firstRefusal(action.ownChecks, { alert, target, params: setup.params, ...checkContext(setup) });
+  if (refusal !== undefined) return refused(refusal, named);
 
   const dryRun = guards.dryRun;
   const kube = dryRun ? readOnly(setup.kube) : setup.kube;
   const result = await action.run({ alert, eventId, target, params: setup.params, kube, log, ownNamespace: setup.ownNamespace, deadline, dryRun });
-  if (result.status === 'skipped') return { ...result, target: named };
+  if (result.status === 'skipped' || result.status === 'failed') return { ...result, target: named };
   const changed = result.touched.some((t) => t.changed);
   const eventRecorded = !dryRun && changed && result.audit !== undefined ? queueAudit(setup.audits, action.name, result.audit, { alert, kube: setup.kube, log, eventId, deadline }, target) : false;
   return {

@@ -112,7 +112,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * container that is neither running nor terminated with its last run's log (validateContainerLogStatus): in a crash
  * loop that is the previous log again, under the name of the current one; a container with no last run (waiting to
  * start) it answers 400. Neither is a current log. A container the status does not list (no kubelet reported it) is
- * read, and the API server says what there is.
+ * read, and the API server says what there is. The status is the API server's copy, which lags the kubelet's by up to
+ * its status update (the container may have started since): the reason says what the pod read showed, no more.
  */
 export function noCurrentLog(pod: V1Pod, role: ContainerRole, name: ContainerName): string | undefined {
   const list: unknown = (pod.status as Record<string, unknown> | undefined)?.[STATUS_LISTS[role]];
@@ -125,8 +126,8 @@ export function noCurrentLog(pod: V1Pod, role: ContainerRole, name: ContainerNam
   const why = typeof reason === 'string' && WAITING_REASON.test(reason) ? ` (${reason})` : '';
   const last = isObject(status.lastState) && isObject(status.lastState.terminated) ? status.lastState.terminated.containerID : undefined;
   return typeof last === 'string' && last !== ''
-    ? `the container is waiting to restart${why}: it has no current log (the kubelet would answer its last run's, saved as its previous log)`
-    : `the container has not started yet${why}: it has no log`;
+    ? `when the pod was read, the container was waiting to restart${why}: its current log was not read (the kubelet would have answered its last run's, saved as its previous log)`
+    : `when the pod was read, the container had not started yet${why}: its log was not read`;
 }
 
 /** A part of the evidence as bytes, cut to `max` bytes if longer, saying so. */

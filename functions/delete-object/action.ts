@@ -75,51 +75,69 @@ const bootstrapped: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> 
 };
 
 /**
- * The users and groups that stand for everyone, anyone or every account of the cluster: what an attacker binds a role
- * to for a backdoor (`system:anonymous` to cluster-admin), never what a component of the cluster runs as.
+ * The control-plane components that run as a user of their own name (the kubeconfigs kubeadm writes them, the API
+ * server's loopback client): their bindings keep the cluster running. A short fixed list, for every other `system:`
+ * name is what a backdoor binds or needs no binding: `system:masters` bypasses RBAC (a binding grants it nothing),
+ * `system:nodes` and `system:node:<name>` get their rights from the node authorizer and the bootstrap bindings (a
+ * role bound to them hands it to anyone holding one kubelet's credential), `system:authenticated`,
+ * `system:unauthenticated`, `system:anonymous`, `system:serviceaccounts` and `system:bootstrappers*` stand for
+ * everyone, anyone or a bootstrap token. Kubernetes' own bindings to those are kept all the same: by their `system:`
+ * names (cluster-critical) and the `kubernetes.io/bootstrapping` label (bootstrap-rbac), kubeadm's by `kubeadm:`.
  */
-const EVERYONE: readonly string[] = ['system:authenticated', 'system:unauthenticated', 'system:anonymous', 'system:serviceaccounts'];
+const CONTROL_PLANE_USERS: readonly string[] = ['system:kube-controller-manager', 'system:kube-scheduler', 'system:kube-proxy', 'system:apiserver'];
 
 /** A ServiceAccount as a user (`system:serviceaccount:<namespace>:<name>`) and a namespace's accounts as a group (`system:serviceaccounts:<namespace>`). */
 const ACCOUNT_USER = 'system:serviceaccount:';
 const ACCOUNTS_GROUP = 'system:serviceaccounts:';
 
 /**
- * Why a subject's access must not be taken away by an alert, or undefined: a ServiceAccount of a protected namespace
- * (Falco, its sidekick, the functions themselves, the CNI in kube-system), by kind or by user or group name, or one of
- * Kubernetes' own `system:` users and groups (the controller manager, the scheduler, the nodes, `system:masters`).
- * Not the `system:` names that stand for everyone (EVERYONE) or for the accounts of an unprotected namespace: those
- * are what a backdoor binds, and deleting the binding is the response.
+ * The subject in words when its access must not be taken away by an alert, or undefined: a ServiceAccount of a
+ * protected namespace (Falco, its sidekick, the functions themselves, the CNI in kube-system), by kind or by user or
+ * group name, or a control-plane component's user (CONTROL_PLANE_USERS).
  */
 function protectedSubject(subject: BindingSubject, bindingNamespace: string | undefined, isProtected: (namespace: string) => boolean): string | undefined {
   const { kind, name } = subject;
   if (kind === 'ServiceAccount') {
-    // The API server requires a ServiceAccount subject's namespace; one without is read as the binding's, or kept.
-    const namespace = subject.namespace ?? bindingNamespace;
-    if (namespace === undefined) return `it binds the ServiceAccount ${describeValue(name)} of no namespace`;
-    return isProtected(namespace) ? `it binds the ServiceAccount ${describeValue(name)} of the protected namespace ${describeValue(namespace)}` : undefined;
+    // As the authorizer reads it: an empty namespace is none, and a subject without one is of the binding's namespace.
+    const namespace = subject.namespace || bindingNamespace;
+    if (namespace === undefined || namespace === '') return `the ServiceAccount ${describeValue(name)} of no namespace`;
+    return isProtected(namespace) ? `the ServiceAccount ${describeValue(name)} of the protected namespace ${describeValue(namespace)}` : undefined;
   }
-  if ((kind !== 'User' && kind !== 'Group') || !name.startsWith('system:') || EVERYONE.includes(name)) return undefined;
-  const accounts = kind === 'User' ? ACCOUNT_USER : ACCOUNTS_GROUP;
-  if (name.startsWith(accounts)) {
-    const rest = name.slice(accounts.length);
-    const namespace = kind === 'User' ? rest.slice(0, Math.max(rest.indexOf(':'), 0)) : rest;
-    return isProtected(namespace) ? `it binds the ${kind} ${describeValue(name)}, of the protected namespace ${describeValue(namespace)}` : undefined;
-  }
-  return `it binds the ${kind} ${describeValue(name)}, one of Kubernetes' own identities`;
+  if (kind === 'User' && CONTROL_PLANE_USERS.includes(name)) return `the User ${describeValue(name)}, one of Kubernetes' own identities`;
+  const accounts = kind === 'User' ? ACCOUNT_USER : kind === 'Group' ? ACCOUNTS_GROUP : undefined;
+  if (accounts === undefined || !name.startsWith(accounts)) return undefined;
+  const rest = name.slice(accounts.length);
+  const namespace = kind === 'User' ? rest.slice(0, Math.max(rest.indexOf(':'), 0)) : rest;
+  return isProtected(namespace) ? `the ${kind} ${describeValue(name)}, of the protected namespace ${describeValue(namespace)}` : undefined;
 }
+
+/** How many protected subjects a message names, the rest counted: a binding may list thousands. */
+const NAMED_SUBJECTS_MAX = 5;
+
+function namedSubjects(described: readonly string[]): string {
+  const named = described.slice(0, NAMED_SUBJECTS_MAX).join('; ');
+  return described.length > NAMED_SUBJECTS_MAX ? `${named}; and ${described.length - NAMED_SUBJECTS_MAX} more` : named;
+}
+
+const subjectsCount = (count: number) => `${count} ${count === 1 ? 'is' : 'are'}`;
 
 const protectedSubjects: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> = {
   name: 'protected-subject',
   description:
-    "a RoleBinding or ClusterRoleBinding read that grants its role to a ServiceAccount of a protected namespace (`PROTECTED_NAMESPACES` or the function's own; also as the user `system:serviceaccount:<namespace>:<name>` or the group `system:serviceaccounts:<namespace>`) or to a `system:` user or group of Kubernetes' own (not `system:authenticated`, `system:unauthenticated`, `system:anonymous`, `system:serviceaccounts`, nor the accounts of an unprotected namespace: what a backdoor binds) is left alone, code `protected-subject`: an alert must not take away the access that keeps the cluster's components and its defenders running.",
+    "a RoleBinding or ClusterRoleBinding read whose every subject is a ServiceAccount of a protected namespace (`PROTECTED_NAMESPACES` or the function's own; also as the user `system:serviceaccount:<namespace>:<name>` or the group `system:serviceaccounts:<namespace>`) or a control-plane component's user (`" +
+    CONTROL_PLANE_USERS.join('`, `') +
+    "`) is left alone, code `protected-subject`: an alert must not take away the access that keeps the cluster's components and its defenders running. No other `system:` name protects (`system:masters`, `system:nodes`, `system:anonymous`, `system:authenticated`, …: what a backdoor binds). A binding with protected subjects and others (a backdoor shielded by a defender's identity, or a defender's binding an attacker added to) is not deleted and answers `failed`, code `shielded-binding`, naming them, for a person to look at. The check reads bindings only: with `roles` or `clusterroles` in `RESOURCES`, a role a protected subject is bound to is deleted like any other (unless its name or label is Kubernetes' own).",
   check: ({ target, isProtectedNamespace }) => {
     const { found } = target;
-    for (const subject of found.subjects ?? []) {
-      const why = protectedSubject(subject, found.metadata.namespace, isProtectedNamespace);
-      if (why !== undefined) return { code: 'protected-subject', reason: `${describeObject(target.object)} is left alone: ${why}` };
-    }
-    return undefined;
+    const subjects = found.subjects ?? [];
+    const shielding = subjects.flatMap((subject) => protectedSubject(subject, found.metadata.namespace, isProtectedNamespace) ?? []);
+    if (shielding.length === 0) return undefined;
+    const object = describeObject(target.object);
+    if (shielding.length === subjects.length) return { code: 'protected-subject', reason: `${object} is left alone: it binds ${namedSubjects(shielding)}` };
+    return {
+      failure: 'shielded-binding',
+      error: `${object} is not deleted: of its ${subjects.length} subjects, ${subjectsCount(shielding.length)} protected (${namedSubjects(shielding)}) and ${subjectsCount(subjects.length - shielding.length)} not; a protected subject next to others may shield a backdoor, and deleting the binding would take the protected ones' access away too: look at it and remove the other subjects, or the binding, by hand`,
+    };
   },
 };
 
@@ -133,12 +151,18 @@ const protectedSubjects: Check<ActionCheckInput<DeleteObjectParams, 'audit-objec
  */
 export const CLOCK_SKEW_MS = 60_000;
 
-const eventInFuture: Check<ActionRefCheckInput<DeleteObjectParams, 'audit-object'>> = {
+const eventTime: Check<ActionRefCheckInput<DeleteObjectParams, 'audit-object'>> = {
   name: 'event-time',
-  description: `an alert whose \`time\` is more than ${CLOCK_SKEW_MS / 1000} seconds ahead of the function's clock (the allowed clock skew) describes no event that happened: skipped before anything is read, code \`event-in-future\`.`,
+  description: `an alert whose \`time\` is not an RFC 3339 time of fields in range (no leap second \`:60\`, no offset \`+24:00\`) is skipped before anything is read, code \`event-time-unreadable\` (a time that cannot be read cannot be checked); one more than ${CLOCK_SKEW_MS / 1000} seconds ahead of the function's clock (the allowed clock skew) describes no event that happened: skipped before anything is read, code \`event-in-future\`.`,
   check: ({ alert, now }) => {
     const eventAt = toSecond(alert.time);
-    if (eventAt === undefined || eventAt <= now + CLOCK_SKEW_MS) return undefined;
+    if (eventAt === undefined) {
+      return {
+        code: 'event-time-unreadable',
+        reason: `the alert's time ${describeValue(alert.time)} is not an RFC 3339 time (such as 2026-11-26T10:00:01.5Z, every field in range): it cannot be checked, and nothing is deleted`,
+      };
+    }
+    if (eventAt <= now + CLOCK_SKEW_MS) return undefined;
     return {
       code: 'event-in-future',
       reason: `the alert's time ${describeValue(alert.time)} is more than the ${CLOCK_SKEW_MS / 1000} seconds of clock skew allowed ahead of this function's clock: no audit event happened then, and nothing is deleted`,
@@ -162,14 +186,28 @@ function eventUid(alert: FalcoAlert): string | undefined {
   return found.value;
 }
 
-const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+/** RFC 3339's date-time (section 5.6), its fields of fixed width: one anchored pass, linear in the text. */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:Z|([+-])(\d{2}):(\d{2}))$/;
 
-/** Epoch milliseconds of an RFC 3339 time cut to the second (creationTimestamp has no finer part), or undefined. */
+const isLeapYear = (year: number) => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+const daysIn = (year: number, month: number) => (month === 2 ? (isLeapYear(year) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31);
+
+/**
+ * Epoch milliseconds of an RFC 3339 time cut to the second (creationTimestamp has no finer part), or undefined when
+ * a field is out of range: a leap second (`:60`, which Date.parse does not read), an offset of `+24:00`, minute 60,
+ * the 30th of February. Computed from the fields, not left to Date.parse, whose reading of odd text varies.
+ */
 function toSecond(time: string): number | undefined {
   const match = RFC3339.exec(time);
   if (match === null) return undefined;
-  const ms = Date.parse(`${match[1]}${match[2]}`);
-  return Number.isFinite(ms) ? ms : undefined;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number);
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  const [sign, offsetHours, offsetMinutes] = [match[7], Number(match[8] ?? 0), Number(match[9] ?? 0)];
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, day); // not Date.UTC, which reads the years 0 to 99 as 1900 to 1999
+  utc.setUTCHours(hour, minute, second, 0);
+  return utc.getTime() - (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
 }
 
 /** How the object read was told to be the one the event saw. */
@@ -193,7 +231,7 @@ function identify(alert: FalcoAlert, found: ApiObject): Identity | { readonly ot
 const sameObject: Check<ActionCheckInput<DeleteObjectParams, 'audit-object'>> = {
   name: 'same-object',
   description:
-    "the object read must be the one the audit event saw: of the uid the alert carries in `json.value[/responseObject/metadata/uid]` (the json plugin's field; the k8saudit plugin has no uid field), else created no later than the event (`creationTimestamp`, to the second, against the alert's `time`); another one is left alone, code `object-gone`. A uid there that is no uid is refused (400). The DELETE carries the uid as its precondition: an object replaced in between is left alone too.",
+    "the object read must be the one the audit event saw: of the uid the alert carries in `json.value[/responseObject/metadata/uid]` (the json plugin's field; the k8saudit plugin has no uid field), else created no later than the event (`creationTimestamp`, to the second, against the alert's `time`); another one is left alone, code `object-gone`. A uid there that is no uid is refused (400). The DELETE carries the uid and the resourceVersion read as its preconditions: an object replaced or changed since it was checked (a subject added to a binding) is not deleted, and answers `failed`, code `object-changed`.",
   check: ({ alert, target }) => {
     const identity = identify(alert, target.found);
     return 'other' in identity ? otherObject(target.object, identity.other) : undefined;
@@ -224,7 +262,7 @@ export default defineAction(AUDIT_OBJECT_TARGET, {
   // Anyone who reaches its port could otherwise have it delete any object of RESOURCES outside the protected
   // namespaces, with an alert written to name it: an alert proves nothing about itself.
   requiresSharedSecret: 'it deletes the object any alert names, and an alert can be written by anyone who reaches its port',
-  refChecks: [eventInFuture, clusterCritical],
+  refChecks: [eventTime, clusterCritical],
   checks: [bootstrapped, protectedSubjects, sameObject],
   async run({ alert, target, kube, deadline, dryRun }) {
     const { object, found } = target;
@@ -234,13 +272,13 @@ export default defineAction(AUDIT_OBJECT_TARGET, {
     const touched = [{ kind: object.resource.kind, ...(object.namespace === undefined ? {} : { namespace: object.namespace }), name: object.name, changed: true }];
     const facts = { sameObjectBy: identity.by, uid: identity.uid };
     if (dryRun) return { status: 'done', message: `would delete ${describeObject(object)} (${identityText(identity)})`, touched, facts };
-    const deleted = await deleteObject(kube, object, { uid: identity.uid }, deadline);
+    const deleted = await deleteObject(kube, object, { uid: identity.uid, resourceVersion: found.metadata.resourceVersion }, deadline);
     if (deleted.outcome === 'already-gone') return { status: 'skipped', code: 'object-gone', reason: `${describeObject(object)} is already deleted` };
-    if (deleted.outcome === 'replaced') {
+    if (deleted.outcome === 'changed') {
       return {
-        status: 'skipped',
-        code: 'object-gone',
-        reason: `${describeObject(object)} was replaced by another object of the same name since it was read (uid ${identity.uid}): the new one is left alone`,
+        status: 'failed',
+        code: 'object-changed',
+        error: `${describeObject(object)} was not deleted: it changed, or another object took its name, since it was read and checked (uid ${identity.uid}, resourceVersion ${describeValue(found.metadata.resourceVersion)}), and the API server refused the DELETE (409); send the alert again to check it anew`,
       };
     }
     const lost = deleted.answerLost ? '; the answer to an earlier attempt was lost, and the retry found it gone' : '';

@@ -3,7 +3,7 @@ import { decodedOrFail, isDeletedStatus, isNotFound, mismatch, readObject, strin
 import type { Kube } from './client';
 import { isApiStatus, isApiStatusAfterPossiblyAppliedAttempt, KubeAnswerError, type Operation } from './errors';
 import { apiPath, type ApiPath } from './refs';
-import { describeValue, list, literal, object } from '../decode';
+import { describeValue, list, literal, object, refined } from '../decode';
 import type { NamespaceName, ObjectName, SegmentName } from '../names';
 
 /** Where the API serves a kind of object, e.g. what a Kubernetes audit event's `ka.target.resource` names. */
@@ -63,6 +63,8 @@ export interface ApiObject {
     readonly name: string;
     readonly namespace?: string;
     readonly uid: string;
+    /** The version read: a DELETE carrying it is refused (409) if the object changed since. */
+    readonly resourceVersion: string;
     /** RFC 3339 to the second, as the API server writes it. */
     readonly creationTimestamp?: string;
     readonly labels?: Readonly<Record<string, string>>;
@@ -71,6 +73,9 @@ export interface ApiObject {
   /** A RoleBinding's or ClusterRoleBinding's (none for other kinds; a binding may have none). */
   readonly subjects?: readonly BindingSubject[];
 }
+
+/** What the API server writes as a resourceVersion: an opaque string, never empty; bounded, for it is quoted in answers. */
+const resourceVersionAnswer = refined(D.string, (s) => s.length > 0 && s.length <= 64, 'a resourceVersion (at most 64 characters)');
 
 const bindingSubject = object({ kind: D.string, name: D.string }, { namespace: D.string, apiGroup: D.string }, 'a subject');
 
@@ -82,7 +87,7 @@ const objectAnswer = (ref: ApiObjectRef) =>
     {
       apiVersion: literal(ref.resource.group === '' ? ref.resource.version : `${ref.resource.group}/${ref.resource.version}`),
       kind: literal(ref.resource.kind),
-      metadata: object({ name: D.string, uid: uidAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
+      metadata: object({ name: D.string, uid: uidAnswer, resourceVersion: resourceVersionAnswer }, { namespace: D.string, creationTimestamp: timeAnswer, labels: stringMap, annotations: stringMap }),
     },
     // A binding's subjects decide whether it may go: a list that is not one fails the read rather than pass as none.
     BINDING_KINDS.includes(ref.resource.kind) ? { subjects: list(bindingSubject) } : {},
@@ -96,23 +101,29 @@ export function getObject(kube: Kube, ref: ApiObjectRef, deadline: number): Prom
 
 /**
  * What a DELETE of an object did: `deleted` (`answerLost`: an earlier attempt may have deleted it and its answer was
- * lost, so the retry found it gone), `already-gone` (someone else deleted it first), `replaced` (the uid
- * precondition failed: the name holds another object, left alone).
+ * lost, so the retry found it gone), `already-gone` (someone else deleted it first), `changed` (a precondition failed:
+ * the object was changed, or the name holds another one, since it was read; left alone).
  */
 export type DeleteObjectResult =
   | { readonly outcome: 'deleted'; readonly answerLost: boolean }
   | { readonly outcome: 'already-gone' }
-  | { readonly outcome: 'replaced' };
+  | { readonly outcome: 'changed' };
 
 /**
- * Deletes the object, but only the very one of `uid` (`preconditions.uid`: the API server refuses with 409 when the
- * name holds another object). The answer is checked to be a Status of success or that object, as it was deleted
+ * Deletes the object, but only as it was read: of `uid` and still at `resourceVersion` (`preconditions`: the API
+ * server refuses with 409 when the name holds another object or the object changed, a subject added to a binding
+ * after the checks read it). The answer is checked to be a Status of success or that object, as it was deleted
  * (a kind with finalizers answers the object, being deleted): anything else fails, saying whether it was deleted is
- * not known. `deleteObject(kube, ref, { uid }, deadline)`.
+ * not known. `deleteObject(kube, ref, { uid, resourceVersion }, deadline)`.
  */
-export async function deleteObject(kube: Kube, ref: ApiObjectRef, options: { readonly uid: string }, deadline: number): Promise<DeleteObjectResult> {
+export async function deleteObject(
+  kube: Kube,
+  ref: ApiObjectRef,
+  options: { readonly uid: string; readonly resourceVersion: string },
+  deadline: number,
+): Promise<DeleteObjectResult> {
   const op = objectOp('delete', ref);
-  const body = { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: options.uid } };
+  const body = { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: options.uid, resourceVersion: options.resourceVersion } };
   let answer: unknown;
   try {
     answer = await kube.request<unknown>({ method: 'DELETE', path: objectPath(ref), op, body }, deadline);
@@ -120,7 +131,13 @@ export async function deleteObject(kube: Kube, ref: ApiObjectRef, options: { rea
     // As for pods (lib/kube/pods.ts deletePod): a 404 to a retry of an attempt that may have been carried out reports
     // our own deletion; after a 429 or a refused connection, someone else's.
     if (isNotFound(error)) return isApiStatusAfterPossiblyAppliedAttempt(error, 404) ? { outcome: 'deleted', answerLost: true } : { outcome: 'already-gone' };
-    if (isApiStatus(error, 409) && error.reason === 'Conflict') return { outcome: 'replaced' };
+    if (isApiStatus(error, 409) && error.reason === 'Conflict') {
+      // An earlier attempt may have begun the deletion (of a kind with finalizers), which changes the object itself.
+      if (error.earlierAttemptMayHaveApplied) {
+        throw new KubeAnswerError(op, 'a retry found the object changed since it was read, after an attempt whose answer was lost: whether it was deleted is not known');
+      }
+      return { outcome: 'changed' };
+    }
     throw error;
   }
   if (!isDeletedStatus(answer)) {

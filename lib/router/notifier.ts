@@ -209,11 +209,13 @@ const SLACK_BLOCKS_MAX = 50;
  * A `plain_text` text object: Slack documents it as unformatted (no mrkdwn: `*bold*`, `_it_`, `~strike~`, backticks,
  * `>` quotes stay characters; no link-ifying of URLs or channel names, no mentions: `verbatim` and that parsing belong
  * to mrkdwn), `emoji: false` keeps `:skull:` as typed. `&`, `<` and `>` escaped all the same, cut to Slack's limit
- * without splitting an escape.
+ * without splitting an escape or a surrogate pair.
  */
 function plainText(line: string): { type: 'plain_text'; text: string; emoji: false } {
   const escaped = slackEscaped(line);
-  const text = escaped.length <= SLACK_TEXT_MAX ? escaped : `${escaped.slice(0, SLACK_TEXT_MAX - 1).replace(/&[a-z]{0,3}$/, '')}…`;
+  // clipped() backs off a high surrogate (half a character is no Unicode text, which Slack may refuse); the pattern
+  // backs off an escape cut short (`&am`).
+  const text = escaped.length <= SLACK_TEXT_MAX ? escaped : `${clipped(escaped, SLACK_TEXT_MAX - 1, '').replace(/&[a-z]{0,3}$/, '')}…`;
   return { type: 'plain_text', text, emoji: false };
 }
 

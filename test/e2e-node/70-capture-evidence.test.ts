@@ -253,7 +253,7 @@ describe('node: capture-evidence saves what the kubelet kept of a pod that resta
     assert.deepEqual(
       loopIndex.logs.map((l: any) => [l.container, l.log, l.status, l.reason ?? null]),
       [
-        ['app', 'current', 'none', "the container is waiting to restart (CrashLoopBackOff): it has no current log (the kubelet would answer its last run's, saved as its previous log)"],
+        ['app', 'current', 'none', "when the pod was read, the container was waiting to restart (CrashLoopBackOff): its current log was not read (the kubelet would have answered its last run's, saved as its previous log)"],
         ['app', 'previous', 'saved', null],
       ],
       loopData['evidence.json'],
@@ -267,7 +267,7 @@ describe('node: capture-evidence saves what the kubelet kept of a pod that resta
       [
         ['setup', 'current', 'saved', null],
         ['setup', 'previous', 'none', 'the container has not restarted: there is no previous log'],
-        ['sidecar', 'current', 'none', 'the container has not started yet (PodInitializing): it has no log'],
+        ['sidecar', 'current', 'none', 'when the pod was read, the container had not started yet (PodInitializing): its log was not read'],
         ['sidecar', 'previous', 'none', 'the container has not restarted: there is no previous log'],
       ],
       waitingData['evidence.json'],

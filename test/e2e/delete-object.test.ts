@@ -3,7 +3,8 @@
  * of a real API server after Falcosidekick-shaped POSTs of k8s_audit alerts, authenticated as its OWN generated
  * ServiceAccount: a RoleBinding, a ClusterRoleBinding (of a name with ':') and a Secret go; a recreated object
  * survives a stale alert; a forged alert (a time ahead of the clock) and bindings of protected subjects are left
- * alone; without the shared secret it refuses every call; its ClusterRole is exactly what RESOURCES asks for. Then the
+ * alone, a backdoor shielded by a protected subject refused loudly, Kubernetes' own bindings kept, a binding changed
+ * between its read and the DELETE kept (409 of the real server); without the shared secret it refuses every call; its ClusterRole is exactly what RESOURCES asks for. Then the
  * forwarder routes a k8s_audit alert to it, sending the secret.
  */
 import { strict as assert } from 'assert';
@@ -13,6 +14,7 @@ import * as path from 'path';
 import { api, apiOk, createNamespace, deleteNamespaces, objectEvents, recordedObjectEvents, sharedCluster, uniqueName, waitFor, type Cluster } from './helpers/cluster';
 import { clusterRoleRules, ensureDeployed, serviceAccountToken, writeTokenKubeconfig } from './helpers/deploy';
 import { assertRefusedOutsideRole, assertRoleGranted } from './helpers/least-privilege';
+import { FaultRelay } from './helpers/proxy';
 import { ServedFunction, stopAllFunctions } from './helpers/runtime';
 import { actionSuite } from './helpers/suite';
 import { DEPLOY_NAMESPACE } from './helpers/deploy';
@@ -237,18 +239,20 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
     assert.equal(await statusOf(cluster, paths.rolebinding(namespace, binding)), 200);
   });
 
-  it('leaves alone the bindings that keep defenders and Kubernetes running, and deletes a backdoor to everyone', async function () {
-    // Given: what a falco install binds (its ServiceAccount in the protected namespace falco), a binding of the nodes'
-    // group, and a backdoor that grants every authenticated user
-    const [defender, nodes, backdoor] = [`e2e-falco-${uniqueName('crb')}`, `e2e-nodes-${uniqueName('crb')}`, `e2e-backdoor-${uniqueName('crb')}`];
-    clusterWide.push(defender, nodes, backdoor);
+  it('leaves alone the bindings that keep defenders running, refuses a backdoor shielded by a defender, and deletes backdoors to everyone and to the nodes', async function () {
+    // Given: what a falco install binds (its ServiceAccount in the protected namespace falco), a backdoor that adds
+    // the scheduler's user next to its own, one that grants every node, and one that grants every authenticated user
+    const [defender, shielded, nodes, backdoor] = ['falco', 'shielded', 'nodes', 'backdoor'].map((what) => `e2e-${what}-${uniqueName('crb')}`);
+    clusterWide.push(defender, shielded, nodes, backdoor);
     await createClusterRoleBinding(cluster, defender, [{ kind: 'ServiceAccount', name: 'falco', namespace: 'falco' }]);
-    await createClusterRoleBinding(cluster, nodes, [{ kind: 'User', name: 'e2e-someone' }, { kind: 'Group', name: 'system:nodes', apiGroup: 'rbac.authorization.k8s.io' }]);
+    await createClusterRoleBinding(cluster, shielded, [{ kind: 'User', name: 'e2e-attacker' }, { kind: 'User', name: 'system:kube-scheduler', apiGroup: 'rbac.authorization.k8s.io' }]);
+    await createClusterRoleBinding(cluster, nodes, [{ kind: 'Group', name: 'system:nodes', apiGroup: 'rbac.authorization.k8s.io' }]);
     await createClusterRoleBinding(cluster, backdoor, [{ kind: 'Group', name: 'system:authenticated', apiGroup: 'rbac.authorization.k8s.io' }]);
 
     // When
-    const [kept, keptNodes, deleted] = [
+    const [kept, refused, deletedNodes, deleted] = [
       await fn.post(auditAlert('clusterrolebindings', null, defender, new Date()), BEARER),
+      await fn.post(auditAlert('clusterrolebindings', null, shielded, new Date()), BEARER),
       await fn.post(auditAlert('clusterrolebindings', null, nodes, new Date()), BEARER),
       await fn.post(auditAlert('clusterrolebindings', null, backdoor, new Date()), BEARER),
     ];
@@ -259,11 +263,73 @@ describe('e2e: delete-object on a real API server, as its own ServiceAccount (bu
       'protected-subject',
       `the ClusterRoleBinding '${defender}' is left alone: it binds the ServiceAccount "falco" of the protected namespace "falco"`,
     ]);
-    assert.deepEqual([keptNodes.body.code, keptNodes.body.reason], ['protected-subject', `the ClusterRoleBinding '${nodes}' is left alone: it binds the Group "system:nodes", one of Kubernetes' own identities`]);
+    assert.deepEqual([refused.status, refused.body.status, refused.body.code], [500, 'failed', 'shielded-binding'], refused.text);
+    assert.match(refused.body.error, new RegExp(`^the ClusterRoleBinding '${shielded}' is not deleted: of its 2 subjects, 1 is protected \\(the User "system:kube-scheduler", one of Kubernetes' own identities\\) and 1 is not;`));
     assert.equal(await statusOf(cluster, paths.clusterrolebinding(defender)), 200);
-    assert.equal(await statusOf(cluster, paths.clusterrolebinding(nodes)), 200);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding(shielded)), 200);
+    assert.equal(deletedNodes.body.status, 'done', deletedNodes.text);
+    assert.equal(await statusOf(cluster, paths.clusterrolebinding(nodes)), 404);
     assert.equal(deleted.body.status, 'done', deleted.text);
     assert.equal(await statusOf(cluster, paths.clusterrolebinding(backdoor)), 404);
+  });
+
+  it("keeps every binding of Kubernetes' own (the API server's defaults) by its name or its bootstrap label, whatever its subjects", async function () {
+    // A dry run, so that a binding it would not keep is reported, not deleted from the shared cluster.
+    const dry = await ServedFunction.start(NAME, {
+      env: { KUBECONFIG: writeTokenKubeconfig(cluster, path.join(scratch, 'own.kubeconfig.json'), await serviceAccountToken(cluster, NAME)), RULES: '*', DRY_RUN: 'true', INBOUND_SECRET: SECRET },
+    });
+    try {
+      const own = (await apiOk(cluster, { method: 'GET', path: `${RBAC}/clusterrolebindings?labelSelector=kubernetes.io%2Fbootstrapping` })).items as any[];
+      assert.ok(own.length >= 10, `only ${own.length} bootstrap ClusterRoleBindings`);
+      const answers: string[] = [];
+      for (const binding of own) {
+        const answer = await dry.post(auditAlert('clusterrolebindings', null, binding.metadata.name as string, new Date()), BEARER);
+        answers.push(`${binding.metadata.name as string}: ${answer.body.status as string} ${(answer.body.code as string | undefined) ?? ''}`);
+      }
+      assert.deepEqual(answers.filter((a) => !a.endsWith(': skipped cluster-critical')), [], answers.join('\n'));
+      // Among them the bindings to names that protect no binding of another name, and to the control-plane users.
+      const subjects = own.flatMap((b) => ((b.subjects ?? []) as { name: string }[]).map((x) => x.name));
+      for (const name of ['system:masters', 'system:authenticated', 'system:unauthenticated', 'system:kube-controller-manager', 'system:kube-scheduler', 'system:kube-proxy']) {
+        assert.ok(subjects.includes(name), `no bootstrap binding binds ${name}: ${[...new Set(subjects)].join(', ')}`);
+      }
+    } finally {
+      await dry.stop();
+    }
+  });
+
+  it('does not delete a binding changed between its read and the DELETE (the precondition on the resourceVersion read): failed, object-changed', async function () {
+    // Given: a relay in front of the API server that holds the DELETE until a subject was added to the binding
+    const relay = await FaultRelay.start(new URL(cluster.server), cluster.ca);
+    const name = `e2e-raced-${uniqueName('crb')}`;
+    clusterWide.push(name);
+    const created = await createClusterRoleBinding(cluster, name, [{ kind: 'User', name: 'e2e-attacker' }]);
+    const raced = await ServedFunction.start(NAME, {
+      env: { KUBECONFIG: writeTokenKubeconfig(cluster, path.join(scratch, 'raced.kubeconfig.json'), await serviceAccountToken(cluster, NAME), relay.url), RULES: '*', INBOUND_SECRET: SECRET },
+    });
+    try {
+      // Run when the DELETE arrives, so after the function's read: a subject added under its feet.
+      const addSubject = async () => {
+        const current = await apiOk(cluster, { method: 'GET', path: paths.clusterrolebinding(name) });
+        await apiOk(cluster, { method: 'PUT', path: paths.clusterrolebinding(name), body: { ...current, subjects: [...current.subjects, { kind: 'User', name: 'e2e-second' }] } });
+      };
+      relay.inject({ method: 'DELETE', path: /clusterrolebindings\//, fault: (n) => (n === 1 ? { kind: 'hold', until: addSubject() } : undefined) });
+
+      // When
+      const answer = await raced.post(auditAlert('clusterrolebindings', null, name, new Date()), BEARER);
+
+      // Then: the real API server refused the DELETE (409), and the answer says so
+      assert.deepEqual([answer.status, answer.body.status, answer.body.code], [500, 'failed', 'object-changed'], answer.text);
+      assert.equal(
+        answer.body.error,
+        `the ClusterRoleBinding '${name}' was not deleted: it changed, or another object took its name, since it was read and checked (uid ${created.metadata.uid as string}, resourceVersion "${created.metadata.resourceVersion as string}"), and the API server refused the DELETE (409); send the alert again to check it anew`,
+      );
+      assert.deepEqual(relay.requestsTo('DELETE', /clusterrolebindings\//).map((r) => r.upstreamStatus), [409]);
+      assert.deepEqual(relay.errors, []);
+      assert.equal(await statusOf(cluster, paths.clusterrolebinding(name)), 200);
+    } finally {
+      await raced.stop();
+      await relay.stop();
+    }
   });
 
   it('without the shared secret refuses every call (500, naming the Secret) and deletes nothing; with it, a call without the header gets 401', async function () {

@@ -78,7 +78,7 @@ function named(path: string): string {
 /**
  * Just enough of an API server, in memory, for the actions' calls and their races: objects by path, 404 for what is
  * absent, 409 for a create of an existing name, a stale resourceVersion (of a PUT or a patch) or a delete's uid
- * precondition that no longer holds, 422 for a patch naming another uid.
+ * or resourceVersion precondition that no longer holds, 422 for a patch naming another uid.
  * Every request is answered at once and in order, so ten concurrent alerts interleave as they would on a real one.
  * With `keepWrites: false` every write is answered as above but nothing is kept: each call finds the cluster as it was
  * set up (the steady state a bench repeats one alert against).
@@ -211,8 +211,11 @@ export class MemoryCluster {
       }
       case 'DELETE': {
         if (existing === undefined) return notFound();
-        const uid = (body as { preconditions?: { uid?: string } } | undefined)?.preconditions?.uid;
+        const { uid, resourceVersion } = (body as { preconditions?: { uid?: string; resourceVersion?: string } } | undefined)?.preconditions ?? {};
         if (uid !== undefined && uid !== existing.metadata?.uid) return conflict(`Precondition failed: UID in precondition: ${uid}`);
+        if (resourceVersion !== undefined && resourceVersion !== existing.metadata?.resourceVersion) {
+          return conflict(`Precondition failed: ResourceVersion in precondition: ${resourceVersion}, ResourceVersion in object meta: ${existing.metadata?.resourceVersion}`);
+        }
         if (this.keepWrites) this.objects.delete(path);
         return [200, existing];
       }

@@ -26,8 +26,8 @@ function hostileAlert() {
   return decodeOrThrow(FalcoAlert, a);
 }
 
-const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'aws-creds', namespace: 'prod', uid: 'uid-aws-creds' } };
-const clusterRole = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated' } };
+const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'aws-creds', namespace: 'prod', uid: 'uid-aws-creds', resourceVersion: '1' } };
+const clusterRole = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated', resourceVersion: '1' } };
 
 const CASES: [string, Target, [string, Record<string, unknown>][]][] = [
   [

@@ -136,9 +136,9 @@ const CASES: readonly Case[] = [
         [
           ['setup', 'current', 'saved', null],
           ['setup', 'previous', 'none', 'the container has not restarted: there is no previous log'],
-          ['app', 'current', 'none', 'the container is waiting to restart (CrashLoopBackOff): it has no current log (the kubelet would answer its last run\'s, saved as its previous log)'],
+          ['app', 'current', 'none', "when the pod was read, the container was waiting to restart (CrashLoopBackOff): its current log was not read (the kubelet would have answered its last run's, saved as its previous log)"],
           ['app', 'previous', 'saved', null],
-          ['later', 'current', 'none', 'the container has not started yet (PodInitializing): it has no log'],
+          ['later', 'current', 'none', 'when the pod was read, the container had not started yet (PodInitializing): its log was not read'],
           ['later', 'previous', 'none', 'the container has not restarted: there is no previous log'],
         ],
       );

@@ -6,7 +6,7 @@ import networkIsolate from '../../functions/network-isolate/action';
 import forwarder from '../../functions/forwarder/router';
 import type { PodAction } from '../../lib/action';
 import { decodeEvent } from '../../lib/event';
-import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES_CHECK, type Skip } from '../../lib/checks';
+import { MINIMUM_PRIORITY_CHECK, OPT_OUT_CHECK, PROTECTED_NAMESPACE_CHECK, RULES_CHECK, type CheckFailure, type Skip } from '../../lib/checks';
 import { guardParams, type GuardSettings } from '../../lib/guards';
 import { readParams, type ParamSpecs } from '../../lib/params';
 import type { FalcoAlert } from '../../lib/alert';
@@ -36,8 +36,8 @@ const terminating = (since: string, grace: number) => {
 
 interface Case {
   readonly name: string;
-  run(): Skip | undefined;
-  readonly expected: Skip | undefined;
+  run(): Skip | CheckFailure | undefined;
+  readonly expected: Skip | CheckFailure | undefined;
 }
 
 /** One check of an action, by its declared name, run on `input` decoded with the action's own parameters from `env`. */
@@ -47,7 +47,7 @@ function own<P extends ParamSpecs>(
   found: unknown,
   env: Record<string, string> = {},
   data?: Record<string, any>,
-): () => Skip | undefined {
+): () => Skip | CheckFailure | undefined {
   const check = action.ownChecks.find((c) => c.name === name);
   assert.ok(check, `${action.name} declares no check ${name}`);
   return () => check.check({ alert: decoded(data), target: podTarget(found), params: readParams(action.ownParameters, env), isProtectedNamespace: () => false, now: Date.now() });

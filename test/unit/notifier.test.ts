@@ -108,6 +108,16 @@ describe('notifier: the summary of what the actions did (lib/router/notifier.ts)
       assert.match(line.text.text, /(&amp;|&lt;)…$/);
     });
 
+    it('cuts a block at 3000 characters without splitting a surrogate pair (a lone surrogate is no Unicode text: Slack may refuse the body)', () => {
+      // An emoji (two UTF-16 units) straddles the cut at 2999 for one of the two paddings.
+      for (const pad of [0, 1]) {
+        const wide: ActionReport = { ...labelled, message: `${'x'.repeat(pad)}${'\u{1F600}'.repeat(249)}`, answer: { status: 'done', target: { resource: 'secrets', namespace: '&'.repeat(253), name: '&'.repeat(253) }, dryRun: false } };
+        const [, line] = slackBody(summary([wide])).blocks;
+        assert.ok(line.text.text.length <= 3000, String(line.text.text.length));
+        assert.doesNotMatch(line.text.text, /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/, `padding ${pad}: a lone surrogate at the cut: ${JSON.stringify(line.text.text.slice(-3))}`);
+      }
+    });
+
     it('writes the plain JSON body exactly, with nothing of the alert but its event-id, rule, priority and namespace', () => {
       assert.deepEqual(jsonBody(summary([labelled, wouldDelete, timedOut])), {
         source: 'falco-response',

@@ -220,11 +220,11 @@ describe('the metrics of every function (lib/metrics.ts, lib/entry.ts)', () => {
     assert.equal(
       metrics.render(),
       [
-        '# HELP falco_response_alerts_total Alerts answered, by function, outcome (the answer status) and code (the skip code, empty for other outcomes).',
+        '# HELP falco_response_alerts_total Alerts answered, by function, outcome (the answer status) and code (the skip code, or the failure code of a refusal such as shielded-binding; empty otherwise).',
         '# TYPE falco_response_alerts_total counter',
         'falco_response_alerts_total{function="delete-pod",outcome="done",code=""} 1',
         'falco_response_alerts_total{function="delete-pod",outcome="skipped",code="rule-not-selected"} 1',
-        "# HELP falco_response_answer_seconds Time from a call's arrival to its answer, in seconds (calls refused with 401 or 503 are not in it).",
+        "# HELP falco_response_answer_seconds Time from a call's arrival to its answer, in seconds (calls refused are not in it: 401 unauthorized, 500 secret-unusable or secret-missing, 503 overloaded).",
         '# TYPE falco_response_answer_seconds histogram',
         ...buckets.map((le) => `falco_response_answer_seconds_bucket{function="delete-pod",le="${le}"} 2`),
         'falco_response_answer_seconds_sum{function="delete-pod"} 0',

@@ -263,7 +263,7 @@ describe('targets: what an action acts on (lib/targets/)', () => {
   describe('audit-object: the object a k8s_audit alert names', () => {
     const configMaps = () => reporter(AUDIT_OBJECT_TARGET, { resources: ['configmaps', 'clusterroles'] });
     const CONFIGMAP_TARGET = { resource: 'configmaps', namespace: 'default', name: 'aws-creds' };
-    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated' }, rules: [] };
+    const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'escalated', uid: 'uid-escalated', resourceVersion: '1' }, rules: [] };
     const sawConfigMap = {
       status: 'done',
       action: 'report-audit-object',
