@@ -135,7 +135,8 @@ describe('node: cordon-node cordons the node a running pod is on, and the schedu
   it('cordons and taints it keeping its taint, with Events on the node and the pod; a repeat writes nothing; a new pod stays Pending', async () => {
     // Given the node with a taint of its own, and cordon-node configured to taint too (no longer protecting it)
     await kubectlOk(['taint', 'node', nodeName, `${PREEXISTING.key}=${PREEXISTING.value}:${PREEXISTING.effect}`]);
-    await setEnv(withValues(originalEnv!, { RULES: 'Terminal shell in container', TAINT_EFFECT: 'NoSchedule' }));
+    // SETTLED_SECONDS 0: the repeat below must read the node again and find it cordoned, not be answered from memory
+    await setEnv(withValues(originalEnv!, { RULES: 'Terminal shell in container', TAINT_EFFECT: 'NoSchedule', SETTLED_SECONDS: '0' }));
     const before = await getJson(['node', nodeName]);
     const alerted = await getJson(['pod', ALERTED, '-n', WORKLOAD_NAMESPACE]);
     const patchesBefore = await nodePatches();
