@@ -74,7 +74,10 @@ describe('node: routing follows the ConfigMap; delete-pod deletes a running pod'
       return pods.length === 2 && pods.every((p) => p.metadata.name !== name) ? pods[pods.length - 1] : undefined;
     }, 120000);
     const ready = Date.now() - sent;
-    await waitFor(`the pod object ${name} gone`, async () => ((await kubectl(['get', 'pod', name, '-n', WORKLOAD_NAMESPACE])).code !== 0 ? true : undefined), 60000);
+    // The object goes once the kubelet has torn the pod down (its volumes too) and confirmed: 4-11 s seen here, once
+    // past 60 s on a loaded machine with the container long stopped and the replacement Ready; the bound only catches
+    // a pod that never goes.
+    await waitFor(`the pod object ${name} gone`, async () => ((await kubectl(['get', 'pod', name, '-n', WORKLOAD_NAMESPACE])).code !== 0 ? true : undefined), 180000);
     const gone = Date.now() - sent;
     console.log(
       `      container stopped ${(stopped / 1000).toFixed(1)} s, replacement ${replacement.metadata.name} Ready ${(ready / 1000).toFixed(1)} s, ` +
