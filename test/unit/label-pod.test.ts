@@ -68,6 +68,16 @@ const alreadyLabelled = {
   details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(false), changed: false, eventRecorded: false },
 };
 
+/** The answer of the default labelling of a pod not labelled yet, its Event queued. */
+const labelledAnswer = {
+  status: 'done',
+  action: 'label-pod',
+  target: TARGET,
+  dryRun: false,
+  message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
+  details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
+};
+
 /** Label values from hostile rule names: what falco.org/rule becomes, or undefined when it is left out. */
 const HOSTILE_RULES: [string, string, string | undefined][] = [
   ['spaces', 'Write below etc', 'Write-below-etc-44d1fc65'],
@@ -114,14 +124,7 @@ const CASES: readonly ActionCase[] = [
         ),
       }),
     ],
-    answer: {
-      status: 'done',
-      action: 'label-pod',
-      target: TARGET,
-      dryRun: false,
-      message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
-    },
+    answer: labelledAnswer,
   },
   {
     // The first delivery labels the pod; the nine others come within SETTLED_SECONDS and are answered from memory
@@ -129,14 +132,7 @@ const CASES: readonly ActionCase[] = [
     deliveries: 10,
     calls: [GET(POD, [200, podObject('default', 'kubecon', { ownerKind: 'ReplicaSet' })]), PATCH(POD, [200, labelledPod()]), POST(EVENTS, STORED)],
     answers: [
-      {
-        status: 'done',
-        action: 'label-pod',
-        target: TARGET,
-        dryRun: false,
-        message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-        details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
-      },
+      labelledAnswer,
       ...Array.from({ length: 9 }, () => settledAnswer('label-pod', 'event-0')),
     ],
   },
@@ -216,14 +212,7 @@ const CASES: readonly ActionCase[] = [
       ...repeat(9, [GET(POD, [200, labelledPod()])]),
     ],
     answers: [
-      {
-        status: 'done',
-        action: 'label-pod',
-        target: TARGET,
-        dryRun: false,
-        message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-        details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
-      },
+      labelledAnswer,
       ...Array.from({ length: 9 }, () => alreadyLabelled),
     ],
   },
@@ -384,14 +373,7 @@ const CASES: readonly ActionCase[] = [
   {
     title: 'still reports the labelling when the audit Event cannot be recorded',
     calls: [GET(POD, [200, pod()]), PATCH(POD, [200, pod()]), POST(EVENTS, [403, status(403, 'Forbidden', 'events is forbidden')])],
-    answer: {
-      status: 'done',
-      action: 'label-pod',
-      target: TARGET,
-      dryRun: false,
-      message: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`,
-      details: { labels: DEFAULT_LABELS, removed: [], notes: [], touched: TOUCHED(true), changed: true, eventRecorded: 'queued' },
-    },
+    answer: labelledAnswer,
     // the answer comes first and says the Event is queued; the warning follows it, naming the call
     log: [
       alertHandled('info', { outcome: 'done', result: `labelled the pod 'kubecon' in the namespace 'default' (${LABELS})`, dryRun: false }),

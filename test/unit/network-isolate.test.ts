@@ -80,6 +80,15 @@ const hostNetworkPod = { ...pod(), spec: { ...pod().spec, hostNetwork: true } };
 
 /** The answer of an isolation: its message, the policy's step, whether the pod was labelled. */
 const ALREADY = `the pod 'kubecon' in the namespace 'default' is already isolated: ${IN_PLACE} and the pod carries ${QUARANTINE}=true`;
+/** The answer for a pod already isolated: nothing read was changed, no Event. */
+const alreadyIsolated = {
+  status: 'done',
+  action: 'network-isolate',
+  target: TARGET,
+  dryRun: false,
+  message: ALREADY,
+  details: { touched: touched(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false },
+};
 const LABELLED_ONLY = `isolated the pod 'kubecon' in the namespace 'default': ${IN_PLACE}; labelled the pod ${QUARANTINE}=true`;
 
 const CASES: readonly ActionCase[] = [
@@ -111,14 +120,7 @@ const CASES: readonly ActionCase[] = [
     deliveries: 10,
     calls: [GET(POD, [200, quarantinedPod()]), GET(POLICY, [200, storedPolicy()])],
     answers: [
-      {
-        status: 'done',
-        action: 'network-isolate',
-        target: TARGET,
-        dryRun: false,
-        message: ALREADY,
-        details: { touched: touched(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false },
-      },
+      alreadyIsolated,
       ...Array.from({ length: 9 }, () => settledAnswer('network-isolate', 'event-0')),
     ],
   },
@@ -127,14 +129,7 @@ const CASES: readonly ActionCase[] = [
     env: { SETTLED_SECONDS: '0' },
     deliveries: 10,
     calls: repeat(10, [GET(POD, [200, quarantinedPod()]), GET(POLICY, [200, storedPolicy()])]),
-    answers: Array.from({ length: 10 }, () => ({
-      status: 'done',
-      action: 'network-isolate',
-      target: TARGET,
-      dryRun: false,
-      message: ALREADY,
-      details: { touched: touched(false, false), policy: 'falco-response-quarantine', policyStep: 'unchanged', labelled: false, changed: false, eventRecorded: false },
-    })),
+    answers: Array.from({ length: 10 }, () => alreadyIsolated),
   },
   {
     title: 'a second pod of the namespace: the policy is there, only the label is written',
